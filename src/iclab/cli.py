@@ -1,0 +1,237 @@
+"""The ``iclab`` command line. Heavy imports (torch, matplotlib) happen inside the commands, so
+``iclab --help`` answers at once.
+
+    iclab demo [--out DIR]
+    iclab train CONFIG.yaml [--set key=value ...] [--resume] [--out DIR]
+    iclab eval RUN_DIR [--shift NAME ...] [--learner SPEC ...]
+    iclab report RUN_DIR
+    iclab list
+
+Bad input prints one line, ``iclab: error: ...``, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iclab", description="Train small sequence models on in-context learning "
+                                "tasks and compare them with the learning algorithms they might implement.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="train, evaluate and report on linear regression (d=5) in a few CPU minutes")
+    d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+    t = sub.add_parser("train", help="train a model from a YAML config (then evaluate and report)")
+    t.add_argument("config", nargs="?", help="YAML config file (optional with --resume or --recipe)")
+    t.add_argument("--recipe", help="start from a named recipe instead of a file (see `iclab list`)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.steps=2000 (repeatable)")
+    t.add_argument("--out", help="run folder (default: runs/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+
+    e = sub.add_parser("eval", help="error-vs-k curves of a trained run and its reference learners")
+    e.add_argument("run_dir")
+    e.add_argument("--shift", action="append", help="distribution shift to evaluate on (repeatable)")
+    e.add_argument("--learner", action="append", help="reference learner spec, e.g. 'ridge(lam=0.1)' (repeatable)")
+    e.add_argument("--prompts", type=int, help="number of held-out prompts (default: the config's eval.n_prompts)")
+    e.add_argument("--device", help="cpu, cuda, ... (default: the run's train.device)")
+
+    r = sub.add_parser("report", help="write RUN_DIR/report.html from the run's files")
+    r.add_argument("run_dir")
+
+    sub.add_parser("list", help="registered tasks, models, encoders, learners, shifts and recipes")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    from iclab.errors import TrainingError, UserError
+
+    try:
+        return {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "report": cmd_report,
+                "list": cmd_list}[args.command](args)
+    except UserError as e:
+        print(f"iclab: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"iclab: training stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("iclab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    from iclab.errors import RunFolderError
+
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: exists and is not a folder")
+    if not any(run_dir.iterdir()):
+        return
+    if not (run_dir / "config.yaml").is_file():
+        raise RunFolderError(f"{run_dir}: exists, is not empty and is not an iclab run folder; choose another --out")
+    if not overwrite:
+        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it, --overwrite to "
+                             f"replace it, or --out to choose another folder")
+    shutil.rmtree(run_dir)
+
+
+def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
+    from iclab.evaluate import evaluate_run
+    from iclab.report import write_report
+    from iclab.train.loop import train
+
+    t0 = time.perf_counter()
+    result = train(cfg, run_dir, resume=resume)
+    if result.status == "interrupted":
+        return 0
+    print(f"trained {result.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
+    if cfg.eval.after_train:
+        rows = evaluate_run(run_dir)
+        report = write_report(run_dir)
+        _print_summary(rows, cfg.task.n_dims)
+        print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _print_summary(rows: list[dict], d: int) -> None:
+    from iclab.report.plots import display_name
+
+    std = [r for r in rows if r["shift"] == "standard"]
+    if not std:
+        return
+    max_k = max(r["k"] for r in std)
+    ks = [k for k in sorted({1, d, 2 * d, max_k}) if k <= max_k]
+    learners = list(dict.fromkeys(r["learner"] for r in std))
+    by = {(r["learner"], r["k"]): r["mean"] for r in std}
+    width = max(len(display_name(lab)) for lab in learners)
+    print("squared error / d at k in-context examples (standard prompts)")
+    print(" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks))
+    for lab in learners:
+        print(f"{display_name(lab):<{width}}" + "".join(f"{by[(lab, k)]:>9.3f}" for k in ks))
+
+
+def cmd_demo(args) -> int:
+    from iclab.config import apply_overrides, run_config_from_dict, to_dict
+    from iclab.recipes import demo
+
+    cfg = run_config_from_dict(apply_overrides(to_dict(demo()), args.set))
+    run_dir = Path(args.out)
+    _prepare_run_dir(run_dir, args.overwrite)
+    print(f"iclab demo: training a {cfg.model.n_layer}-layer transformer on linear regression (d={cfg.task.n_dims}, "
+          f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}", file=sys.stderr)
+    return _train_evaluate_report(cfg, run_dir, resume=False)
+
+
+def cmd_train(args) -> int:
+    from iclab.config import apply_overrides, load_config, read_yaml, run_config_from_dict, to_dict
+    from iclab.errors import UserError
+
+    if args.config and args.recipe:
+        raise UserError("give a CONFIG file or --recipe, not both")
+    if args.config:
+        cfg = load_config(args.config, args.set)
+    elif args.recipe:
+        from iclab.recipes import RECIPES
+
+        if args.recipe not in RECIPES:
+            raise UserError(f"--recipe: unknown recipe {args.recipe!r}; available: {', '.join(RECIPES)}")
+        cfg = run_config_from_dict(apply_overrides(to_dict(RECIPES[args.recipe]()), args.set))
+    elif args.resume and args.out:
+        from iclab.run import read_run_config
+
+        read_run_config(Path(args.out))  # clear error when the folder is not a run
+        cfg = run_config_from_dict(apply_overrides(read_yaml(Path(args.out) / "config.yaml"), args.set))
+    else:
+        raise UserError("train needs a CONFIG file (or --recipe NAME, or --resume --out RUN_DIR)")
+    run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
+    if args.resume:
+        from iclab.run import read_run_config
+
+        read_run_config(run_dir)
+    else:
+        _prepare_run_dir(run_dir, args.overwrite)
+    return _train_evaluate_report(cfg, run_dir, resume=args.resume)
+
+
+def cmd_eval(args) -> int:
+    from iclab.errors import UserError
+    from iclab.evaluate import evaluate_run
+    from iclab.run import read_run_config
+
+    if args.prompts is not None and args.prompts < 1:
+        raise UserError(f"--prompts: must be a positive integer, got {args.prompts}")
+    cfg = read_run_config(Path(args.run_dir))
+    if args.learner:
+        from iclab.learners import parse_learner_spec
+
+        for spec in args.learner:
+            parse_learner_spec(spec, "--learner")
+    if args.device:
+        from iclab.utils import resolve_device
+
+        resolve_device(args.device)
+    rows = evaluate_run(args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts,
+                        device=args.device)
+    _print_summary(rows, cfg.task.n_dims)
+    print(f"curves: {Path(args.run_dir) / 'eval' / 'curves.csv'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from iclab.report import write_report
+
+    print(f"report: {write_report(args.run_dir)}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    import inspect
+
+    from iclab.learners import LEARNERS
+    from iclab.models import ENCODERS, MODELS
+    from iclab.recipes import RECIPES
+    from iclab.tasks import SHIFTS, TASKS
+
+    def first_line(obj) -> str:
+        return (inspect.getdoc(obj) or "").splitlines()[0] if inspect.getdoc(obj) else ""
+
+    print("tasks:")
+    for name, cls in TASKS.items():
+        print(f"  {name:<24} {first_line(cls)}")
+    print("models:")
+    for name, cls in MODELS.items():
+        print(f"  {name:<24} encoders: {', '.join(cls.encoders)}")
+    print("encoders:")
+    for name in ENCODERS:
+        print(f"  {name}")
+    print("learners:")
+    for name, cls in LEARNERS.items():
+        sig = inspect.signature(cls.__init__)
+        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values() if p.name != "self")
+        print(f"  {name + ('(' + params + ')' if params else ''):<24} {first_line(cls)}")
+    print("shifts:")
+    for name in SHIFTS:
+        print(f"  {name}")
+    print("recipes:")
+    for name, fn in RECIPES.items():
+        print(f"  {name:<24} {first_line(fn)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

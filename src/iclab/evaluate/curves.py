@@ -1,0 +1,81 @@
+"""Error-versus-k curves with 95% confidence intervals over a fixed held-out prompt set.
+
+The error at ``k`` is the squared error of the prediction for point ``k + 1`` given the first ``k``
+points, divided by the input dimension ``d`` (Garg et al. 2022), averaged over prompts. The interval
+is the normal approximation ``mean +- 1.96 * sd / sqrt(n)``, which is accurate at the default 1280
+prompts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import torch
+
+from iclab.types import Learner, Prompts
+
+COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")
+Z_95 = 1.959964
+
+
+def squared_errors(learner: Learner, prompts: Prompts, n_dims: int) -> torch.Tensor:
+    """Per-prompt, per-position error ``(y_hat - y)^2 / n_dims``, shape (B, N), in float64."""
+    pred = learner.predict(prompts).to(torch.float64).cpu()
+    return (pred - prompts.ys.to(torch.float64).cpu()) ** 2 / n_dims
+
+
+def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
+    n = errors.shape[0]
+    mean = errors.mean(0)
+    sd = errors.std(0, unbiased=True) if n > 1 else torch.zeros_like(mean)
+    half = Z_95 * sd / math.sqrt(n)
+    return [
+        {"learner": label, "shift": shift, "k": k, "mean": float(m), "ci_low": float(m - h), "ci_high": float(m + h)}
+        for k, (m, h) in enumerate(zip(mean.tolist(), half.tolist()))
+    ]
+
+
+def error_curves(learners: list[Learner], prompts: Prompts, n_dims: int, shift: str = "standard") -> list[dict]:
+    """Rows ``{learner, shift, k, mean, ci_low, ci_high}`` for every learner and every ``k``.
+
+    Example::
+
+        rows = error_curves([model, make_learner("least_squares")], task.eval_prompts(1280, seed=1), 5)
+    """
+    rows = []
+    for learner in learners:
+        rows.extend(curve_rows(squared_errors(learner, prompts, n_dims), learner.label, shift))
+    return rows
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, **{k: f"{row[k]:.6g}" for k in ("mean", "ci_low", "ci_high")}})
+    return buf.getvalue()
+
+
+def read_curves(path: Path) -> list[dict]:
+    from iclab.errors import RunFolderError
+
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [{"learner": r["learner"], "shift": r["shift"], "k": int(r["k"]), "mean": float(r["mean"]),
+                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"])} for r in rows]
+    except (KeyError, ValueError, TypeError, csv.Error):
+        raise RunFolderError(f"{path}: not a curves file (columns {', '.join(COLUMNS)})") from None
+
+
+def error_at(rows: list[dict], learner: str, k: int, shift: str = "standard") -> float:
+    for row in rows:
+        if row["learner"] == learner and row["k"] == k and row["shift"] == shift:
+            return row["mean"]
+    raise KeyError((learner, k, shift))

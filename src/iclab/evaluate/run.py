@@ -1,0 +1,61 @@
+"""Evaluate a trained run: the network and its task's reference learners on held-out prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from iclab.evaluate.curves import error_curves, rows_to_csv
+from iclab.learners import make_learner
+from iclab.utils import atomic_write_text, resolve_device
+
+
+def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners: list | None = None,
+                 n_prompts: int | None = None, device: str | None = None, plot: bool = True) -> list[dict]:
+    """Write ``eval/curves.csv`` (and ``plots/curves_<shift>.png``) for a run; return the rows.
+
+    ``learners`` defaults to the run config's ``eval.learners``, else the task's relevant learners.
+    The network's rows are under learner ``model``.
+    """
+    from iclab.run import load_model
+    from iclab.tasks import SHIFTS, apply_shift, make_task
+
+    run_dir = Path(run_dir)
+    cfg, model, step = load_model(run_dir)
+    model = model.to(resolve_device(device or cfg.train.device))
+    task = make_task(cfg.task)
+    shifts = shifts or cfg.eval.shifts
+    for shift in shifts:
+        if shift not in SHIFTS:
+            from iclab.errors import UserError
+
+            raise UserError(f"--shift: unknown shift {shift!r}; available: {', '.join(SHIFTS)}")
+    specs = learners if learners is not None else (cfg.eval.learners or task.relevant_learners())
+    refs = [make_learner(spec, f"learner {spec!r}") for spec in specs]
+    n = n_prompts or cfg.eval.n_prompts
+    rows = []
+    for shift in shifts:
+        prompts = apply_shift(shift, task, n, cfg.eval.seed)
+        with torch.no_grad():
+            rows += error_curves([_Batched(model, cfg.eval.batch_size), *refs], prompts, cfg.task.n_dims, shift)
+    atomic_write_text(run_dir / "eval" / "curves.csv", rows_to_csv(rows))
+    if plot:
+        from iclab.report.plots import plot_curves
+
+        for shift in shifts:
+            plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{shift}.png",
+                        n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}")
+    return rows
+
+
+class _Batched:
+    """The network as a learner, predicting in batches of ``batch_size`` prompts."""
+
+    label = "model"
+
+    def __init__(self, model, batch_size: int) -> None:
+        self.model, self.batch_size = model, batch_size
+
+    def predict(self, prompts):
+        return self.model.predict(prompts, batch_size=self.batch_size)

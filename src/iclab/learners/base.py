@@ -1,0 +1,130 @@
+"""Shared machinery of the reference learners: parameters, labels, spec parsing, prefix sums.
+
+A reference learner is built from a *spec*: a name (``"least_squares"``), a call string
+(``"ridge(lam=0.25)"``) or a mapping (``{"name": "ridge", "lam": 0.25}``). Its parameters are the
+keyword arguments of its ``__init__``, checked on construction.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from typing import Any
+
+import torch
+
+from iclab.errors import ConfigError
+from iclab.types import Prompts
+
+COMPUTE_DTYPE = torch.float64  # reference algorithms run in double precision, then cast back
+
+
+class ReferenceLearner:
+    """Base class: subclasses set ``name`` and implement ``_predict(xs, ys) -> (B, N)`` in float64."""
+
+    name: str = ""
+    # tasks whose prompts carry real-valued labels; token tasks get their own learners
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+
+    def _set_params(self, **params: Any) -> None:
+        self._params = params
+        for key, value in params.items():
+            setattr(self, key, value)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def label(self) -> str:
+        if not self._params:
+            return self.name
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params.items())
+        return f"{self.name}({args})"
+
+    def __repr__(self) -> str:
+        return self.label
+
+    def predict(self, prompts: Prompts) -> torch.Tensor:  # (B, N)
+        xs = prompts.xs.to(COMPUTE_DTYPE)
+        ys = prompts.ys.to(COMPUTE_DTYPE)
+        with torch.no_grad():
+            return self._predict(xs, ys).to(prompts.ys.dtype)
+
+    def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def exclusive_cumsum(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``out[:, i] = sum_{j < i} t[:, j]``: the statistic of the prefix that precedes position i."""
+    c = torch.cumsum(t, dim=dim)
+    return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim=dim)
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
+
+
+def parse_learner_spec(spec: Any, path: str = "learner") -> tuple[str, dict[str, Any]]:
+    """Parse and check a learner spec; return ``(name, kwargs)`` or raise :class:`ConfigError`."""
+    import yaml
+
+    from iclab.learners import LEARNERS
+
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("name", None)
+        kwargs = spec
+    elif isinstance(spec, str):
+        m = _CALL.match(spec)
+        if not m:
+            raise ConfigError(f"{path}: expected a learner name or call like 'ridge(lam=0.25)', got {spec!r}")
+        name, argstr = m.group(1), m.group(2)
+        kwargs = {}
+        if argstr and argstr.strip():
+            for part in argstr.split(","):
+                key, sep, raw = part.partition("=")
+                if not sep:
+                    raise ConfigError(f"{path}: arguments must be key=value, got {part.strip()!r} in {spec!r}")
+                kwargs[key.strip()] = yaml.safe_load(raw.strip())
+    else:
+        raise ConfigError(f"{path}: expected a learner name, call string or mapping, got {spec!r}")
+    if name not in LEARNERS:
+        raise ConfigError(f"{path}: unknown learner {name!r}; registered: {', '.join(sorted(LEARNERS))}")
+    cls = LEARNERS[name]
+    sig = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    allowed = [p for p in sig.parameters if p != "self"]
+    from iclab.config import _convert
+
+    out = {}
+    for key, value in kwargs.items():
+        if key not in allowed:
+            what = ", ".join(allowed) if allowed else "none"
+            raise ConfigError(f"{path}: learner {name!r} has no parameter {key!r}; parameters: {what}")
+        out[key] = _convert(hints.get(key, Any), value, f"{path}.{key}")
+    try:
+        cls(**out)  # run the learner's own value checks
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return name, out
+
+
+def make_learner(spec: Any, path: str = "learner") -> ReferenceLearner:
+    """Build a reference learner from a spec: ``make_learner("knn(k=3)")``."""
+    from iclab.learners import LEARNERS
+
+    name, kwargs = parse_learner_spec(spec, path)
+    return LEARNERS[name](**kwargs)
+
+
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)

@@ -1,0 +1,123 @@
+"""Minimum-norm least squares on every prefix (the Bayes-optimal predictor for noiseless regression
+with a Gaussian prior on w, Garg et al. 2022; Akyürek et al. 2022).
+
+All prefixes are solved in one pass over the prompt by Greville's recursion for the pseudo-inverse,
+vectorised over prompts. After the examples ``x_1..x_{i-1}`` it holds
+
+- ``w``: the minimum-norm least-squares solution on the prefix,
+- ``M = (X^T X)^+``: the pseudo-inverse of the prefix Gram matrix,
+- ``Q``: the projector onto the orthogonal complement of the span of the prefix inputs.
+
+A new example ``x`` either brings a new direction ``c = Q x != 0`` (the system stays consistent and
+``w`` moves along ``c``) or lies in the span (a rank-one Sherman–Morrison update of ``M``). Each step
+costs O(d^2) per prompt, against O(i d^2) for a fresh solve per prefix, and handles rank-deficient
+prefixes (fewer examples than dimensions, inactive curriculum coordinates, subspace shifts) exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from iclab.learners.base import ReferenceLearner, check
+
+NEW_DIRECTION_RTOL = 1e-9  # |Q x|^2 / |x|^2 below this counts as "x lies in the span already"
+
+
+def min_norm_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """``W[:, i]`` = minimum-norm least-squares solution on ``(xs[:, :i], ys[:, :i])``; shape (B, N, d)."""
+    b, n, d = xs.shape
+    w = xs.new_zeros(b, d)
+    m = xs.new_zeros(b, d, d)  # (X^T X)^+
+    q = torch.eye(d, dtype=xs.dtype, device=xs.device).expand(b, d, d).clone()  # projector onto span(X)^perp
+    out = xs.new_zeros(b, n, d)
+    spanning = False  # once every prompt's inputs span R^d, q is 0 and only case 2 remains
+    for i in range(n):
+        out[:, i] = w
+        if i == n - 1:
+            break
+        x, y = xs[:, i], ys[:, i]  # (B, d), (B,)
+        u = torch.bmm(m, x.unsqueeze(-1)).squeeze(-1)  # M x
+        s = (u * x).sum(-1)  # x^T M x
+        resid = y - (x * w).sum(-1)
+        if spanning:
+            e = 1 / (1 + s)
+            w = w + u * (resid * e).unsqueeze(-1)
+            m = torch.baddbmm(m, (u * e.unsqueeze(-1)).unsqueeze(-1), u.unsqueeze(-2), alpha=-1)
+            continue
+        c = torch.bmm(q, x.unsqueeze(-1)).squeeze(-1)  # component of x outside the span
+        cc = (c * c).sum(-1)
+        new = cc > NEW_DIRECTION_RTOL * (x * x).sum(-1)  # (B,)
+        newf = new.to(xs.dtype)
+        # case 1 (new direction): M' = M - (c u^T + u c^T)/cc + (1 + s) c c^T / cc^2, Q' = Q - c c^T / cc,
+        #                          w' = w + c resid / cc (the prefix stays exactly interpolated)
+        # case 2 (in the span):    M' = M - u u^T / (1 + s), w' = w + u resid / (1 + s)
+        a = newf / torch.where(new, cc, torch.ones_like(cc))
+        bb = a * a * (1 + s)
+        e = (1 - newf) / (1 + s)
+        w = w + (c * a.unsqueeze(-1) + u * e.unsqueeze(-1)) * resid.unsqueeze(-1)
+        basis = torch.stack([c, u], dim=-1)  # (B, d, 2)
+        coef = torch.stack([torch.stack([bb, -a], -1), torch.stack([-a, -e], -1)], -2)  # (B, 2, 2)
+        m = torch.baddbmm(m, torch.bmm(basis, coef), basis.transpose(-1, -2))
+        q = torch.baddbmm(q, (c * a.unsqueeze(-1)).unsqueeze(-1), c.unsqueeze(-2), alpha=-1)
+        spanning = not bool(new.any()) and i + 1 >= d and bool((torch.diagonal(q, dim1=-2, dim2=-1).sum(-1) < 0.5).all())
+    return out
+
+
+class LeastSquares(ReferenceLearner):
+    """Minimum-norm least squares fitted to the prefix; predicts 0 with no examples.
+
+    ``y_hat_i = x_i . pinv(X_{<i}) y_{<i}``. With fewer examples than dimensions it interpolates the
+    prefix with the smallest-norm w (numpy's ``lstsq`` answer).
+    """
+
+    name = "least_squares"
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def weights(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N, d)
+        return min_norm_prefix_solutions(xs, ys)
+
+    def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        return (self.weights(xs, ys) * xs).sum(-1)
+
+
+def ridge_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, lam: float) -> torch.Tensor:
+    """``W[:, i] = (X^T X + lam I)^{-1} X^T y`` on the prefix ``:i``, by recursive least squares."""
+    b, n, d = xs.shape
+    p = torch.eye(d, dtype=xs.dtype, device=xs.device).expand(b, d, d) / lam  # (X^T X + lam I)^{-1}
+    p = p.clone()
+    w = xs.new_zeros(b, d)
+    out = xs.new_zeros(b, n, d)
+    for i in range(n):
+        out[:, i] = w
+        if i == n - 1:
+            break
+        x, y = xs[:, i], ys[:, i]
+        u = torch.einsum("bij,bj->bi", p, x)  # P x
+        s = (u * x).sum(-1)
+        resid = y - (x * w).sum(-1)
+        w = w + u * (resid / (1 + s)).unsqueeze(-1)
+        p = p - u.unsqueeze(-1) * u.unsqueeze(-2) / (1 + s).view(b, 1, 1)
+    return out
+
+
+class Ridge(ReferenceLearner):
+    """Ridge regression on the prefix: ``w = argmin |X w - y|^2 + lam |w|^2``.
+
+    With a N(0, I) prior on w and label noise of variance ``sigma^2``, ``lam = sigma^2`` is the
+    posterior mean, i.e. Bayes-optimal (Akyürek et al. 2022; Raventós et al. 2023).
+    """
+
+    name = "ridge"
+
+    def __init__(self, lam: float = 1.0) -> None:
+        super().__init__()
+        check(isinstance(lam, (int, float)) and lam > 0, f"ridge: lam must be positive, got {lam!r}")
+        self._set_params(lam=float(lam))
+
+    def weights(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N, d)
+        return ridge_prefix_solutions(xs, ys, self.lam)
+
+    def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        return (self.weights(xs, ys) * xs).sum(-1)

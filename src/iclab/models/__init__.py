@@ -1,0 +1,36 @@
+"""Model families. ``MODELS`` maps a config's ``model.name`` to its class; each works behind the
+prompt encoders of :mod:`iclab.models.encoders` and exposes named hooks (:mod:`iclab.models.hooks`)."""
+
+from iclab.models.base import ICLModel
+from iclab.models.encoders import ENCODERS, Layout
+from iclab.models.hooks import HookPoint, capture, hook_points
+from iclab.models.transformer import Transformer, TransformerConfig
+
+MODELS = {
+    "transformer": Transformer,
+}
+
+
+def check_model_fits_task(model_config, task_config) -> None:
+    """Check the encoder and position budget against the task; resolve ``n_positions`` when null."""
+    from iclab.config import require
+
+    family = MODELS[model_config.name]
+    require(model_config.encoder in family.encoders, "model.encoder",
+            f"model {model_config.name!r} takes the encoders {', '.join(family.encoders)}", model_config.encoder)
+    needed = ENCODERS[model_config.encoder].positions_needed(task_config.n_points)
+    if getattr(model_config, "n_positions", 0) is None:
+        model_config.n_positions = needed
+    elif hasattr(model_config, "n_positions"):
+        require(model_config.n_positions >= needed, "model.n_positions",
+                f"must be at least {needed} for prompts of task.n_points={task_config.n_points} "
+                f"with the {model_config.encoder} encoder", model_config.n_positions)
+
+
+def build_model(model_config, n_dims: int) -> ICLModel:
+    """The network of a run: ``build_model(cfg.model, cfg.task.n_dims)``."""
+    return ICLModel(model_config, n_dims)
+
+
+__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "Transformer", "TransformerConfig",
+           "build_model", "capture", "check_model_fits_task", "hook_points"]

@@ -1,0 +1,55 @@
+"""A trained network as a learner: prompt encoder + sequence model + read-out positions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from iclab.errors import UserError
+from iclab.models.encoders import ENCODERS
+from iclab.types import Prompts
+
+
+class ICLModel(nn.Module):
+    """Wraps a model family (``MODELS[config.name]``) with its prompt encoder.
+
+    ``model(xs, ys)`` returns ``(B, N)`` predictions, ``y_hat[:, i]`` from the prefix ending at ``x_i``;
+    :meth:`predict` does the same without gradients, so an ``ICLModel`` is a :class:`~iclab.types.Learner`.
+    """
+
+    label = "model"
+
+    def __init__(self, config, n_dims: int) -> None:
+        super().__init__()
+        from iclab.models import MODELS
+
+        self.config = config
+        self.n_dims = n_dims
+        self.encoder = ENCODERS[config.encoder]
+        self.backbone = MODELS[config.name](config, d_in=self.encoder.width(n_dims))
+
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N)
+        needed = self.encoder.positions_needed(xs.shape[1])
+        if needed > self.config.n_positions:
+            raise UserError(
+                f"prompts of {xs.shape[1]} points need {needed} positions with the {self.encoder.name} encoder, "
+                f"but model.n_positions is {self.config.n_positions}"
+            )
+        if xs.shape[2] != self.n_dims:
+            raise UserError(f"prompts have {xs.shape[2]} input dimensions, the model was built for {self.n_dims}")
+        tokens, layout = self.encoder.encode(xs, ys)
+        return self.backbone(tokens, layout)[:, layout.readout]
+
+    @torch.no_grad()
+    def predict(self, prompts: Prompts, batch_size: int = 1024) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            outs = []
+            for start in range(0, prompts.batch_size, batch_size):
+                part = prompts[start : start + batch_size]
+                outs.append(self(part.xs.to(device), part.ys.to(device)).to(prompts.ys.device))
+            return torch.cat(outs)
+        finally:
+            self.train(was_training)

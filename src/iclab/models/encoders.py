@@ -1,0 +1,86 @@
+"""Prompt encoders: how ``(xs, ys)`` become a token sequence, which tokens may attend to which, and
+where the predictions are read.
+
+- ``interleaved`` (Garg et al. 2022): tokens ``x_1, y_1, x_2, y_2, ..., x_N`` in one ``d + 1``-wide
+  stream (``x``-token ``[x, 0]``, ``y``-token ``[0, ..., 0, y]``), causal attention, predictions read
+  at the x-tokens. ``2N - 1`` tokens, positions ``0 .. 2N - 2``.
+- ``stacked`` (von Oswald et al. 2022): context tokens ``e_j = [x_j, y_j, 0]`` and, for every
+  position, a query token ``[x_i, 0, 1]``. Context tokens attend causally to context tokens; query
+  ``i`` attends to ``e_1 .. e_{i-1}`` and itself, and nothing attends to a query. Predictions read at
+  the query tokens; ``e_i`` and query ``i`` share position ``i``. ``2N - 1`` tokens, positions ``0 .. N - 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Layout:
+    """Where things are in an encoded sequence of ``T`` tokens."""
+
+    positions: torch.Tensor  # (T,) position id of each token
+    readout: torch.Tensor  # (N,) index of the token whose output predicts y_i
+    attn_mask: torch.Tensor | None  # (T, T) bool, True = may attend; None = plain causal
+
+
+class Interleaved:
+    name = "interleaved"
+
+    @staticmethod
+    def width(n_dims: int) -> int:
+        return n_dims + 1
+
+    @staticmethod
+    def positions_needed(n_points: int) -> int:
+        return 2 * n_points - 1
+
+    @staticmethod
+    def encode(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, Layout]:
+        b, n, d = xs.shape
+        x_tok = torch.cat([xs, xs.new_zeros(b, n, 1)], dim=-1)  # (B, N, d+1)
+        y_tok = torch.cat([xs.new_zeros(b, n, d), ys.unsqueeze(-1)], dim=-1)  # (B, N, d+1)
+        tokens = torch.stack([x_tok, y_tok], dim=2).reshape(b, 2 * n, d + 1)[:, :-1]  # (B, 2N-1, d+1)
+        t = 2 * n - 1
+        layout = Layout(
+            positions=torch.arange(t, device=xs.device),
+            readout=torch.arange(0, t, 2, device=xs.device),
+            attn_mask=None,
+        )
+        return tokens, layout
+
+
+class Stacked:
+    name = "stacked"
+
+    @staticmethod
+    def width(n_dims: int) -> int:
+        return n_dims + 2
+
+    @staticmethod
+    def positions_needed(n_points: int) -> int:
+        return n_points
+
+    @staticmethod
+    def encode(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, Layout]:
+        b, n, d = xs.shape
+        ctx = torch.cat([xs[:, :-1], ys[:, :-1, None], xs.new_zeros(b, n - 1, 1)], dim=-1)  # (B, N-1, d+2)
+        qry = torch.cat([xs, xs.new_zeros(b, n, 1), xs.new_ones(b, n, 1)], dim=-1)  # (B, N, d+2)
+        tokens = torch.cat([ctx, qry], dim=1)  # (B, 2N-1, d+2)
+        m = n - 1
+        idx = torch.arange(n, device=xs.device)
+        mask = torch.zeros(m + n, m + n, dtype=torch.bool, device=xs.device)
+        mask[:m, :m] = idx[:m, None] >= idx[None, :m]  # context: causal among context tokens
+        mask[m:, :m] = idx[:, None] > idx[None, :m]  # query i sees context j < i
+        mask[m:, m:] = torch.eye(n, dtype=torch.bool, device=xs.device)  # and itself
+        layout = Layout(
+            positions=torch.cat([idx[:m], idx]),
+            readout=m + idx,
+            attn_mask=mask,
+        )
+        return tokens, layout
+
+
+ENCODERS = {"interleaved": Interleaved, "stacked": Stacked}

@@ -1,0 +1,97 @@
+"""The run report: one self-contained HTML page (figures embedded as base64 PNG, no external assets)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+from iclab.evaluate.curves import read_curves
+from iclab.report.plots import display_name, plot_curves, plot_training
+from iclab.run import read_metrics, read_run_config
+from iclab.utils import atomic_write_text
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1000px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.92em} td,th{padding:.25em .8em;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left} .muted{color:#777;font-size:.9em}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em} img{max-width:100%}
+.key{background:#f3f8ff;border-left:4px solid #4a7fd0;padding:.6em 1em}
+"""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Build ``report.html`` from a run folder's config, metrics and ``eval/curves.csv``."""
+    from iclab.config import config_to_yaml
+
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    rows = read_curves(run_dir / "eval" / "curves.csv")
+    records = read_metrics(run_dir)
+    d = cfg.task.n_dims
+    shifts = list(dict.fromkeys(r["shift"] for r in rows))
+    learners = list(dict.fromkeys(r["learner"] for r in rows))
+    max_k = max(r["k"] for r in rows)
+    ks = sorted({k for k in (0, d // 2, d, 2 * d, max_k) if 0 <= k <= max_k})
+
+    parts = [f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
+             f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
+             f'{time.strftime("%Y-%m-%d %H:%M:%S")}</p>']
+    last = [r for r in records if "loss" in r]
+    if last:
+        r = last[-1]
+        parts.append(f"<p>Task <b>{html.escape(cfg.task.name)}</b>, d = {d}, {cfg.task.n_points} points per prompt; "
+                     f"model <b>{html.escape(cfg.model.name)}</b> ({html.escape(_model_summary(cfg.model))}); "
+                     f"trained {r['step']} steps in {r.get('elapsed_s', 0):.0f} s, final training loss "
+                     f"{r['loss']:.4g}.</p>")
+    if "standard" in shifts and "model" in learners and 2 * d <= max_k:
+        std = {(r["learner"], r["k"]): r for r in rows if r["shift"] == "standard"}
+        others = ", ".join(f"{html.escape(display_name(lab))} {std[(lab, 2 * d)]['mean']:.3f}"
+                           for lab in learners if lab != "model" and (lab, 2 * d) in std)
+        m = std[("model", 2 * d)]
+        parts.append(f'<p class="key">At k = 2d = {2 * d} in-context examples the trained model\'s squared error / d '
+                     f"is <b>{m['mean']:.3f}</b> (95% CI {m['ci_low']:.3f} to {m['ci_high']:.3f}); {others}.</p>")
+
+    for shift in shifts:
+        sub = [r for r in rows if r["shift"] == shift]
+        png = plot_curves(sub, run_dir / "plots" / f"curves_{shift}.png", n_dims=d,
+                          title=f"{cfg.task.name} (d={d}), {shift}")
+        parts.append(f"<h2>Error vs in-context examples: {html.escape(shift)}</h2>{_img(png)}")
+        parts.append(_table(sub, learners, ks))
+    png = plot_training(records, run_dir / "plots" / "training.png", k_mark=2 * d)
+    if png is not None:
+        parts.append(f"<h2>Training</h2>{_img(png)}")
+    parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
+    parts.append('<p class="muted">Errors are squared error divided by d, averaged over '
+                 f"{cfg.eval.n_prompts} held-out prompts, with 95% normal-approximation intervals. "
+                 "Source table: eval/curves.csv; training log: metrics.jsonl.</p>")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>iclab: {html.escape(cfg.name)}"
+            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
+def _model_summary(model_cfg) -> str:
+    fields = [f"{k}={getattr(model_cfg, k)}" for k in ("encoder", "n_layer", "n_embd", "n_head")
+              if hasattr(model_cfg, k)]
+    return ", ".join(fields)
+
+
+def _table(rows: list[dict], learners: list[str], ks: list[int]) -> str:
+    by = {(r["learner"], r["k"]): r["mean"] for r in rows}
+    head = "".join(f"<th>k = {k}</th>" for k in ks)
+    body = []
+    for lab in learners:
+        cells = "".join(f"<td>{by[(lab, k)]:.3f}</td>" if (lab, k) in by else "<td></td>" for k in ks)
+        body.append(f"<tr><td>{html.escape(display_name(lab))} <span class='muted'>{html.escape(lab)}</span></td>"
+                    f"{cells}</tr>")
+    return f"<table><tr><th>learner</th>{head}</tr>{''.join(body)}</table>"

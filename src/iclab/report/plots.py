@@ -1,0 +1,95 @@
+"""Figures (matplotlib, Agg backend; imported only when a figure is drawn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# display names and colours in the spirit of Garg et al. 2022, Figure 2
+_STYLE = {
+    "model": ("Transformer", "black", 2.6),
+    "least_squares": ("Least Squares", "tab:blue", 1.6),
+    "knn(k=3)": ("3-Nearest Neighbors", "tab:green", 1.6),
+    "averaging": ("Averaging", "tab:orange", 1.6),
+    "zero": ("Zero", "tab:gray", 1.2),
+}
+
+
+def display_name(label: str) -> str:
+    return _STYLE.get(label, (label,))[0]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "") -> Path:
+    """Error vs number of in-context examples, one line (with its 95% band) per learner."""
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    labels = list(dict.fromkeys(r["learner"] for r in rows))
+    labels.sort(key=lambda lab: lab != "model")  # the network first, drawn on top
+    for i, label in enumerate(reversed(labels)):
+        pts = sorted((r for r in rows if r["learner"] == label), key=lambda r: r["k"])
+        ks = [r["k"] for r in pts]
+        name, color, width = _STYLE.get(label, (label, f"C{(i + 4) % 10}", 1.6))
+        style = "--" if label == "zero" else "-"
+        ax.plot(ks, [r["mean"] for r in pts], style, color=color, lw=width, label=name)
+        ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
+    if n_dims:
+        ax.axvline(n_dims, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("in-context examples")
+    ax.set_ylabel("squared error" + (" / d" if n_dims else ""))
+    top = max((r["mean"] for r in rows), default=1.0)
+    ax.set_ylim(bottom=-0.02 * top, top=min(top * 1.1, 1.5 * max(1.0, _value(rows, "zero", top))))
+    handles, names = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], names[::-1], frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _value(rows: list[dict], learner: str, default: float) -> float:
+    vals = [r["mean"] for r in rows if r["learner"] == learner]
+    return max(vals) if vals else default
+
+
+def plot_training(records: list[dict], path: Path, k_mark: int | None = None) -> Path | None:
+    """Training loss and held-out error (at the last k, and at ``k_mark``) against the step."""
+    loss = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_err_by_k"]) for r in records if "val_err_by_k" in r]
+    if not loss and not val:
+        return None
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), dpi=120)
+    if loss:
+        axes[0].plot(*zip(*loss), color="tab:blue", lw=1.2)
+        axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss (MSE)")
+    axes[0].grid(alpha=0.25)
+    if val:
+        steps = [s for s, _ in val]
+        last = len(val[-1][1]) - 1
+        marks = sorted({last, *([k_mark] if k_mark is not None and k_mark <= last else [])})
+        for k in marks:
+            axes[1].plot(steps, [v[k] if k < len(v) else float("nan") for _, v in val], lw=1.4, label=f"k = {k}")
+        axes[1].set_yscale("log")
+        axes[1].legend(frameon=False)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("held-out squared error / d")
+    axes[1].grid(alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

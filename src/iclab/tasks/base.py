@@ -1,0 +1,95 @@
+"""What every task family shares: the curriculum, seeded sampling, and the Task interface.
+
+A training batch is a pure function of ``(seed, step)``: :meth:`Task.train_batch` derives a fresh
+``torch.Generator`` from them, so data needs no checkpoint and resumed runs see the same prompts.
+Held-out prompts come from a separate stream (:meth:`Task.eval_prompts`), so they never coincide
+with a training batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from iclab.types import Prompts
+from iclab.utils import derive_seed
+
+TRAIN_STREAM = 0
+EVAL_STREAM = 1
+
+
+@dataclass
+class Curriculum:
+    """Grow the active dimensions and the prompt length during training (Garg et al. 2022).
+
+    At step ``t`` the active dimensions are ``min(n_dims, dims_start + dims_inc * (t // dims_every))``
+    (inactive input coordinates are zero) and likewise for the number of points. ``null`` starts at
+    the task's full size, i.e. no curriculum.
+    """
+
+    dims_start: int | None = None  # active input dimensions at step 0; null = all of them
+    dims_inc: int = 1  # added every dims_every steps
+    dims_every: int = 2000
+    points_start: int | None = None  # points per prompt at step 0; null = all of them
+    points_inc: int = 2
+    points_every: int = 2000
+
+    def validate(self, path: str = "task.curriculum") -> None:
+        from iclab.config import require_positive
+
+        require_positive(self, path, "dims_inc", "dims_every", "points_inc", "points_every")
+        if self.dims_start is not None:
+            require_positive(self, path, "dims_start")
+        if self.points_start is not None:
+            require_positive(self, path, "points_start")
+
+    def dims_at(self, step: int, n_dims: int) -> int:
+        if self.dims_start is None:
+            return n_dims
+        return min(n_dims, self.dims_start + self.dims_inc * (step // self.dims_every))
+
+    def points_at(self, step: int, n_points: int) -> int:
+        if self.points_start is None:
+            return n_points
+        return min(n_points, self.points_start + self.points_inc * (step // self.points_every))
+
+
+class Task:
+    """A distribution over prompts. Subclasses define ``Config`` and ``sample``.
+
+    ``sample(batch_size, generator, n_active_dims, n_points)`` draws prompts with inputs of width
+    ``config.n_dims`` whose coordinates beyond ``n_active_dims`` are zero.
+    """
+
+    Config: type
+    name: str = ""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    @property
+    def n_dims(self) -> int:
+        return self.config.n_dims
+
+    @property
+    def n_points(self) -> int:
+        return self.config.n_points
+
+    def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
+        raise NotImplementedError
+
+    def relevant_learners(self) -> list[str]:
+        """Reference learner specs worth comparing with, the Bayes-optimal one first where known."""
+        raise NotImplementedError
+
+    def train_batch(self, batch_size: int, seed: int, step: int) -> Prompts:
+        """The training batch of step ``step``: a function of ``(seed, step)`` only, curriculum applied."""
+        cur = self.config.curriculum
+        g = torch.Generator().manual_seed(derive_seed(seed, TRAIN_STREAM, step))
+        return self.sample(batch_size, g, cur.dims_at(step, self.n_dims), cur.points_at(step, self.n_points))
+
+    def eval_prompts(self, n_prompts: int, seed: int) -> Prompts:
+        """A fixed held-out set at the full dimension and prompt length (no curriculum)."""
+        g = torch.Generator().manual_seed(derive_seed(seed, EVAL_STREAM, 0))
+        return self.sample(n_prompts, g, self.n_dims, self.n_points)

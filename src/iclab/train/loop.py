@@ -1,0 +1,213 @@
+"""The training loop.
+
+AdamW with linear warm-up and cosine decay, gradient clipping, the task's curriculum, squared-error
+loss on every y prediction. Batches are a function of ``(seed, step)``, the schedule a function of
+the step, and checkpoints hold weights, optimiser and RNG state, so a resumed run is bitwise equal
+to an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from iclab.config import RunConfig, save_config, to_dict
+from iclab.errors import ConfigError, RunFolderError, TrainingError
+from iclab.models import build_model
+from iclab.tasks import make_task
+from iclab.train.checkpoint import (clean_temporaries, latest_checkpoint, list_checkpoints, save_checkpoint,
+                                    set_rng_state)
+from iclab.train.progress import Progress
+from iclab.train.schedule import lr_at
+from iclab.utils import atomic_write_text, resolve_device
+
+# fields that may change between a run and its resumption without breaking exactness of what is done
+RESUMABLE_CHANGES = {"train.steps", "train.device", "train.threads", "train.log_every", "train.eval_every",
+                     "train.checkpoint_every", "train.keep_checkpoints"}
+
+
+@dataclass
+class TrainResult:
+    step: int  # the step reached
+    status: str  # "finished" or "interrupted" (SIGTERM / SIGINT: saved, resume with --resume)
+    checkpoint: Path | None
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resumable(saved: RunConfig, new: RunConfig) -> None:
+    a, b = _flatten(to_dict(saved)), _flatten(to_dict(new))
+    for key in sorted(set(a) | set(b)):
+        if key.startswith("eval.") or key in RESUMABLE_CHANGES:
+            continue
+        if a.get(key) != b.get(key):
+            raise ConfigError(f"{key}: differs from the run's saved config.yaml ({a.get(key)!r} there, "
+                              f"{b.get(key)!r} now); a resumed run keeps its config (only train.steps and "
+                              f"logging/device fields may change)")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices; not biases, norms
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
+
+
+class _StopSignal:
+    """Turns SIGTERM / SIGINT into a flag checked at step boundaries."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._old = {}
+
+    def __enter__(self) -> "_StopSignal":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _append_jsonl(f, record: dict) -> None:
+    f.write(json.dumps(record) + "\n")
+    f.flush()
+
+
+def validation_errors(model, prompts, n_dims: int) -> list[float]:
+    """Mean squared error per number of in-context examples, divided by ``n_dims``."""
+    pred = model.predict(prompts)
+    return (((pred - prompts.ys) ** 2).mean(0) / n_dims).tolist()
+
+
+def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
+          progress_bar: bool | None = None, stream=None) -> TrainResult:
+    """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
+
+    ``resume`` continues from the newest complete checkpoint. ``stop_after`` stops (with a checkpoint)
+    once that step is reached, as if interrupted; used to test exact resumption.
+    """
+    run_dir = Path(run_dir)
+    t = cfg.train
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+    device = resolve_device(t.device)
+    task = make_task(cfg.task)
+    model = build_model(cfg.model, cfg.task.n_dims).to(device)
+    optimizer = make_optimizer(model, cfg)
+    metrics_path = run_dir / "metrics.jsonl"
+
+    step, elapsed = 0, 0.0
+    last_ckpt: Path | None = None
+    if resume:
+        from iclab.run import read_run_config
+
+        check_resumable(read_run_config(run_dir), cfg)
+        clean_temporaries(run_dir)
+        ckpt = latest_checkpoint(run_dir, map_location=device)
+        try:
+            model.load_state_dict(ckpt.model)
+            optimizer.load_state_dict(ckpt.optimizer)
+        except (RuntimeError, ValueError, KeyError):
+            raise RunFolderError(f"{ckpt.path}: checkpoint does not match the run's model") from None
+        set_rng_state(ckpt.rng)
+        step, elapsed, last_ckpt = ckpt.step, float(ckpt.state.get("elapsed_s", 0.0)), ckpt.path
+        # drop metrics logged after the checkpoint: they are about to be recomputed
+        kept = []
+        if metrics_path.is_file():
+            for line in metrics_path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        kept.append(line)
+                except json.JSONDecodeError:
+                    pass
+        atomic_write_text(metrics_path, "".join(k + "\n" for k in kept))
+    else:
+        if list_checkpoints(run_dir):
+            raise RunFolderError(f"{run_dir}: already holds a trained run; pass --resume to continue it, "
+                                 f"--out to choose another folder, or --overwrite to start again")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(metrics_path, "")
+    save_config(cfg, run_dir / "config.yaml")
+
+    val_prompts = task.eval_prompts(t.eval_prompts, cfg.eval.seed).to(device) if t.eval_every else None
+    progress = Progress(t.steps, start=step, stream=stream, bar=progress_bar, every=t.log_every)
+    status = "finished"
+    clock = time.perf_counter()
+
+    def state() -> dict:
+        return {"elapsed_s": elapsed + time.perf_counter() - clock, "config": to_dict(cfg)}
+
+    model.train()
+    with _StopSignal() as stop, open(metrics_path, "a") as log:
+        while step < t.steps:
+            lr = lr_at(step, lr=t.lr, steps=t.steps, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = task.train_batch(t.batch_size, t.seed, step).to(device)
+            pred = model(batch.xs, batch.ys)  # (B, N)
+            loss = torch.mean((pred - batch.ys) ** 2)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+                progress.close()
+                raise TrainingError(f"non-finite loss ({loss_value}) at step {step}; stopped before the optimiser "
+                                    f"step ({where}). Lower train.lr or check the task's scale")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip if t.grad_clip > 0 else
+                                                       float("inf"), foreach=True)
+            optimizer.step()
+            step += 1
+
+            fields = {}
+            if step % t.log_every == 0 or step == t.steps:
+                cur = cfg.task.curriculum
+                fields = {"loss": loss_value, "lr": lr}
+                _append_jsonl(log, {
+                    "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
+                    "active_dims": cur.dims_at(step - 1, cfg.task.n_dims),
+                    "n_points": cur.points_at(step - 1, cfg.task.n_points),
+                    "elapsed_s": round(elapsed + time.perf_counter() - clock, 3),
+                })
+            if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
+                errs = validation_errors(model, val_prompts, cfg.task.n_dims)
+                model.train()
+                _append_jsonl(log, {"step": step, "val_err_by_k": [round(e, 6) for e in errs],
+                                    "elapsed_s": round(elapsed + time.perf_counter() - clock, 3)})
+                fields["val_err_last"] = errs[-1]
+            progress.update(step, **fields)
+
+            stopping = stop.received is not None or (stop_after is not None and step >= stop_after)
+            if step % t.checkpoint_every == 0 or step == t.steps or stopping:
+                last_ckpt = save_checkpoint(run_dir, step, model, optimizer, state(), t.keep_checkpoints)
+            if stopping and step < t.steps:
+                status = "interrupted"
+                why = stop.received or f"stop_after={stop_after}"
+                progress.write(f"{why}: saved {last_ckpt}; continue with --resume")
+                break
+    progress.close()
+    return TrainResult(step=step, status=status, checkpoint=last_ckpt)

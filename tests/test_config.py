@@ -1,0 +1,99 @@
+"""Configs: round trip, overrides, and every kind of bad input named clearly."""
+
+import pytest
+
+from iclab.config import apply_overrides, load_config, run_config_from_dict, save_config, to_dict
+from iclab.errors import ConfigError
+from iclab.recipes import RECIPES
+
+
+def test_defaults_round_trip(tmp_path):
+    cfg = load_config(None, ["train.lr=3e-4", "task.noise_std=0.5", "eval.learners=[least_squares, 'knn(k=2)']"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == cfg
+    assert again.train.lr == 3e-4 and again.eval.learners == ["least_squares", "knn(k=2)"]
+    assert again.model.n_positions == 2 * cfg.task.n_points - 1  # resolved and saved
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipes_round_trip(name, tmp_path):
+    cfg = RECIPES[name]()
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_yaml_file_with_partial_sections(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: small\ntask:\n  n_dims: 3\ntrain:\n  lr: 1e-3\n  steps: 10\n")
+    cfg = load_config(path, ["model.n_layer=1"])
+    assert (cfg.name, cfg.task.n_dims, cfg.train.lr, cfg.train.steps, cfg.model.n_layer) == ("small", 3, 1e-3, 10, 1)
+
+
+def test_overrides_do_not_touch_the_input():
+    raw = {"train": {"steps": 5}}
+    out = apply_overrides(raw, ["train.steps=7", "model.n_layer=2"])
+    assert raw == {"train": {"steps": 5}} and out["train"]["steps"] == 7 and out["model"]["n_layer"] == 2
+
+
+BAD = [
+    (["trian.steps=5"], "trian: unknown section; allowed: name, task, model, train, eval"),
+    (["train.stepz=5"], "train.stepz: unknown field; allowed fields: steps,"),
+    (["task.curriculum.dim_start=2"], "task.curriculum.dim_start: unknown field"),
+    (["train.steps=ten"], "train.steps: expected an integer, got 'ten'"),
+    (["train.steps=2.5"], "train.steps: expected an integer, got 2.5"),
+    (["train.lr=fast"], "train.lr: expected a number, got 'fast'"),
+    (["train.steps=0"], "train.steps: must be positive, got 0"),
+    (["train.batch_size=-4"], "train.batch_size: must be positive, got -4"),
+    (["task.n_dims=0"], "task.n_dims: must be positive, got 0"),
+    (["task.n_points=-1"], "task.n_points: must be positive"),
+    (["model.n_layer=0"], "model.n_layer: must be positive"),
+    (["model.n_embd=30", "model.n_head=4"], "model.n_embd: must be divisible by model.n_head (4), got 30"),
+    (["task.noise_std=-0.1"], "task.noise_std: must be zero or positive, got -0.1"),
+    (["train.lr=nan"], "train.lr: must be positive, got nan"),
+    (["train.beta2=1.0"], "train.beta2: must be in [0, 1), got 1.0"),
+    (["task.name=linear_regresion"], "task.name: unknown task 'linear_regresion'; registered: linear_regression"),
+    (["model.name=gpt5"], "model.name: unknown model 'gpt5'; registered: transformer"),
+    (["model.encoder=zigzag"], "model.encoder: must be one of interleaved, stacked, got 'zigzag'"),
+    (["eval.learners=[lasso]"], "eval.learners[0]: unknown learner 'lasso'; registered:"),
+    (["eval.learners=['ridge(lam=-1)']"], "eval.learners[0]: ridge: lam must be positive, got -1"),
+    (["eval.shifts=[upside_down]"], "eval.shifts[0]: must be one of standard, got 'upside_down'"),
+    (["model.n_positions=10"], "model.n_positions: must be at least 21 for prompts of task.n_points=11 with the "
+                               "interleaved encoder, got 10"),
+    (["task.curriculum.dims_start=9"], "task.curriculum.dims_start: must be at most task.n_dims (5), got 9"),
+    (["train.device=tpu"], None),  # checked when training starts (see test_cli)
+    (["task=3"], "task: expected a mapping of fields, got 3"),
+    (["train.steps"], "--set: expected key=value"),
+    (["train.steps.x=1"], "train.steps: expected an integer, got {'x': 1}"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[b[0][0] for b in BAD])
+def test_bad_config_names_the_field(overrides, message):
+    if message is None:
+        load_config(None, overrides)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listy)
+
+
+def test_to_dict_is_plain_yaml():
+    import yaml
+
+    data = to_dict(load_config(None))
+    assert run_config_from_dict(yaml.safe_load(yaml.safe_dump(data))) == load_config(None)

@@ -1,0 +1,175 @@
+"""Every reference learner against an independent implementation (numpy / scikit-learn) or a closed form."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge as SkRidge
+from sklearn.neighbors import KNeighborsRegressor
+
+from iclab.errors import ConfigError
+from iclab.learners import LEARNERS, make_learner, parse_learner_spec
+from iclab.types import Prompts
+
+
+def _np_zero(xs, ys, **_):
+    return np.zeros_like(ys)
+
+
+def _np_averaging(xs, ys, **_):
+    b, n, _ = xs.shape
+    out = np.zeros((b, n))
+    for i in range(1, n):
+        w = (xs[:, :i] * ys[:, :i, None]).mean(1)
+        out[:, i] = (w * xs[:, i]).sum(-1)
+    return out
+
+
+def _np_knn(xs, ys, k=3):
+    b, n, _ = xs.shape
+    out = np.zeros((b, n))
+    for p in range(b):
+        for i in range(1, n):
+            reg = KNeighborsRegressor(n_neighbors=min(k, i)).fit(xs[p, :i], ys[p, :i])
+            out[p, i] = reg.predict(xs[p, i : i + 1])[0]
+    return out
+
+
+def _np_least_squares(xs, ys, **_):
+    b, n, _ = xs.shape
+    out = np.zeros((b, n))
+    for p in range(b):
+        for i in range(1, n):
+            w = np.linalg.lstsq(xs[p, :i], ys[p, :i], rcond=None)[0]
+            out[p, i] = xs[p, i] @ w
+    return out
+
+
+def _np_ridge(xs, ys, lam=1.0):
+    b, n, _ = xs.shape
+    out = np.zeros((b, n))
+    for p in range(b):
+        for i in range(1, n):
+            reg = SkRidge(alpha=lam, fit_intercept=False, solver="svd").fit(xs[p, :i], ys[p, :i])
+            out[p, i] = reg.predict(xs[p, i : i + 1])[0]
+    return out
+
+
+def _np_gd(xs, ys, steps=1, lr=0.1):
+    b, n, d = xs.shape
+    out = np.zeros((b, n))
+    for p in range(b):
+        for i in range(1, n):
+            X, y, w = xs[p, :i], ys[p, :i], np.zeros(d)
+            for _ in range(steps):
+                w = w - lr * X.T @ (X @ w - y) / i
+            out[p, i] = xs[p, i] @ w
+    return out
+
+
+def _np_online_gd(xs, ys, lr=0.1):
+    b, n, d = xs.shape
+    out = np.zeros((b, n))
+    for p in range(b):
+        w = np.zeros(d)
+        for i in range(n):
+            out[p, i] = xs[p, i] @ w
+            w = w - lr * (xs[p, i] @ w - ys[p, i]) * xs[p, i]
+    return out
+
+
+REFERENCES = {
+    "zero": (_np_zero, [{}]),
+    "averaging": (_np_averaging, [{}]),
+    "knn": (_np_knn, [{"k": 1}, {"k": 3}]),
+    "least_squares": (_np_least_squares, [{}]),
+    "ridge": (_np_ridge, [{"lam": 0.25}, {"lam": 3.0}]),
+    "gd": (_np_gd, [{"steps": 1, "lr": 0.5}, {"steps": 7, "lr": 0.2}]),
+    "online_gd": (_np_online_gd, [{"lr": 0.1}]),
+}
+
+CASES = [
+    # (B, N, d, active dims, noise): fewer points than dims, more, and inactive (zero) coordinates
+    (12, 9, 6, 6, 0.0),
+    (12, 16, 4, 4, 0.5),
+    (8, 15, 8, 5, 0.1),
+]
+
+
+def _prompts(b, n, d, active, noise, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.randn(b, n, d, generator=g, dtype=torch.float64)
+    xs[:, :, active:] = 0
+    w = torch.randn(b, d, generator=g, dtype=torch.float64)
+    ys = torch.einsum("bnd,bd->bn", xs, w) + noise * torch.randn(b, n, generator=g, dtype=torch.float64)
+    return Prompts(xs, ys, {"w": w})
+
+
+def test_every_learner_has_an_independent_reference():
+    assert set(REFERENCES) == set(LEARNERS)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}N{c[1]}d{c[2]}a{c[3]}")
+def test_learner_matches_independent_implementation(name, case):
+    ref_fn, param_sets = REFERENCES[name]
+    prompts = _prompts(*case)
+    for params in param_sets:
+        ours = make_learner({"name": name, **params}).predict(prompts).numpy()
+        ref = ref_fn(prompts.xs.numpy(), prompts.ys.numpy(), **params)
+        scale = max(np.abs(ref).max(), 1e-12)
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5 * scale, err_msg=f"{name} {params}")
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_learner_uses_only_the_prefix(name):
+    prompts = _prompts(4, 10, 3, 3, 0.1)
+    learner = make_learner(name)
+    base = learner.predict(prompts)
+    for i in (0, 3, 8):
+        changed = Prompts(prompts.xs.clone(), prompts.ys.clone())
+        changed.ys[:, i:] += 10.0
+        changed.xs[:, i + 1 :] *= -3.0
+        out = learner.predict(changed)
+        torch.testing.assert_close(out[:, : i + 1], base[:, : i + 1], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_learner_keeps_float32_and_shape(name):
+    prompts = _prompts(3, 6, 2, 2, 0.0)
+    prompts = Prompts(prompts.xs.float(), prompts.ys.float())
+    out = make_learner(name).predict(prompts)
+    assert out.shape == (3, 6) and out.dtype == torch.float32
+
+
+def test_least_squares_interpolates_then_recovers_w():
+    prompts = _prompts(5, 12, 4, 4, 0.0)
+    pred = make_learner("least_squares").predict(prompts)
+    # noiseless: exact once the prefix spans R^d
+    torch.testing.assert_close(pred[:, 4:], prompts.ys[:, 4:], rtol=1e-8, atol=1e-8)
+
+
+def test_least_squares_is_ridge_limit():
+    prompts = _prompts(6, 10, 5, 5, 0.3)
+    ls = make_learner("least_squares").predict(prompts)
+    ridge = make_learner("ridge(lam=1e-9)").predict(prompts)
+    torch.testing.assert_close(ls, ridge, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lasso", "unknown learner 'lasso'"),
+    ("ridge(alpha=1)", "has no parameter 'alpha'"),
+    ("ridge(lam=-1)", "lam must be positive"),
+    ("knn(k=0)", "k must be a positive integer"),
+    ("knn(k=2.5)", "expected an integer"),
+    ("gd(steps=0)", "steps must be a positive integer"),
+    ("ridge(lam", "expected a learner name or call"),
+    ({"name": "ridge", "lam": "big"}, "expected a number"),
+])
+def test_bad_learner_specs_are_rejected_clearly(spec, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_learner_spec(spec, "eval.learners[0]")
+
+
+def test_spec_forms_agree():
+    assert make_learner("ridge(lam=0.5)").label == make_learner({"name": "ridge", "lam": 0.5}).label == "ridge(lam=0.5)"
+    assert make_learner("knn").label == "knn(k=3)"
