@@ -25,7 +25,9 @@ from iclab.train.checkpoint import (clean_temporaries, latest_checkpoint, list_c
                                     set_rng_state)
 from iclab.train.progress import Progress
 from iclab.train.schedule import lr_at
-from iclab.utils import atomic_write_text, resolve_device
+from iclab.utils import atomic_write_text, derive_seed, resolve_device
+
+INIT_STREAM = 2  # seed stream of the initial weights; tasks use 0 (train) and 1 (eval)
 
 # fields that may change between a run and its resumption without breaking exactness of what is done
 RESUMABLE_CHANGES = {"train.steps", "train.device", "train.threads", "train.log_every", "train.eval_every",
@@ -116,6 +118,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
         torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
     task = make_task(cfg.task)
+    torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
     model = build_model(cfg.model, cfg.task.n_dims).to(device)
     optimizer = make_optimizer(model, cfg)
     metrics_path = run_dir / "metrics.jsonl"

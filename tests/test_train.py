@@ -1,0 +1,209 @@
+"""Training: exact resume, atomic checkpoints, non-finite loss, signals, and that it learns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from iclab.config import load_config
+from iclab.errors import RunFolderError, TrainingError
+from iclab.train import checkpoint as ckpt_mod
+from iclab.train.checkpoint import latest_checkpoint, list_checkpoints
+from iclab.train.loop import train
+from iclab.train.schedule import lr_at
+
+
+def _params(run_dir):
+    return latest_checkpoint(run_dir).model
+
+
+def _assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_schedule():
+    kw = dict(lr=1.0, steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, **kw) == pytest.approx(0.1)
+    assert lr_at(9, **kw) == pytest.approx(1.0)
+    assert lr_at(10, **kw) == pytest.approx(1.0)
+    assert lr_at(60, **kw) == pytest.approx(0.55)
+    assert lr_at(110, **kw) == pytest.approx(0.1)
+
+
+def test_resume_is_bitwise_exact(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides + ["train.steps=24", "train.checkpoint_every=5"])
+    straight = tmp_path / "straight"
+    train(cfg, straight, progress_bar=False)
+    split = tmp_path / "split"
+    first = train(cfg, split, stop_after=12, progress_bar=False)
+    assert first.status == "interrupted" and first.step == 12
+    second = train(cfg, split, resume=True, progress_bar=False)
+    assert second.step == 24 and second.status == "finished"
+    _assert_same_params(_params(straight), _params(split))
+    # the metrics log is continuous: each step logged once
+    steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()
+             if "loss" in line]
+    assert steps == sorted(set(steps)) == [5, 10, 15, 20, 24]
+
+
+def test_resume_can_extend_steps_but_not_change_the_model(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides)
+    train(cfg, tmp_path / "r", progress_bar=False)
+    longer = load_config(None, tiny_overrides + ["train.steps=25"])
+    assert train(longer, tmp_path / "r", resume=True, progress_bar=False).step == 25
+    other = load_config(None, tiny_overrides + ["model.n_layer=3"])
+    with pytest.raises(Exception, match="model.n_layer: differs from the run's saved config.yaml"):
+        train(other, tmp_path / "r", resume=True, progress_bar=False)
+
+
+def test_fresh_training_refuses_an_existing_run(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides)
+    train(cfg, tmp_path / "r", progress_bar=False)
+    before = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    with pytest.raises(RunFolderError, match="already holds a trained run"):
+        train(cfg, tmp_path / "r", progress_bar=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == before
+
+
+def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    cfg = load_config(None, tiny_overrides + ["train.steps=20", "train.checkpoint_every=10"])
+    run = tmp_path / "r"
+    real_save = ckpt_mod._save_file
+    calls = {"n": 0}
+
+    def dying_save(obj, path):
+        calls["n"] += 1
+        if calls["n"] == 5:  # step 10 wrote 3 files; die in the middle of step 20's second file
+            path.write_bytes(b"half")
+            raise OSError("disk full")
+        real_save(obj, path)
+
+    monkeypatch.setattr(ckpt_mod, "_save_file", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        train(cfg, run, progress_bar=False)
+    monkeypatch.setattr(ckpt_mod, "_save_file", real_save)
+    assert [p.name for p in list_checkpoints(run)] == ["step-00000010"]
+    assert latest_checkpoint(run).step == 10
+    assert not any(p.name.startswith(".tmp") for p in (run / "checkpoints").iterdir())
+    # and the run resumes from it to the same weights as an uninterrupted run
+    train(cfg, run, resume=True, progress_bar=False)
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    _assert_same_params(_params(run), _params(tmp_path / "straight"))
+
+
+def test_leftover_temporary_folder_is_ignored(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides)
+    train(cfg, tmp_path / "r", progress_bar=False)
+    junk = tmp_path / "r" / "checkpoints" / ".tmp-step-00000099-1"
+    junk.mkdir()
+    (junk / "model.pt").write_bytes(b"partial")
+    assert latest_checkpoint(tmp_path / "r").step == 20
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, tiny_overrides):
+    cfg = load_config(None, tiny_overrides)
+    train(cfg, tmp_path / "r", progress_bar=False)
+    newest = list_checkpoints(tmp_path / "r")[-1]
+    (newest / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunFolderError, match="model.pt: corrupt checkpoint file"):
+        latest_checkpoint(tmp_path / "r")
+
+
+def test_non_finite_loss_stops_before_the_optimiser_step(tmp_path, tiny_overrides, monkeypatch):
+    cfg = load_config(None, tiny_overrides + ["task.x_scale=1e30"])
+    steps = {"n": 0}
+    real_step = torch.optim.AdamW.step
+
+    def counting_step(self, *a, **k):
+        steps["n"] += 1
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    with pytest.raises(TrainingError, match=r"non-finite loss \((inf|nan)\) at step 0; stopped before the optimiser"):
+        train(cfg, tmp_path / "r", progress_bar=False)
+    assert steps["n"] == 0
+
+
+def _spawn_train(run_dir, overrides):
+    from iclab.config import save_config
+
+    config = run_dir.parent / f"{run_dir.name}.yaml"
+    save_config(load_config(None, overrides), config)
+    cmd = [sys.executable, "-m", "iclab", "train", str(config), "--out", str(run_dir)]
+    return subprocess.Popen(cmd + ["--set", "eval.after_train=false"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(run_dir, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not list_checkpoints(run_dir):
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        time.sleep(0.05)
+    assert list_checkpoints(run_dir), "no checkpoint appeared"
+
+
+LONG = ["train.steps=400", "train.checkpoint_every=7"]
+
+
+def _cli_overrides(tiny_overrides):
+    return [o for o in tiny_overrides if not o.startswith("train.steps")] + LONG
+
+
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_overrides):
+    overrides = _cli_overrides(tiny_overrides)
+    run = tmp_path / "killed"
+    proc = _spawn_train(run, overrides)
+    _wait_for_checkpoint(run, proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = latest_checkpoint(run).step
+    assert killed_at < 400
+    cfg = load_config(None, overrides)
+    train(cfg, run, resume=True, progress_bar=False)
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    _assert_same_params(_params(run), _params(tmp_path / "straight"))
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path, tiny_overrides):
+    overrides = _cli_overrides(tiny_overrides) + ["train.checkpoint_every=1000"]
+    run = tmp_path / "term"
+    proc = _spawn_train(run, overrides)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGTERM: saved" in err
+    step = latest_checkpoint(run).step
+    assert 0 < step < 400
+
+
+@pytest.mark.slow
+def test_short_training_beats_the_zero_predictor(tmp_path):
+    """A ~20 s run on d = 3 learns in context: at k = 2d its error is far below predicting zero (1.0)."""
+    from iclab.evaluate import error_at, evaluate_run
+
+    cfg = load_config(None, [
+        "task.n_dims=3", "task.n_points=7", "model.encoder=stacked", "model.n_layer=2", "model.n_embd=32",
+        "model.n_head=2", "train.steps=400", "train.lr=3e-3", "train.warmup_steps=50", "train.batch_size=64",
+        "train.device=cpu", "train.eval_every=0", "train.checkpoint_every=1000", "eval.n_prompts=512",
+    ])
+    train(cfg, tmp_path / "r", progress_bar=False)
+    rows = evaluate_run(tmp_path / "r", plot=False)
+    model_err = error_at(rows, "model", 6)
+    zero_err = error_at(rows, "zero", 6)
+    assert zero_err > 0.8
+    assert model_err < 0.35 * zero_err, model_err
+    # and the network improves with more examples, as a learner should
+    assert model_err < error_at(rows, "model", 1)
