@@ -97,3 +97,12 @@ def test_to_dict_is_plain_yaml():
 
     data = to_dict(load_config(None))
     assert run_config_from_dict(yaml.safe_load(yaml.safe_dump(data))) == load_config(None)
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)
