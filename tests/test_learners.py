@@ -173,3 +173,11 @@ def test_bad_learner_specs_are_rejected_clearly(spec, message):
 def test_spec_forms_agree():
     assert make_learner("ridge(lam=0.5)").label == make_learner({"name": "ridge", "lam": 0.5}).label == "ridge(lam=0.5)"
     assert make_learner("knn").label == "knn(k=3)"
+
+
+@pytest.mark.parametrize("spec", ["least_squares", "ridge(lam=0.3)", "gd(steps=2, lr=0.3)", "online_gd"])
+def test_weights_give_the_predictions(spec):
+    prompts = _prompts(6, 12, 4, 4, 0.2)
+    learner = make_learner(spec)
+    w = learner.weights(prompts.xs, prompts.ys)  # (B, N, d): the w each prefix implies
+    torch.testing.assert_close((w * prompts.xs).sum(-1), learner.predict(prompts), rtol=1e-9, atol=1e-9)

@@ -25,6 +25,47 @@ NEW_DIRECTION_RTOL = 1e-9  # |Q x|^2 / |x|^2 below this counts as "x lies in the
 
 def min_norm_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """``W[:, i]`` = minimum-norm least-squares solution on ``(xs[:, :i], ys[:, :i])``; shape (B, N, d)."""
+    if xs.shape[1] > xs.shape[2]:
+        fast = _full_rank_solutions(xs, ys)
+        if fast is not None:
+            return fast
+    return _greville_solutions(xs, ys)
+
+
+def _full_rank_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor | None:
+    """The common case in one shot: when every prompt's first ``d`` inputs are linearly independent,
+    the first ``d`` prefixes come from one Cholesky factor ``X_d X_d^T = L L^T`` (Gram–Schmidt: the
+    rows of ``Q = L^{-1} X_d`` are orthonormal and ``w_i = sum_{j<i} z_j q_j`` with ``z = L^{-1} y``),
+    and the rest from recursive least squares started at ``M = (X_d^T X_d)^{-1}``.
+    Returns None when some prompt is (nearly) rank-deficient; Greville's recursion handles those.
+    """
+    b, n, d = xs.shape
+    xd, yd = xs[:, :d], ys[:, :d]  # (B, d, d), (B, d)
+    chol, info = torch.linalg.cholesky_ex(xd @ xd.transpose(1, 2))
+    if bool(info.any()):
+        return None
+    # the squared diagonal of L is |component of x_i outside span(x_1..x_{i-1})|^2: Greville's test
+    new = torch.diagonal(chol, dim1=-2, dim2=-1) ** 2 > NEW_DIRECTION_RTOL * (xd * xd).sum(-1)
+    if not bool(new.all()):
+        return None
+    q = torch.linalg.solve_triangular(chol, xd, upper=False)  # (B, d, d), orthonormal rows
+    z = torch.linalg.solve_triangular(chol, yd.unsqueeze(-1), upper=False)  # (B, d, 1)
+    out = xs.new_zeros(b, n, d)
+    out[:, 1 : d + 1] = torch.cumsum(z * q, dim=1)
+    v = torch.linalg.solve_triangular(chol.transpose(1, 2), q, upper=True)
+    m = v.transpose(1, 2) @ v  # (X_d^T X_d)^{-1}
+    w = out[:, d].clone()
+    for i in range(d, n - 1):
+        x, y = xs[:, i], ys[:, i]
+        u = torch.bmm(m, x.unsqueeze(-1)).squeeze(-1)
+        e = 1 / (1 + (u * x).sum(-1))
+        w = w + u * ((y - (x * w).sum(-1)) * e).unsqueeze(-1)
+        m.baddbmm_((u * e.unsqueeze(-1)).unsqueeze(-1), u.unsqueeze(-2), alpha=-1)
+        out[:, i + 1] = w
+    return out
+
+
+def _greville_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     b, n, d = xs.shape
     w = xs.new_zeros(b, d)
     m = xs.new_zeros(b, d, d)  # (X^T X)^+
@@ -94,11 +135,10 @@ def ridge_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, lam: float) -> to
         if i == n - 1:
             break
         x, y = xs[:, i], ys[:, i]
-        u = torch.einsum("bij,bj->bi", p, x)  # P x
-        s = (u * x).sum(-1)
-        resid = y - (x * w).sum(-1)
-        w = w + u * (resid / (1 + s)).unsqueeze(-1)
-        p = p - u.unsqueeze(-1) * u.unsqueeze(-2) / (1 + s).view(b, 1, 1)
+        u = torch.bmm(p, x.unsqueeze(-1)).squeeze(-1)  # P x
+        e = 1 / (1 + (u * x).sum(-1))
+        w = w + u * ((y - (x * w).sum(-1)) * e).unsqueeze(-1)
+        p.baddbmm_((u * e.unsqueeze(-1)).unsqueeze(-1), u.unsqueeze(-2), alpha=-1)  # Sherman-Morrison
     return out
 
 
@@ -120,4 +160,11 @@ class Ridge(ReferenceLearner):
         return ridge_prefix_solutions(xs, ys, self.lam)
 
     def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        return (self.weights(xs, ys) * xs).sum(-1)
+        # All prefixes from one Cholesky factor: with S = X X^T + lam I = L L^T and z = L^{-1} y, the
+        # ridge prediction for point i from points j < i is sum_{j<i} L_ij z_j (the Gaussian conditional
+        # mean of y_i given y_{<i}, whose covariance is S off the diagonal).
+        n = xs.shape[1]
+        gram = xs @ xs.transpose(1, 2) + self.lam * torch.eye(n, dtype=xs.dtype, device=xs.device)  # (B, N, N)
+        chol = torch.linalg.cholesky(gram)
+        z = torch.linalg.solve_triangular(chol, ys.unsqueeze(-1), upper=False)  # (B, N, 1)
+        return (torch.tril(chol, diagonal=-1) @ z).squeeze(-1)
