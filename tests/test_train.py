@@ -207,3 +207,24 @@ def test_short_training_beats_the_zero_predictor(tmp_path):
     assert model_err < 0.35 * zero_err, model_err
     # and the network improves with more examples, as a learner should
     assert model_err < error_at(rows, "model", 1)
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_progress_bar_and_plain_lines(bar):
+    import io
+
+    from iclab.train.progress import Progress
+
+    out = io.StringIO()
+    progress = Progress(total=10, stream=out, bar=bar, every=5)
+    for step in range(1, 11):
+        progress.update(step, loss=1.0 / step)
+    progress.write("done")
+    progress.close()
+    text = out.getvalue()
+    assert "done" in text
+    if bar:
+        assert "10/10" in text
+    else:
+        assert text.splitlines()[:2] == [line for line in text.splitlines() if line.startswith("step ")][:2]
+        assert "step 5/10 loss 0.2" in text and "step 10/10 loss 0.1" in text
