@@ -84,7 +84,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
         return [_convert(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return dict(value)
@@ -200,16 +200,24 @@ class RunConfig:
         from iclab.models import check_model_fits_task
 
         check_model_fits_task(self.model, self.task)
+        if self.eval.learners is not None:  # each chosen learner must apply to this task
+            from iclab.learners import parse_learner_spec
+            from iclab.tasks import make_task
+
+            task = make_task(self.task)
+            for i, spec in enumerate(self.eval.learners):
+                parse_learner_spec(spec, f"eval.learners[{i}]", task=task)
 
 
-def _family_config(registry: dict, kind: str, data: Any, default: str) -> Any:
+def _family_config(registry: dict, kind: str, data: Any, default: str, word: str | None = None) -> Any:
+    """Parse a config section whose ``name`` picks the dataclass from ``registry``; ``kind`` is its path."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{kind}: expected a mapping of fields, got {data!r}")
     name = data.get("name", default)
     if not isinstance(name, str) or name not in registry:
-        raise ConfigError(f"{kind}.name: unknown {kind} {name!r}; registered: {', '.join(sorted(registry))}")
+        raise ConfigError(f"{kind}.name: unknown {word or kind} {name!r}; registered: {', '.join(sorted(registry))}")
     return from_dict(registry[name].Config, data, kind)
 
 

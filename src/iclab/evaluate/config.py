@@ -27,7 +27,8 @@ class EvalConfig:
 
             for i, spec in enumerate(self.learners):
                 parse_learner_spec(spec, f"{path}.learners[{i}]")
-        from iclab.tasks import SHIFTS
+        from iclab.tasks.shifts import parse_shift
 
+        require(len(self.shifts) >= 1, f"{path}.shifts", "must name at least one shift", self.shifts)
         for i, shift in enumerate(self.shifts):
-            require(shift in SHIFTS, f"{path}.shifts[{i}]", f"must be one of {', '.join(SHIFTS)}", shift)
+            parse_shift(shift, f"{path}.shifts[{i}]")

@@ -38,16 +38,27 @@ def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
     ]
 
 
-def error_curves(learners: list[Learner], prompts: Prompts, n_dims: int, shift: str = "standard") -> list[dict]:
+def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard"
+                 ) -> list[dict]:
     """Rows ``{learner, shift, k, mean, ci_low, ci_high}`` for every learner and every ``k``.
+
+    ``prompts`` is one batch (every position scored) or, for query shifts, a list of ``(k, prompts)``
+    pairs where only position ``k`` of each batch is scored (see :func:`iclab.tasks.apply_shift`).
+    ``n_dims`` is the normaliser (the task's ``error_scale``; ``d`` for linear regression).
 
     Example::
 
         rows = error_curves([model, make_learner("least_squares")], task.eval_prompts(1280, seed=1), 5)
     """
+    parts = [(None, prompts)] if isinstance(prompts, Prompts) else prompts
     rows = []
     for learner in learners:
-        rows.extend(curve_rows(squared_errors(learner, prompts, n_dims), learner.label, shift))
+        for k, batch in parts:
+            errors = squared_errors(learner, batch, n_dims)
+            found = curve_rows(errors if k is None else errors[:, k : k + 1], learner.label, shift)
+            if k is not None:
+                found[0]["k"] = k
+            rows.extend(found)
     return rows
 
 

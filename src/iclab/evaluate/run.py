@@ -19,7 +19,8 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     The network's rows are under learner ``model``.
     """
     from iclab.run import load_model
-    from iclab.tasks import SHIFTS, apply_shift, make_task
+    from iclab.tasks import apply_shift, make_task
+    from iclab.tasks.shifts import parse_shift
 
     run_dir = Path(run_dir)
     cfg, model, step = load_model(run_dir)
@@ -27,26 +28,29 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     task = make_task(cfg.task)
     shifts = shifts or cfg.eval.shifts
     for shift in shifts:
-        if shift not in SHIFTS:
-            from iclab.errors import UserError
-
-            raise UserError(f"--shift: unknown shift {shift!r}; available: {', '.join(SHIFTS)}")
+        parse_shift(shift, "--shift")
     specs = learners if learners is not None else (cfg.eval.learners or task.relevant_learners())
-    refs = [make_learner(spec, f"learner {spec!r}") for spec in specs]
+    refs = [make_learner(spec, f"learner {spec!r}", task=task) for spec in specs]
     n = n_prompts or cfg.eval.n_prompts
     rows = []
     for shift in shifts:
         prompts = apply_shift(shift, task, n, cfg.eval.seed)
         with torch.no_grad():
-            rows += error_curves([_Batched(model, cfg.eval.batch_size), *refs], prompts, cfg.task.n_dims, shift)
+            rows += error_curves([_Batched(model, cfg.eval.batch_size), *refs], prompts, task.error_scale, shift)
     atomic_write_text(run_dir / "eval" / "curves.csv", rows_to_csv(rows))
     if plot:
         from iclab.report.plots import plot_curves
 
         for shift in shifts:
-            plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{shift}.png",
+            plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{_slug(shift)}.png",
                         n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}")
     return rows
+
+
+def _slug(shift: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", shift).strip("_")
 
 
 class _Batched:

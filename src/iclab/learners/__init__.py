@@ -1,18 +1,24 @@
 """Reference learners: the algorithms a trained model might implement.
 
-Each is batched over prompts and over every prefix length at once, and checked in the tests against
-an independent implementation (numpy / scikit-learn). Build one from a spec::
+Each is batched over prompts and over every prefix length at once (the tree learners excepted), and
+checked in the tests against an independent implementation (numpy / scipy / scikit-learn) or a closed
+form. Build one from a spec::
 
     from iclab.learners import make_learner
     ridge = make_learner("ridge(lam=0.25)")
     y_hat = ridge.predict(prompts)  # (B, N): y_hat[:, i] uses the first i examples
+    dmmse = make_learner("dmmse", task=task)  # posterior means need the task's prior
 """
 
 from iclab.learners.base import ReferenceLearner, make_learner, parse_learner_spec
 from iclab.learners.baselines import Averaging, Zero
+from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, SignPosterior,
+                                  SparsePosterior)
 from iclab.learners.gd import GD, OnlineGD
 from iclab.learners.knn import KNN
+from iclab.learners.lasso import Lasso
 from iclab.learners.least_squares import LeastSquares, Ridge
+from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 
 LEARNERS: dict[str, type[ReferenceLearner]] = {
     "zero": Zero,
@@ -22,18 +28,19 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
     "ridge": Ridge,
     "gd": GD,
     "online_gd": OnlineGD,
+    "lasso": Lasso,
+    "feature_least_squares": FeatureLeastSquares,
+    "feature_ridge": FeatureRidge,
+    "dmmse": DMMSE,
+    "gmm_posterior": GMMPosterior,
+    "sparse_posterior": SparsePosterior,
+    "sign_posterior": SignPosterior,
+    "bayes_mixture": BayesMixture,
+    "nn_gd": NNGD,
+    "tree": GreedyTree,
+    "xgboost": XGBoost,
 }
 
-__all__ = [
-    "LEARNERS",
-    "GD",
-    "KNN",
-    "Averaging",
-    "LeastSquares",
-    "OnlineGD",
-    "ReferenceLearner",
-    "Ridge",
-    "Zero",
-    "make_learner",
-    "parse_learner_spec",
-]
+__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge",
+           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "OnlineGD", "ReferenceLearner", "Ridge",
+           "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

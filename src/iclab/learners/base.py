@@ -24,9 +24,15 @@ class ReferenceLearner:
     """Base class: subclasses set ``name`` and implement ``_predict(xs, ys) -> (B, N)`` in float64."""
 
     name: str = ""
-    # tasks whose prompts carry real-valued labels; token tasks get their own learners
+    requires_task: bool = False  # built with ``task=...`` (Bayes learners need the prior, pool, features)
+
     def __init__(self) -> None:
         self._params: dict[str, Any] = {}
+
+    @classmethod
+    def applies_to(cls, task) -> str | None:
+        """None when this learner can predict on ``task``'s prompts, else the reason it cannot."""
+        return None
 
     def _set_params(self, **params: Any) -> None:
         self._params = params
@@ -72,8 +78,11 @@ def exclusive_cumsum(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
 
-def parse_learner_spec(spec: Any, path: str = "learner") -> tuple[str, dict[str, Any]]:
-    """Parse and check a learner spec; return ``(name, kwargs)`` or raise :class:`ConfigError`."""
+def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str, dict[str, Any]]:
+    """Parse and check a learner spec; return ``(name, kwargs)`` or raise :class:`ConfigError`.
+
+    With ``task``, also check that the learner applies to it.
+    """
     import yaml
 
     from iclab.learners import LEARNERS
@@ -101,7 +110,7 @@ def parse_learner_spec(spec: Any, path: str = "learner") -> tuple[str, dict[str,
     cls = LEARNERS[name]
     sig = inspect.signature(cls.__init__)
     hints = typing.get_type_hints(cls.__init__)
-    allowed = [p for p in sig.parameters if p != "self"]
+    allowed = [p for p in sig.parameters if p not in ("self", "task")]
     from iclab.config import _convert
 
     out = {}
@@ -110,19 +119,33 @@ def parse_learner_spec(spec: Any, path: str = "learner") -> tuple[str, dict[str,
             what = ", ".join(allowed) if allowed else "none"
             raise ConfigError(f"{path}: learner {name!r} has no parameter {key!r}; parameters: {what}")
         out[key] = _convert(hints.get(key, Any), value, f"{path}.{key}")
-    try:
-        cls(**out)  # run the learner's own value checks
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    if task is not None:
+        reason = cls.applies_to(task)
+        if reason is not None:
+            raise ConfigError(f"{path}: learner {name!r} does not apply to task {task.name!r}: {reason}")
+    if not cls.requires_task or task is not None:
+        try:
+            cls(**out, **({"task": task} if cls.requires_task else {}))  # the learner's own value checks
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
     return name, out
 
 
-def make_learner(spec: Any, path: str = "learner") -> ReferenceLearner:
-    """Build a reference learner from a spec: ``make_learner("knn(k=3)")``."""
+def make_learner(spec: Any, path: str = "learner", task=None) -> ReferenceLearner:
+    """Build a reference learner from a spec: ``make_learner("knn(k=3)")``.
+
+    Learners that need the task (posterior means over its prior, feature maps) take it as ``task``:
+    ``make_learner("dmmse", task=make_task(cfg.task))``.
+    """
     from iclab.learners import LEARNERS
 
-    name, kwargs = parse_learner_spec(spec, path)
-    return LEARNERS[name](**kwargs)
+    name, kwargs = parse_learner_spec(spec, path, task)
+    cls = LEARNERS[name]
+    if cls.requires_task:
+        if task is None:
+            raise ConfigError(f"{path}: learner {name!r} needs the task it predicts on (pass task=...)")
+        return cls(**kwargs, task=task)
+    return cls(**kwargs)
 
 
 def check(ok: bool, message: str) -> None:

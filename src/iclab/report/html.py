@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from iclab.evaluate.curves import read_curves
+from iclab.evaluate.run import _slug
 from iclab.report.plots import display_name, plot_curves, plot_training
 from iclab.run import read_metrics, read_run_config
 from iclab.utils import atomic_write_text
@@ -62,7 +63,7 @@ def write_report(run_dir: str | Path) -> Path:
 
     for shift in shifts:
         sub = [r for r in rows if r["shift"] == shift]
-        png = plot_curves(sub, run_dir / "plots" / f"curves_{shift}.png", n_dims=d,
+        png = plot_curves(sub, run_dir / "plots" / f"curves_{_slug(shift)}.png", n_dims=d,
                           title=f"{cfg.task.name} (d={d}), {shift}")
         parts.append(f"<h2>Error vs in-context examples: {html.escape(shift)}</h2>{_img(png)}")
         parts.append(_table(sub, learners, ks))

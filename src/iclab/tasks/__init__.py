@@ -1,11 +1,33 @@
-"""Task families: distributions over prompts. ``TASKS`` maps a config's ``task.name`` to its class."""
+"""Task families: distributions over prompts. ``TASKS`` maps a config's ``task.name`` to its class.
+
+Each family names its relevant reference learners (``relevant_learners()``, the Bayes-optimal one first
+where it is known) and how its errors are normalised (``error_scale``).
+"""
 
 from iclab.tasks.base import Curriculum, Task
-from iclab.tasks.linear import LinearRegression, LinearRegressionConfig
+from iclab.tasks.fourier import FourierSeries
+from iclab.tasks.linear import (GaussianMixtureRegression, LinearRegression, LinearRegressionConfig, LowRankRegression,
+                                SignVectorRegression, SparseLinearRegression)
+from iclab.tasks.mixture import Mixture
+from iclab.tasks.monomials import MonomialRegression
+from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
+from iclab.tasks.pool import TaskPool
+from iclab.tasks.representation import Representation
 from iclab.tasks.shifts import SHIFTS, apply_shift
 
 TASKS: dict[str, type[Task]] = {
     "linear_regression": LinearRegression,
+    "sparse_linear_regression": SparseLinearRegression,
+    "sign_vector_regression": SignVectorRegression,
+    "low_rank_regression": LowRankRegression,
+    "gaussian_mixture_regression": GaussianMixtureRegression,
+    "task_pool": TaskPool,
+    "representation": Representation,
+    "fourier_series": FourierSeries,
+    "monomial_regression": MonomialRegression,
+    "decision_tree": DecisionTree,
+    "relu_network": ReluNetwork,
+    "mixture": Mixture,
 }
 
 
@@ -14,5 +36,7 @@ def make_task(config) -> Task:
     return TASKS[config.name](config)
 
 
-__all__ = ["SHIFTS", "TASKS", "Curriculum", "LinearRegression", "LinearRegressionConfig", "Task",
+__all__ = ["SHIFTS", "TASKS", "Curriculum", "DecisionTree", "FourierSeries", "GaussianMixtureRegression",
+           "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
+           "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool",
            "apply_shift", "make_task"]

@@ -76,8 +76,23 @@ class Task:
     def n_points(self) -> int:
         return self.config.n_points
 
+    @property
+    def error_scale(self) -> float:
+        """Curves report squared error divided by this: ``E|w|^2`` for linear families (``d`` for standard
+        regression, as Garg et al.), ``E[f(x)^2]`` otherwise, so that predicting zero scores about 1."""
+        return float(self.n_dims)
+
+    def features(self, xs: torch.Tensor) -> torch.Tensor | None:
+        """The task's fixed feature map ``(B, N, d) -> (B, N, F)`` when ``y`` is linear in it, else None."""
+        return None
+
     def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
         raise NotImplementedError
+
+    def label(self, xs: torch.Tensor, info: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Noise-free labels of inputs ``xs (B, N, d)`` under the functions described by ``info``; lets
+        distribution shifts move the inputs of a prompt and keep its function."""
+        raise NotImplementedError(f"task {self.name} cannot relabel shifted inputs")
 
     def relevant_learners(self) -> list[str]:
         """Reference learner specs worth comparing with, the Bayes-optimal one first where known."""

@@ -1,11 +1,23 @@
-"""Linear regression in context (Garg et al. 2022, Akyürek et al. 2022).
+"""Linear function classes in context: ``y = w . x + noise_std * eps`` with ``x ~ N(0, x_scale^2 I_d)``.
 
-``x ~ N(0, x_scale^2 I_d)``, ``w ~ N(0, I_d)`` drawn per prompt, ``y = w . x + noise_std * eps``.
+The families differ in the prior on ``w`` (drawn per prompt):
+
+- ``linear_regression``: ``w ~ N(0, I_d)`` (Garg et al. 2022; Akyürek et al. 2022). Bayes-optimal:
+  min-norm least squares when noiseless, ridge with ``lam = noise_std^2`` otherwise.
+- ``sparse_linear_regression``: ``sparsity`` nonzero coordinates, N(0, 1), on a uniformly random support
+  (Garg et al.: k = 3). Reference: Lasso.
+- ``sign_vector_regression``: ``w`` uniform on ``{-1, +1}^d`` (Panwar et al. 2023).
+- ``low_rank_regression``: ``x`` and ``w`` are ``m x m`` matrices flattened (``d = m^2``), ``w = U V^T / sqrt(r)``
+  of rank ``r`` with Gaussian factors (Panwar et al. 2023).
+- ``gaussian_mixture_regression``: ``w ~ sum_c pi_c N(mu_c, I)`` with ``mu_c = +-mean_scale e_1``
+  (Panwar et al. 2023); its posterior mean is the ``gmm_posterior`` learner.
+
 With a curriculum, the inactive coordinates of x (and of w) are zero.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -38,30 +50,179 @@ class LinearRegressionConfig:
                     f"must be at most task.n_points ({self.n_points})", cur.points_start)
 
 
-class LinearRegression(Task):
-    """Noisy or noiseless linear regression with a standard Gaussian prior on the weights."""
+class LinearTask(Task):
+    """Shared sampling of the linear families; subclasses draw ``w`` in :meth:`sample_w`."""
 
-    Config = LinearRegressionConfig
-    name = "linear_regression"
+    def sample_w(self, batch_size: int, generator: torch.Generator, n_active_dims: int
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weights ``(B, d)`` and any extra ground truth for ``Prompts.info``."""
+        raise NotImplementedError
 
     def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
         c = self.config
         d = c.n_dims
         xs = torch.randn(batch_size, n_points, d, generator=generator) * c.x_scale  # (B, N, d)
-        w = torch.randn(batch_size, d, generator=generator)  # (B, d)
+        w, extra = self.sample_w(batch_size, generator, n_active_dims)  # (B, d)
         if n_active_dims < d:
             xs[:, :, n_active_dims:] = 0
             w[:, n_active_dims:] = 0
         ys = torch.einsum("bnd,bd->bn", xs, w)  # (B, N)
         if c.noise_std > 0:
             ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
-        return Prompts(xs, ys, {"w": w})
+        return Prompts(xs, ys, {"w": w, **extra})
+
+    def label(self, xs, info):
+        return torch.einsum("bnd,bd->bn", xs, info["w"].to(xs))
+
+    def _bayes_gaussian(self) -> str:
+        noise = self.config.noise_std
+        return "least_squares" if noise == 0 else f"ridge(lam={noise**2:g})"
 
     def relevant_learners(self) -> list[str]:
-        noise = self.config.noise_std
+        return ["least_squares", "knn(k=3)", "averaging", "zero"]
+
+
+class LinearRegression(LinearTask):
+    """Noisy or noiseless linear regression with a standard Gaussian prior on the weights."""
+
+    Config = LinearRegressionConfig
+    name = "linear_regression"
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        return torch.randn(batch_size, self.n_dims, generator=generator), {}
+
+    def relevant_learners(self) -> list[str]:
         # posterior mean under w ~ N(0, I): min-norm least squares when noiseless, ridge(sigma^2) otherwise
-        bayes = "least_squares" if noise == 0 else f"ridge(lam={noise**2:g})"
+        bayes = self._bayes_gaussian()
         rest = ["knn(k=3)", "averaging", "zero"]
-        if noise > 0:
+        if bayes != "least_squares":
             rest.insert(0, "least_squares")
         return [bayes, *rest]
+
+
+@dataclass
+class SparseLinearRegressionConfig(LinearRegressionConfig):
+    name: str = "sparse_linear_regression"
+    n_dims: int = 10
+    n_points: int = 21
+    sparsity: int = 3  # nonzero coordinates of w
+
+    def validate(self, path: str = "task") -> None:
+        from iclab.config import require, require_positive
+
+        super().validate(path)
+        require_positive(self, path, "sparsity")
+        require(self.sparsity <= self.n_dims, f"{path}.sparsity", f"must be at most task.n_dims ({self.n_dims})",
+                self.sparsity)
+
+
+class SparseLinearRegression(LinearTask):
+    """``sparsity`` nonzero N(0, 1) coordinates on a uniformly random support."""
+
+    Config = SparseLinearRegressionConfig
+    name = "sparse_linear_regression"
+
+    @property
+    def error_scale(self) -> float:
+        return float(self.config.sparsity)
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        k = min(self.config.sparsity, n_active_dims)
+        w = torch.randn(batch_size, self.n_dims, generator=generator)
+        support = torch.rand(batch_size, n_active_dims, generator=generator).argsort(-1)[:, :k]  # (B, k)
+        mask = torch.zeros(batch_size, self.n_dims, dtype=torch.bool)
+        mask.scatter_(1, support, True)
+        return w * mask, {}
+
+    def relevant_learners(self) -> list[str]:
+        return ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "lasso(alpha=0.001)", "least_squares", "knn(k=3)",
+                "averaging", "zero"]
+
+
+@dataclass
+class SignVectorRegressionConfig(LinearRegressionConfig):
+    name: str = "sign_vector_regression"
+    n_dims: int = 8
+    n_points: int = 17
+
+
+class SignVectorRegression(LinearTask):
+    """``w`` uniform on the corners of the hypercube ``{-1, +1}^d``."""
+
+    Config = SignVectorRegressionConfig
+    name = "sign_vector_regression"
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        return torch.randint(0, 2, (batch_size, self.n_dims), generator=generator).float() * 2 - 1, {}
+
+
+@dataclass
+class LowRankRegressionConfig(LinearRegressionConfig):
+    name: str = "low_rank_regression"
+    n_dims: int = 16  # must be a square m * m: x and w are m x m matrices, flattened
+    n_points: int = 17
+    rank: int = 1
+
+    def validate(self, path: str = "task") -> None:
+        from iclab.config import require, require_positive
+
+        super().validate(path)
+        m = math.isqrt(self.n_dims)
+        require(m * m == self.n_dims, f"{path}.n_dims", "must be a perfect square (x and w are m x m matrices)",
+                self.n_dims)
+        require_positive(self, path, "rank")
+        require(self.rank <= m, f"{path}.rank", f"must be at most sqrt(task.n_dims) = {m}", self.rank)
+
+
+class LowRankRegression(LinearTask):
+    """``w = U V^T / sqrt(rank)`` with ``U, V`` of shape ``(m, rank)``, entries N(0, 1); ``y = <w, x>``."""
+
+    Config = LowRankRegressionConfig
+    name = "low_rank_regression"
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        m, r = math.isqrt(self.n_dims), self.config.rank
+        u = torch.randn(batch_size, m, r, generator=generator)
+        v = torch.randn(batch_size, m, r, generator=generator)
+        return (u @ v.transpose(1, 2) / math.sqrt(r)).reshape(batch_size, m * m), {}
+
+
+@dataclass
+class GaussianMixtureRegressionConfig(LinearRegressionConfig):
+    name: str = "gaussian_mixture_regression"
+    n_dims: int = 5
+    noise_std: float = 0.1
+    mean_scale: float = 3.0  # component means are +mean_scale * e_1 and -mean_scale * e_1
+    weights: list[float] = field(default_factory=lambda: [0.5, 0.5])  # mixing weights of the two components
+
+    def validate(self, path: str = "task") -> None:
+        from iclab.config import require, require_finite
+
+        super().validate(path)
+        require_finite(self, path, "mean_scale")
+        require(len(self.weights) == 2 and all(w >= 0 for w in self.weights) and abs(sum(self.weights) - 1) < 1e-6,
+                f"{path}.weights", "must be two non-negative numbers summing to 1", self.weights)
+
+
+class GaussianMixtureRegression(LinearTask):
+    """``w ~ pi_1 N(+m e_1, I) + pi_2 N(-m e_1, I)``; ``info["component"]`` says which."""
+
+    Config = GaussianMixtureRegressionConfig
+    name = "gaussian_mixture_regression"
+
+    @property
+    def error_scale(self) -> float:
+        return self.n_dims + self.config.mean_scale**2
+
+    def means(self) -> torch.Tensor:  # (2, d)
+        mu = torch.zeros(2, self.n_dims)
+        mu[0, 0], mu[1, 0] = self.config.mean_scale, -self.config.mean_scale
+        return mu
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        comp = (torch.rand(batch_size, generator=generator) >= self.config.weights[0]).long()
+        w = torch.randn(batch_size, self.n_dims, generator=generator) + self.means()[comp]
+        return w, {"component": comp}
+
+    def relevant_learners(self) -> list[str]:
+        return ["gmm_posterior", self._bayes_gaussian(), "knn(k=3)", "averaging", "zero"]

@@ -1,23 +1,159 @@
-"""Distribution shifts applied to held-out prompts at evaluation time.
+"""Distribution shifts for evaluation: train on the standard prompt, test on a shifted one.
 
-``standard`` is the training distribution. Each shift maps ``(task, n_prompts, seed) -> Prompts``.
+Garg et al. 2022: ``skewed_covariance``, ``noisy_y``, ``scale_x(scale=...)``, ``orthant`` (in-context
+inputs in one random orthant, the query in the opposite one), ``half_subspace`` (in-context inputs and
+query in a random d/2-dimensional subspace) and ``orthogonal_query`` (in-context inputs in the subspace,
+query orthogonal to it). von Oswald et al. 2022: input-scale and weight-scale sweeps, ``scale_x(scale=s)``
+and ``scale_w(scale=s)``.
+
+A shift keeps each prompt's function (``info``) and moves the inputs, relabelling them with
+``task.label`` plus the task's label noise. *Prompt* shifts change every point, so one prompt scores
+every k; *query* shifts treat the query differently from the context, so the curve at ``k`` is computed
+on its own prompts of ``k + 1`` points. Specs are names or calls: ``"scale_x(scale=2)"``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+import re
+from typing import Any, Callable
 
+import torch
+
+from iclab.errors import ConfigError
 from iclab.types import Prompts
+from iclab.utils import derive_seed
+
+SHIFT_STREAM = 3
 
 
-def _standard(task, n_prompts: int, seed: int) -> Prompts:
-    return task.eval_prompts(n_prompts, seed)
+def _relabel(task, xs: torch.Tensor, info: dict, generator: torch.Generator) -> torch.Tensor:
+    ys = task.label(xs, info)
+    noise = getattr(task.config, "noise_std", 0.0)
+    if noise > 0:
+        ys = ys + noise * torch.randn(ys.shape, generator=generator)
+    return ys
+
+
+def _base(task, n_prompts, seed, n_points=None):
+    g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, n_points or 0))
+    prompts = task.sample(n_prompts, g, task.n_dims, n_points or task.n_points)
+    return prompts, g
+
+
+def _standard(task, n_prompts, seed):
+    return [(None, task.eval_prompts(n_prompts, seed))]
+
+
+def _noisy_y(task, n_prompts, seed, std: float = 1.0):
+    p = task.eval_prompts(n_prompts, seed)
+    g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, 1))
+    return [(None, Prompts(p.xs, p.ys + std * torch.randn(p.ys.shape, generator=g), p.info))]
+
+
+def _scale_x(task, n_prompts, seed, scale: float = 2.0):
+    p, g = _base(task, n_prompts, seed)
+    xs = p.xs * scale
+    return [(None, Prompts(xs, _relabel(task, xs, p.info, g), p.info))]
+
+
+def _scale_w(task, n_prompts, seed, scale: float = 2.0):
+    p, g = _base(task, n_prompts, seed)
+    if "w" not in p.info:
+        raise ConfigError(f"shift scale_w: task {task.name} has no weight vector w to scale")
+    info = {**p.info, "w": p.info["w"] * scale}
+    return [(None, Prompts(p.xs, _relabel(task, p.xs, info, g), info))]
+
+
+def _skewed_covariance(task, n_prompts, seed, decay: float = 2.0):
+    """Inputs ``x -> A x`` with a fixed random eigenbasis and eigenvalues ``∝ 1 / i^decay`` (trace d)."""
+    p, g = _base(task, n_prompts, seed)
+    d = task.n_dims
+    basis, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(17)))
+    eig = 1.0 / torch.arange(1, d + 1, dtype=torch.float32) ** decay
+    eig = eig * d / eig.sum()
+    xs = p.xs @ (basis * eig.sqrt()) @ basis.T
+    return [(None, Prompts(xs, _relabel(task, xs, p.info, g), p.info))]
+
+
+def _per_query(task, n_prompts, seed, move: Callable) -> list:
+    """Query shifts: for each k, prompts of k + 1 points whose context and query ``move`` places."""
+    out = []
+    for k in range(task.n_points):
+        p, g = _base(task, n_prompts, seed, n_points=k + 1)
+        xs = move(p.xs, g)
+        out.append((k, Prompts(xs, _relabel(task, xs, p.info, g), p.info)))
+    return out
+
+
+def _orthant(task, n_prompts, seed):
+    def move(xs, g):
+        sign = torch.randint(0, 2, (xs.shape[0], 1, xs.shape[2]), generator=g).float() * 2 - 1
+        out = xs.abs() * sign
+        out[:, -1] = -out[:, -1]
+        return out
+
+    return _per_query(task, n_prompts, seed, move)
+
+
+def _subspace(query_in: bool):
+    def shift(task, n_prompts, seed):
+        d = task.n_dims
+
+        def move(xs, g):
+            basis, _ = torch.linalg.qr(torch.randn(xs.shape[0], d, d, generator=g))
+            proj = basis[:, :, : max(d // 2, 1)]
+            inside = proj @ proj.transpose(1, 2)  # (B, d, d) projector onto the subspace
+            out = xs @ inside
+            if not query_in:
+                out[:, -1] = (xs[:, -1:] @ (torch.eye(d) - inside)).squeeze(1)  # orthogonal to the subspace
+            return out
+
+        return _per_query(task, n_prompts, seed, move)
+
+    return shift
 
 
 SHIFTS: dict[str, Callable] = {
     "standard": _standard,
+    "noisy_y": _noisy_y,
+    "scale_x": _scale_x,
+    "scale_w": _scale_w,
+    "skewed_covariance": _skewed_covariance,
+    "orthant": _orthant,
+    "half_subspace": _subspace(query_in=True),
+    "orthogonal_query": _subspace(query_in=False),
 }
 
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
-def apply_shift(name: str, task, n_prompts: int, seed: int) -> Prompts:
-    return SHIFTS[name](task, n_prompts, seed)
+
+def parse_shift(spec: str, path: str = "shift") -> tuple[str, dict[str, Any]]:
+    """``"scale_x(scale=2)" -> ("scale_x", {"scale": 2.0})``, checked against the shift's parameters."""
+    import inspect
+
+    m = _CALL.match(spec) if isinstance(spec, str) else None
+    if not m or m.group(1) not in SHIFTS:
+        raise ConfigError(f"{path}: unknown shift {spec!r}; available: {', '.join(SHIFTS)}")
+    name, argstr = m.group(1), m.group(2)
+    params = [p for p in inspect.signature(SHIFTS[name]).parameters if p not in ("task", "n_prompts", "seed")]
+    kwargs = {}
+    for part in filter(None, (a.strip() for a in (argstr or "").split(","))):
+        key, sep, raw = part.partition("=")
+        key = key.strip()
+        if not sep or key not in params:
+            raise ConfigError(f"{path}: shift {name!r} takes {', '.join(params) or 'no parameters'}; got {part!r}")
+        try:
+            kwargs[key] = float(raw)
+        except ValueError:
+            raise ConfigError(f"{path}: {name}.{key} must be a number, got {raw.strip()!r}") from None
+        if not math.isfinite(kwargs[key]) or kwargs[key] <= 0:
+            raise ConfigError(f"{path}: {name}.{key} must be a positive number, got {raw.strip()!r}")
+    return name, kwargs
+
+
+def apply_shift(spec: str, task, n_prompts: int, seed: int) -> list[tuple[int | None, Prompts]]:
+    """Held-out prompts under a shift: ``[(None, prompts)]`` for a prompt shift (every k scored), or
+    ``[(k, prompts_k), ...]`` for a query shift (only position k of ``prompts_k`` scored)."""
+    name, kwargs = parse_shift(spec)
+    return SHIFTS[name](task, n_prompts, seed, **kwargs)

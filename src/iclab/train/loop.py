@@ -99,10 +99,10 @@ def _append_jsonl(f, record: dict) -> None:
     f.flush()
 
 
-def validation_errors(model, prompts, n_dims: int) -> list[float]:
-    """Mean squared error per number of in-context examples, divided by ``n_dims``."""
+def validation_errors(model, prompts, scale: float) -> list[float]:
+    """Mean squared error per number of in-context examples, divided by ``scale`` (the task's error scale)."""
     pred = model.predict(prompts)
-    return (((pred - prompts.ys) ** 2).mean(0) / n_dims).tolist()
+    return (((pred - prompts.ys) ** 2).mean(0) / scale).tolist()
 
 
 def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
@@ -197,7 +197,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3),
                 })
             if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
-                errs = validation_errors(model, val_prompts, cfg.task.n_dims)
+                errs = validation_errors(model, val_prompts, task.error_scale)
                 model.train()
                 _append_jsonl(log, {"step": step, "val_err_by_k": [round(e, 6) for e in errs],
                                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3)})

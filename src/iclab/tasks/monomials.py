@@ -1,0 +1,75 @@
+"""Degree-2 monomial regression (Panwar et al. 2023).
+
+A fixed set of ``n_monomials`` products ``x_i x_j`` (``i <= j``), chosen once from ``monomial_seed``;
+``y = sum_s w_s x_{i_s} x_{j_s} + noise``, ``w ~ N(0, I)`` per prompt, ``x ~ N(0, I_d)``. The posterior
+mean is (min-norm) least squares on those monomials: ``feature_least_squares`` / ``feature_ridge``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from iclab.tasks.linear import LinearRegressionConfig
+from iclab.tasks.base import Task
+from iclab.types import Prompts
+
+
+@dataclass
+class MonomialRegressionConfig(LinearRegressionConfig):
+    name: str = "monomial_regression"
+    n_dims: int = 5
+    n_points: int = 21
+    n_monomials: int = 6  # how many of the d (d + 1) / 2 degree-2 monomials the functions use
+    monomial_seed: int = 0
+
+    def validate(self, path: str = "task") -> None:
+        from iclab.config import require, require_non_negative, require_positive
+
+        super().validate(path)
+        require_positive(self, path, "n_monomials")
+        require_non_negative(self, path, "monomial_seed")
+        total = self.n_dims * (self.n_dims + 1) // 2
+        require(self.n_monomials <= total, f"{path}.n_monomials", f"must be at most d (d + 1) / 2 = {total}",
+                self.n_monomials)
+
+
+class MonomialRegression(Task):
+    Config = MonomialRegressionConfig
+    name = "monomial_regression"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        pairs = torch.triu_indices(config.n_dims, config.n_dims)  # (2, d (d + 1) / 2), i <= j
+        g = torch.Generator().manual_seed(3_000_017 + config.monomial_seed)
+        chosen = torch.randperm(pairs.shape[1], generator=g)[: config.n_monomials].sort().values
+        self.pairs = pairs[:, chosen]  # (2, S)
+
+    @property
+    def error_scale(self) -> float:
+        i, j = self.pairs
+        return float(sum(3.0 if a == b else 1.0 for a, b in zip(i.tolist(), j.tolist())))  # E[y^2], x ~ N(0, I)
+
+    def features(self, xs: torch.Tensor) -> torch.Tensor:
+        i, j = self.pairs.to(xs.device)
+        return xs[..., i] * xs[..., j]  # (B, N, S)
+
+    def label(self, xs, info):
+        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
+
+    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
+        c = self.config
+        xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
+        if n_active_dims < c.n_dims:
+            xs[:, :, n_active_dims:] = 0
+        w = torch.randn(batch_size, c.n_monomials, generator=generator)
+        ys = torch.einsum("bns,bs->bn", self.features(xs), w)
+        if c.noise_std > 0:
+            ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
+        return Prompts(xs, ys, {"w": w})
+
+    def relevant_learners(self) -> list[str]:
+        noise = self.config.noise_std
+        bayes = "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"
+        return [bayes, "least_squares", "knn(k=3)", "averaging", "zero"]

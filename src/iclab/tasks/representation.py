@@ -1,0 +1,77 @@
+"""Linear functions of a fixed learned-looking representation (Guo et al. 2023).
+
+``y = <w, Phi(x)> + noise_std * eps`` where ``Phi`` is a fixed random two-layer ReLU MLP
+``R^d -> R^phi_dim`` (weights drawn once from ``phi_seed``, shared by all prompts) and ``w ~ N(0, I)`` is
+drawn per prompt. The optimal learner is ridge on ``Phi(x)`` (``feature_ridge``), not ridge on ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from iclab.tasks.linear import LinearRegressionConfig
+from iclab.tasks.base import Task
+from iclab.types import Prompts
+
+
+@dataclass
+class RepresentationConfig(LinearRegressionConfig):
+    name: str = "representation"
+    n_dims: int = 5
+    n_points: int = 21
+    noise_std: float = 0.1
+    phi_dim: int = 5  # output width of Phi
+    phi_hidden: int = 32  # hidden width of Phi
+    phi_seed: int = 0
+
+    def validate(self, path: str = "task") -> None:
+        from iclab.config import require_non_negative, require_positive
+
+        super().validate(path)
+        require_positive(self, path, "phi_dim", "phi_hidden")
+        require_non_negative(self, path, "phi_seed")
+
+
+class Representation(Task):
+    """``y = <w, Phi(x)> + noise`` with a fixed random ReLU MLP ``Phi``; ``info["phi"]`` holds ``Phi(x)``."""
+
+    Config = RepresentationConfig
+    name = "representation"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        g = torch.Generator().manual_seed(2_000_003 + config.phi_seed)
+        self.a1 = torch.randn(config.n_dims, config.phi_hidden, generator=g) * math.sqrt(2 / config.n_dims)
+        self.a2 = torch.randn(config.phi_hidden, config.phi_dim, generator=g) / math.sqrt(config.phi_hidden)
+
+    @property
+    def error_scale(self) -> float:
+        return float(self.config.phi_dim)
+
+    def features(self, xs: torch.Tensor) -> torch.Tensor:
+        a1, a2 = self.a1.to(xs), self.a2.to(xs)
+        return torch.relu(xs @ a1) @ a2  # (B, N, phi_dim)
+
+    def label(self, xs, info):
+        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
+
+    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
+        c = self.config
+        xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
+        if n_active_dims < c.n_dims:
+            xs[:, :, n_active_dims:] = 0
+        w = torch.randn(batch_size, c.phi_dim, generator=generator)
+        phi = self.features(xs)
+        ys = torch.einsum("bnf,bf->bn", phi, w)
+        if c.noise_std > 0:
+            ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
+        return Prompts(xs, ys, {"w": w, "phi": phi})
+
+    def relevant_learners(self) -> list[str]:
+        noise = self.config.noise_std
+        bayes = "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"
+        on_x = "least_squares" if noise == 0 else f"ridge(lam={noise**2:g})"
+        return [bayes, on_x, "knn(k=3)", "averaging", "zero"]
