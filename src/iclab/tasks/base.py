@@ -108,3 +108,33 @@ class Task:
         """A fixed held-out set at the full dimension and prompt length (no curriculum)."""
         g = torch.Generator().manual_seed(derive_seed(seed, EVAL_STREAM, 0))
         return self.sample(n_prompts, g, self.n_dims, self.n_points)
+
+
+class FeatureTask(Task):
+    """Functions linear in a fixed feature map: ``y = <w, features(x)> + noise_std * eps``, ``w ~ N(0, I)``
+    per prompt. Subclasses define ``features``, ``n_features`` and, if not Gaussian, ``sample_inputs``."""
+
+    n_features: int
+
+    def sample_inputs(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int
+                      ) -> torch.Tensor:
+        c = self.config
+        xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
+        if n_active_dims < c.n_dims:
+            xs[:, :, n_active_dims:] = 0
+        return xs
+
+    def label(self, xs, info):
+        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
+
+    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
+        xs = self.sample_inputs(batch_size, generator, n_active_dims, n_points)
+        w = torch.randn(batch_size, self.n_features, generator=generator)
+        ys = self.label(xs, {"w": w})
+        if self.config.noise_std > 0:
+            ys = ys + self.config.noise_std * torch.randn(batch_size, n_points, generator=generator)
+        return Prompts(xs, ys, {"w": w})
+
+    def _bayes_on_features(self) -> str:
+        noise = self.config.noise_std
+        return "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"

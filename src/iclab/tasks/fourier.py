@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from iclab.tasks.base import Curriculum, Task
-from iclab.types import Prompts
+from iclab.tasks.base import Curriculum, FeatureTask
 
 
 @dataclass
@@ -35,7 +34,7 @@ class FourierSeriesConfig:
         require_non_negative(self, path, "noise_std")
 
 
-class FourierSeries(Task):
+class FourierSeries(FeatureTask):
     """Random Fourier series up to frequency ``max_frequency``; ``info["w"]`` holds the coefficients."""
 
     Config = FourierSeriesConfig
@@ -51,19 +50,12 @@ class FourierSeries(Task):
         angle = xs[..., :1] * k * math.pi / c.half_period  # (B, N, K)
         return torch.cat([torch.ones_like(xs[..., :1]), torch.cos(angle), torch.sin(angle)], dim=-1)  # (B, N, 2K+1)
 
-    def label(self, xs, info):
-        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
+    @property
+    def n_features(self) -> int:
+        return 2 * self.config.max_frequency + 1
 
-    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
-        c = self.config
-        xs = (torch.rand(batch_size, n_points, 1, generator=generator) * 2 - 1) * c.half_period
-        w = torch.randn(batch_size, 2 * c.max_frequency + 1, generator=generator)
-        ys = torch.einsum("bnf,bf->bn", self.features(xs), w)
-        if c.noise_std > 0:
-            ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
-        return Prompts(xs, ys, {"w": w})
+    def sample_inputs(self, batch_size, generator, n_active_dims, n_points):
+        return (torch.rand(batch_size, n_points, 1, generator=generator) * 2 - 1) * self.config.half_period
 
     def relevant_learners(self) -> list[str]:
-        noise = self.config.noise_std
-        bayes = "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"
-        return [bayes, "knn(k=3)", "zero"]
+        return [self._bayes_on_features(), "knn(k=3)", "zero"]

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
-from iclab.tasks.base import Task
-from iclab.types import Prompts
+from iclab.tasks.base import FeatureTask
 
 
 @dataclass
@@ -35,7 +34,7 @@ class MonomialRegressionConfig(LinearRegressionConfig):
                 self.n_monomials)
 
 
-class MonomialRegression(Task):
+class MonomialRegression(FeatureTask):
     Config = MonomialRegressionConfig
     name = "monomial_regression"
 
@@ -55,21 +54,9 @@ class MonomialRegression(Task):
         i, j = self.pairs.to(xs.device)
         return xs[..., i] * xs[..., j]  # (B, N, S)
 
-    def label(self, xs, info):
-        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
-
-    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
-        c = self.config
-        xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
-        if n_active_dims < c.n_dims:
-            xs[:, :, n_active_dims:] = 0
-        w = torch.randn(batch_size, c.n_monomials, generator=generator)
-        ys = torch.einsum("bns,bs->bn", self.features(xs), w)
-        if c.noise_std > 0:
-            ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
-        return Prompts(xs, ys, {"w": w})
+    @property
+    def n_features(self) -> int:
+        return self.config.n_monomials
 
     def relevant_learners(self) -> list[str]:
-        noise = self.config.noise_std
-        bayes = "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"
-        return [bayes, "least_squares", "knn(k=3)", "averaging", "zero"]
+        return [self._bayes_on_features(), "least_squares", "knn(k=3)", "averaging", "zero"]

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
-from iclab.tasks.base import Task
-from iclab.types import Prompts
+from iclab.tasks.base import FeatureTask
 
 
 @dataclass
@@ -35,8 +34,8 @@ class RepresentationConfig(LinearRegressionConfig):
         require_non_negative(self, path, "phi_seed")
 
 
-class Representation(Task):
-    """``y = <w, Phi(x)> + noise`` with a fixed random ReLU MLP ``Phi``; ``info["phi"]`` holds ``Phi(x)``."""
+class Representation(FeatureTask):
+    """``y = <w, Phi(x)> + noise`` with a fixed random ReLU MLP ``Phi``."""
 
     Config = RepresentationConfig
     name = "representation"
@@ -55,23 +54,11 @@ class Representation(Task):
         a1, a2 = self.a1.to(xs), self.a2.to(xs)
         return torch.relu(xs @ a1) @ a2  # (B, N, phi_dim)
 
-    def label(self, xs, info):
-        return torch.einsum("bnf,bf->bn", self.features(xs), info["w"].to(xs))
-
-    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
-        c = self.config
-        xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
-        if n_active_dims < c.n_dims:
-            xs[:, :, n_active_dims:] = 0
-        w = torch.randn(batch_size, c.phi_dim, generator=generator)
-        phi = self.features(xs)
-        ys = torch.einsum("bnf,bf->bn", phi, w)
-        if c.noise_std > 0:
-            ys = ys + c.noise_std * torch.randn(batch_size, n_points, generator=generator)
-        return Prompts(xs, ys, {"w": w, "phi": phi})
+    @property
+    def n_features(self) -> int:
+        return self.config.phi_dim
 
     def relevant_learners(self) -> list[str]:
         noise = self.config.noise_std
-        bayes = "feature_least_squares" if noise == 0 else f"feature_ridge(lam={noise**2:g})"
         on_x = "least_squares" if noise == 0 else f"ridge(lam={noise**2:g})"
-        return [bayes, on_x, "knn(k=3)", "averaging", "zero"]
+        return [self._bayes_on_features(), on_x, "knn(k=3)", "averaging", "zero"]
