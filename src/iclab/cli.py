@@ -103,14 +103,17 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
     if cfg.eval.after_train:
         rows = evaluate_run(run_dir)
         report = write_report(run_dir)
-        _print_summary(rows, cfg.task.n_dims)
+        _print_summary(rows, cfg)
         print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
-def _print_summary(rows: list[dict], d: int) -> None:
+def _print_summary(rows: list[dict], cfg) -> None:
+    from iclab.evaluate.run import error_label
     from iclab.report.plots import display_name
+    from iclab.tasks import make_task
 
+    d = cfg.task.n_dims
     std = [r for r in rows if r["shift"] == "standard"]
     if not std:
         return
@@ -119,7 +122,7 @@ def _print_summary(rows: list[dict], d: int) -> None:
     learners = list(dict.fromkeys(r["learner"] for r in std))
     by = {(r["learner"], r["k"]): r["mean"] for r in std}
     width = max(len(display_name(lab)) for lab in learners)
-    print("squared error / d at k in-context examples (standard prompts)")
+    print(f"{error_label(make_task(cfg.task))} at k in-context examples (standard prompts)")
     print(" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks))
     for lab in learners:
         print(f"{display_name(lab):<{width}}" + "".join(f"{by[(lab, k)]:>9.3f}" for k in ks))
@@ -187,7 +190,7 @@ def cmd_eval(args) -> int:
         resolve_device(args.device)
     rows = evaluate_run(args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts,
                         device=args.device)
-    _print_summary(rows, cfg.task.n_dims)
+    _print_summary(rows, cfg)
     print(f"curves: {Path(args.run_dir) / 'eval' / 'curves.csv'}")
     return 0
 
@@ -222,11 +225,14 @@ def cmd_list(args) -> int:
     print("learners:")
     for name, cls in LEARNERS.items():
         sig = inspect.signature(cls.__init__)
-        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values() if p.name != "self")
+        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values() if p.name not in ("self", "task"))
         print(f"  {name + ('(' + params + ')' if params else ''):<24} {first_line(cls)}")
     print("shifts:")
-    for name in SHIFTS:
-        print(f"  {name}")
+    for name, fn in SHIFTS.items():
+        sig = inspect.signature(fn)
+        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values()
+                           if p.name not in ("task", "n_prompts", "seed"))
+        print(f"  {name + ('(' + params + ')' if params else ''):<24} {first_line(fn)}")
     print("recipes:")
     for name, fn in RECIPES.items():
         print(f"  {name:<24} {first_line(fn)}")

@@ -21,10 +21,12 @@ COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")
 Z_95 = 1.959964
 
 
-def squared_errors(learner: Learner, prompts: Prompts, n_dims: int) -> torch.Tensor:
-    """Per-prompt, per-position error ``(y_hat - y)^2 / n_dims``, shape (B, N), in float64."""
+def squared_errors(learner: Learner, prompts: Prompts, n_dims: float, error_fn=None) -> torch.Tensor:
+    """Per-prompt, per-position error, shape (B, N), in float64: ``(y_hat - y)^2 / n_dims``, or
+    ``error_fn(y_hat, y)`` when given (a task's own metric, e.g. classification error)."""
     pred = learner.predict(prompts).to(torch.float64).cpu()
-    return (pred - prompts.ys.to(torch.float64).cpu()) ** 2 / n_dims
+    ys = prompts.ys.to(torch.float64).cpu()
+    return error_fn(pred, ys) if error_fn is not None else (pred - ys) ** 2 / n_dims
 
 
 def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
@@ -38,13 +40,14 @@ def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
     ]
 
 
-def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard"
-                 ) -> list[dict]:
+def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard",
+                 error_fn=None) -> list[dict]:
     """Rows ``{learner, shift, k, mean, ci_low, ci_high}`` for every learner and every ``k``.
 
     ``prompts`` is one batch (every position scored) or, for query shifts, a list of ``(k, prompts)``
     pairs where only position ``k`` of each batch is scored (see :func:`iclab.tasks.apply_shift`).
-    ``n_dims`` is the normaliser (the task's ``error_scale``; ``d`` for linear regression).
+    ``n_dims`` is the normaliser (the task's ``error_scale``; ``d`` for linear regression); ``error_fn``
+    replaces the squared error with a task's own metric (``task.error``).
 
     Example::
 
@@ -54,7 +57,7 @@ def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float
     rows = []
     for learner in learners:
         for k, batch in parts:
-            errors = squared_errors(learner, batch, n_dims)
+            errors = squared_errors(learner, batch, n_dims, error_fn)
             found = curve_rows(errors if k is None else errors[:, k : k + 1], learner.label, shift)
             if k is not None:
                 found[0]["k"] = k

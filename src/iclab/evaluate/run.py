@@ -36,15 +36,22 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     for shift in shifts:
         prompts = apply_shift(shift, task, n, cfg.eval.seed)
         with torch.no_grad():
-            rows += error_curves([_Batched(model, cfg.eval.batch_size), *refs], prompts, task.error_scale, shift)
+            rows += error_curves([_Batched(model, cfg.eval.batch_size), *refs], prompts, task.error_scale, shift,
+                                 error_fn=task.error)
     atomic_write_text(run_dir / "eval" / "curves.csv", rows_to_csv(rows))
     if plot:
         from iclab.report.plots import plot_curves
 
         for shift in shifts:
             plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{_slug(shift)}.png",
-                        n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}")
+                        n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}",
+                        ylabel=error_label(task))
     return rows
+
+
+def error_label(task) -> str:
+    """Axis label for a task's curves (``squared error / d`` for linear regression)."""
+    return task.error_label
 
 
 def _slug(shift: str) -> str:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from iclab.evaluate.curves import read_curves
-from iclab.evaluate.run import _slug
-from iclab.report.plots import display_name, plot_curves, plot_training
+from iclab.evaluate.run import _slug, error_label
+from iclab.report.plots import display_name, plot_curves, plot_shift_panels, plot_training
 from iclab.run import read_metrics, read_run_config
 from iclab.utils import atomic_write_text
 
@@ -37,7 +37,10 @@ def write_report(run_dir: str | Path) -> Path:
     cfg = read_run_config(run_dir)
     rows = read_curves(run_dir / "eval" / "curves.csv")
     records = read_metrics(run_dir)
+    from iclab.tasks import make_task
+
     d = cfg.task.n_dims
+    ylabel = error_label(make_task(cfg.task))
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     learners = list(dict.fromkeys(r["learner"] for r in rows))
     max_k = max(r["k"] for r in rows)
@@ -58,20 +61,23 @@ def write_report(run_dir: str | Path) -> Path:
         others = ", ".join(f"{html.escape(display_name(lab))} {std[(lab, 2 * d)]['mean']:.3f}"
                            for lab in learners if lab != "model" and (lab, 2 * d) in std)
         m = std[("model", 2 * d)]
-        parts.append(f'<p class="key">At k = 2d = {2 * d} in-context examples the trained model\'s squared error / d '
+        parts.append(f'<p class="key">At k = 2d = {2 * d} in-context examples the trained model\'s {ylabel} '
                      f"is <b>{m['mean']:.3f}</b> (95% CI {m['ci_low']:.3f} to {m['ci_high']:.3f}); {others}.</p>")
 
+    if len(shifts) > 1:
+        png = plot_shift_panels(rows, run_dir / "plots" / "curves_all_shifts.png", n_dims=d, ylabel=ylabel)
+        parts.append(f"<h2>Error vs in-context examples, one panel per shift</h2>{_img(png)}")
     for shift in shifts:
         sub = [r for r in rows if r["shift"] == shift]
         png = plot_curves(sub, run_dir / "plots" / f"curves_{_slug(shift)}.png", n_dims=d,
-                          title=f"{cfg.task.name} (d={d}), {shift}")
+                          title=f"{cfg.task.name} (d={d}), {shift}", ylabel=ylabel)
         parts.append(f"<h2>Error vs in-context examples: {html.escape(shift)}</h2>{_img(png)}")
         parts.append(_table(sub, learners, ks))
     png = plot_training(records, run_dir / "plots" / "training.png", k_mark=2 * d)
     if png is not None:
         parts.append(f"<h2>Training</h2>{_img(png)}")
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
-    parts.append('<p class="muted">Errors are squared error divided by d, averaged over '
+    parts.append(f'<p class="muted">Errors are {ylabel} (squared error divided by the task\'s error scale), averaged over '
                  f"{cfg.eval.n_prompts} held-out prompts, with 95% normal-approximation intervals. "
                  "Source table: eval/curves.csv; training log: metrics.jsonl.</p>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>iclab: {html.escape(cfg.name)}"

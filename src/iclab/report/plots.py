@@ -27,11 +27,42 @@ def _pyplot():
     return plt
 
 
-def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "") -> Path:
+def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "",
+                ylabel: str = "squared error / d") -> Path:
     """Error vs number of in-context examples, one line (with its 95% band) per learner."""
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    _draw_curves(ax, rows, n_dims, ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, ylabel: str = "squared error / d"
+                      ) -> Path:
+    """One panel per distribution shift, side by side (Garg et al. 2022, Figure 3 style)."""
+    plt = _pyplot()
+    shifts = list(dict.fromkeys(r["shift"] for r in rows))
+    cols = min(3, len(shifts))
+    nrows = (len(shifts) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), dpi=110, squeeze=False)
+    for ax, shift in zip(axes.flat, shifts):
+        _draw_curves(ax, [r for r in rows if r["shift"] == shift], n_dims, ylabel)
+        ax.set_title(shift, fontsize=10)
+    for ax in list(axes.flat)[len(shifts):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str) -> None:
     labels = list(dict.fromkeys(r["learner"] for r in rows))
     labels.sort(key=lambda lab: lab != "model")  # the network first, drawn on top
     for i, label in enumerate(reversed(labels)):
@@ -44,18 +75,12 @@ def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: 
     if n_dims:
         ax.axvline(n_dims, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("in-context examples")
-    ax.set_ylabel("squared error" + (" / d" if n_dims else ""))
+    ax.set_ylabel(ylabel)
     top = max((r["mean"] for r in rows), default=1.0)
     ax.set_ylim(bottom=-0.02 * top, top=min(top * 1.1, 1.5 * max(1.0, _value(rows, "zero", top))))
     handles, names = ax.get_legend_handles_labels()
-    ax.legend(handles[::-1], names[::-1], frameon=False)
-    if title:
-        ax.set_title(title, fontsize=10)
+    ax.legend(handles[::-1], names[::-1], frameon=False, fontsize=8)
     ax.grid(alpha=0.25)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def _value(rows: list[dict], learner: str, default: float) -> float:

@@ -6,8 +6,8 @@ where it is known) and how its errors are normalised (``error_scale``).
 
 from iclab.tasks.base import Curriculum, Task
 from iclab.tasks.fourier import FourierSeries
-from iclab.tasks.linear import (GaussianMixtureRegression, LinearRegression, LinearRegressionConfig, LowRankRegression,
-                                SignVectorRegression, SparseLinearRegression)
+from iclab.tasks.linear import (GaussianMixtureRegression, LinearClassification, LinearRegression, LinearRegressionConfig,
+                                LowRankRegression, SignVectorRegression, SparseLinearRegression)
 from iclab.tasks.mixture import Mixture
 from iclab.tasks.monomials import MonomialRegression
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
@@ -21,6 +21,7 @@ TASKS: dict[str, type[Task]] = {
     "sign_vector_regression": SignVectorRegression,
     "low_rank_regression": LowRankRegression,
     "gaussian_mixture_regression": GaussianMixtureRegression,
+    "linear_classification": LinearClassification,
     "task_pool": TaskPool,
     "representation": Representation,
     "fourier_series": FourierSeries,
@@ -37,6 +38,6 @@ def make_task(config) -> Task:
 
 
 __all__ = ["SHIFTS", "TASKS", "Curriculum", "DecisionTree", "FourierSeries", "GaussianMixtureRegression",
-           "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
+           "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
            "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool",
            "apply_shift", "make_task"]

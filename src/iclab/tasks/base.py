@@ -82,6 +82,18 @@ class Task:
         regression, as Garg et al.), ``E[f(x)^2]`` otherwise, so that predicting zero scores about 1."""
         return float(self.n_dims)
 
+    @property
+    def error_label(self) -> str:
+        return "squared error / d" if self.error_scale == self.n_dims else "squared error / E[y^2]"
+
+    def loss(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Training loss on the predictions of every position (mean squared error)."""
+        return torch.mean((pred - ys) ** 2)
+
+    def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``."""
+        return (pred - ys) ** 2 / self.error_scale
+
     def features(self, xs: torch.Tensor) -> torch.Tensor | None:
         """The task's fixed feature map ``(B, N, d) -> (B, N, F)`` when ``y`` is linear in it, else None."""
         return None

@@ -35,6 +35,8 @@ class FourierSeriesConfig:
 
 
 class FourierSeries(FeatureTask):
+    """Random 1-D Fourier series up to frequency ``max_frequency``, ``x ~ U(-L, L)`` (Panwar et al. 2023)."""
+
     """Random Fourier series up to frequency ``max_frequency``; ``info["w"]`` holds the coefficients."""
 
     Config = FourierSeriesConfig

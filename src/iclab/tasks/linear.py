@@ -188,6 +188,46 @@ class LowRankRegression(LinearTask):
 
 
 @dataclass
+class LinearClassificationConfig(LinearRegressionConfig):
+    name: str = "linear_classification"
+    n_dims: int = 5
+    n_points: int = 21
+
+
+class LinearClassification(LinearTask):
+    """Labels ``sign(w . x)`` with ``w ~ N(0, I)`` (Garg et al. 2022). Trained with the logistic loss on
+    the network's output; evaluated by classification error (a prediction of exactly 0 counts half)."""
+
+    Config = LinearClassificationConfig
+    name = "linear_classification"
+
+    @property
+    def error_label(self) -> str:
+        return "classification error"
+
+    def sample_w(self, batch_size, generator, n_active_dims):
+        return torch.randn(batch_size, self.n_dims, generator=generator), {}
+
+    def sample(self, batch_size, generator, n_active_dims, n_points):
+        prompts = super().sample(batch_size, generator, n_active_dims, n_points)
+        return Prompts(prompts.xs, self._sign(prompts.ys), prompts.info)
+
+    @staticmethod
+    def _sign(ys: torch.Tensor) -> torch.Tensor:
+        return torch.where(ys >= 0, torch.ones_like(ys), -torch.ones_like(ys))
+
+    def label(self, xs, info):
+        return self._sign(super().label(xs, info))
+
+    def loss(self, pred, ys):
+        return torch.nn.functional.binary_cross_entropy_with_logits(pred, (ys + 1) / 2)
+
+    def error(self, pred, ys):
+        agree = pred * ys
+        return (agree < 0).to(pred.dtype) + 0.5 * (agree == 0).to(pred.dtype)
+
+
+@dataclass
 class GaussianMixtureRegressionConfig(LinearRegressionConfig):
     name: str = "gaussian_mixture_regression"
     n_dims: int = 5

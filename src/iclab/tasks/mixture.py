@@ -57,6 +57,8 @@ class MixtureConfig:
 
 
 class Mixture(Task):
+    """Each prompt from one of several task families, chosen at random per prompt (Panwar et al. 2023)."""
+
     Config = MixtureConfig
     name = "mixture"
 

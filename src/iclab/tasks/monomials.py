@@ -35,6 +35,8 @@ class MonomialRegressionConfig(LinearRegressionConfig):
 
 
 class MonomialRegression(FeatureTask):
+    """Linear combinations of a fixed set of degree-2 monomials ``x_i x_j`` (Panwar et al. 2023)."""
+
     Config = MonomialRegressionConfig
     name = "monomial_regression"
 

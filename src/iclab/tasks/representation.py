@@ -35,6 +35,8 @@ class RepresentationConfig(LinearRegressionConfig):
 
 
 class Representation(FeatureTask):
+    """``y = <w, Phi(x)> + noise`` with a fixed random two-layer ReLU MLP ``Phi`` (Guo et al. 2023)."""
+
     """``y = <w, Phi(x)> + noise`` with a fixed random ReLU MLP ``Phi``."""
 
     Config = RepresentationConfig

@@ -30,7 +30,7 @@ SHIFT_STREAM = 3
 def _relabel(task, xs: torch.Tensor, info: dict, generator: torch.Generator) -> torch.Tensor:
     ys = task.label(xs, info)
     noise = getattr(task.config, "noise_std", 0.0)
-    if noise > 0:
+    if noise > 0 and task.name != "linear_classification":  # labels there are signs; noise acts before the sign
         ys = ys + noise * torch.randn(ys.shape, generator=generator)
     return ys
 
@@ -42,22 +42,26 @@ def _base(task, n_prompts, seed, n_points=None):
 
 
 def _standard(task, n_prompts, seed):
+    """The training distribution (held-out prompts)."""
     return [(None, task.eval_prompts(n_prompts, seed))]
 
 
 def _noisy_y(task, n_prompts, seed, std: float = 1.0):
+    """Extra label noise of standard deviation ``std`` on every point."""
     p = task.eval_prompts(n_prompts, seed)
     g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, 1))
     return [(None, Prompts(p.xs, p.ys + std * torch.randn(p.ys.shape, generator=g), p.info))]
 
 
 def _scale_x(task, n_prompts, seed, scale: float = 2.0):
+    """Inputs multiplied by ``scale`` (von Oswald et al.'s input-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
     xs = p.xs * scale
     return [(None, Prompts(xs, _relabel(task, xs, p.info, g), p.info))]
 
 
 def _scale_w(task, n_prompts, seed, scale: float = 2.0):
+    """Weights multiplied by ``scale`` (von Oswald et al.'s weight-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
     if "w" not in p.info:
         raise ConfigError(f"shift scale_w: task {task.name} has no weight vector w to scale")
@@ -87,6 +91,7 @@ def _per_query(task, n_prompts, seed, move: Callable) -> list:
 
 
 def _orthant(task, n_prompts, seed):
+    """In-context inputs in one random orthant, the query in the opposite one."""
     def move(xs, g):
         sign = torch.randint(0, 2, (xs.shape[0], 1, xs.shape[2]), generator=g).float() * 2 - 1
         out = xs.abs() * sign
@@ -111,6 +116,8 @@ def _subspace(query_in: bool):
 
         return _per_query(task, n_prompts, seed, move)
 
+    shift.__doc__ = ("In-context inputs and the query in a random d/2-dimensional subspace." if query_in else
+                     "In-context inputs in a random d/2-dimensional subspace, the query orthogonal to it.")
     return shift
 
 

@@ -99,10 +99,9 @@ def _append_jsonl(f, record: dict) -> None:
     f.flush()
 
 
-def validation_errors(model, prompts, scale: float) -> list[float]:
-    """Mean squared error per number of in-context examples, divided by ``scale`` (the task's error scale)."""
-    pred = model.predict(prompts)
-    return (((pred - prompts.ys) ** 2).mean(0) / scale).tolist()
+def validation_errors(model, prompts, task) -> list[float]:
+    """The task's evaluation error (normalised squared error, or classification error) per k."""
+    return task.error(model.predict(prompts), prompts.ys).mean(0).tolist()
 
 
 def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
@@ -172,7 +171,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                 group["lr"] = lr
             batch = task.train_batch(t.batch_size, t.seed, step).to(device)
             pred = model(batch.xs, batch.ys)  # (B, N)
-            loss = torch.mean((pred - batch.ys) ** 2)
+            loss = task.loss(pred, batch.ys)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
@@ -197,7 +196,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3),
                 })
             if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
-                errs = validation_errors(model, val_prompts, task.error_scale)
+                errs = validation_errors(model, val_prompts, task)
                 model.train()
                 _append_jsonl(log, {"step": step, "val_err_by_k": [round(e, 6) for e in errs],
                                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3)})

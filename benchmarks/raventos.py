@@ -1,0 +1,43 @@
+"""Raventós et al. 2023's reference numbers (d = 8, 16 points, sigma = 0.5) from iclab's learners.
+
+    python benchmarks/raventos.py
+
+Mean squared error over all 16 positions (position 0 included, unnormalised): ridge(lam = 0.25) on
+fresh Gaussian tasks, and dMMSE on pool tasks for M = 4 / 64 / 1024, averaged over pool draws (a single
+pool of 4 tasks varies a lot from draw to draw, so the spread over draws is printed too).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from iclab.config import load_config
+from iclab.learners import make_learner
+from iclab.tasks import make_task
+
+
+def mse(learner, prompts) -> float:
+    return ((learner.predict(prompts).double() - prompts.ys.double()) ** 2).mean().item()
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    fresh = make_task(load_config(None, ["task.n_dims=8", "task.n_points=16", "task.noise_std=0.5"]).task)
+    print(f"ridge(lam=0.25), fresh tasks, 50000 prompts: {mse(make_learner('ridge(lam=0.25)'), fresh.eval_prompts(50000, 0)):.4f}"
+          "   (reference 2.996)")
+    for m, draws, reference in [(4, 40, 0.90), (64, 20, 1.44), (1024, 4, 2.06)]:
+        vals, fresh_vals = [], []
+        for seed in range(draws):
+            task = make_task(load_config(None, ["task.name=task_pool", f"task.pool_size={m}",
+                                                f"task.pool_seed={seed}"]).task)
+            dmmse = make_learner("dmmse", task=task)
+            vals.append(mse(dmmse, task.eval_prompts(4000, seed)))
+            fresh_vals.append(mse(dmmse, fresh.eval_prompts(2000, 100 + seed)))
+        print(f"dMMSE M={m}: pool tasks {statistics.mean(vals):.3f} (over {draws} pools: {min(vals):.3f}..{max(vals):.3f};"
+              f" reference {reference}), fresh tasks {statistics.mean(fresh_vals):.2f}")
+
+
+if __name__ == "__main__":
+    main()
