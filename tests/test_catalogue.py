@@ -260,6 +260,29 @@ def test_nn_gd_batched_equals_one_network_per_prompt():
         assert batched[b, i].item() == pytest.approx(alone, rel=1e-4, abs=1e-5)
 
 
+def test_linf_min_is_optimal_by_lp_duality():
+    """Primal min |w|_inf s.t. Xw = y equals the dual max y.l s.t. |X^T l|_1 <= 1, solved separately."""
+    from scipy.optimize import linprog
+
+    task = _task("sign_vector_regression", "task.n_dims=6", "task.n_points=9")
+    p = _f64(task.eval_prompts(3, seed=0))
+    w = make_learner("linf_min").weights(p.xs, p.ys).numpy()
+    for b in range(3):
+        for i in range(1, 6):
+            x, y = p.xs[b, :i].numpy(), p.ys[b, :i].numpy()
+            np.testing.assert_allclose(x @ w[b, i], y, atol=1e-7)  # interpolates
+            # dual: max y.l  s.t. |X^T l|_1 <= 1, written with X^T l = u - v, u, v >= 0, sum(u + v) <= 1
+            d = x.shape[1]
+            cost = np.concatenate([-y, np.zeros(2 * d)])
+            a_eq = np.hstack([x.T, -np.eye(d), np.eye(d)])
+            a_ub = np.concatenate([np.zeros(i), np.ones(2 * d)])[None]
+            dual = linprog(cost, A_ub=a_ub, b_ub=[1.0], A_eq=a_eq, b_eq=np.zeros(d),
+                           bounds=[(None, None)] * i + [(0, None)] * (2 * d), method="highs-ipm")
+            assert np.abs(w[b, i]).max() == pytest.approx(-dual.fun, rel=1e-6, abs=1e-8)
+    # with the prefix determining w, it is least squares (here: the true sign vector)
+    np.testing.assert_allclose(w[:, 8], p.info["w"].numpy(), atol=1e-5)  # labels were made in float32
+
+
 def test_tree_learner_recovers_a_split():
     xs = torch.linspace(-1, 1, 20).view(1, 20, 1)
     xs = xs[:, torch.randperm(20, generator=torch.Generator().manual_seed(0))]
@@ -376,7 +399,7 @@ def test_impossible_task_parameters(overrides, message):
 
 def test_every_learner_is_tested():
     tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd",  # test_learners.py
-              "lasso", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
+              "lasso", "linf_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
               "sign_posterior", "bayes_mixture", "nn_gd", "tree", "xgboost"}
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",

@@ -18,6 +18,7 @@ from iclab.learners.gd import GD, OnlineGD
 from iclab.learners.knn import KNN
 from iclab.learners.lasso import Lasso
 from iclab.learners.least_squares import LeastSquares, Ridge
+from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 
 LEARNERS: dict[str, type[ReferenceLearner]] = {
@@ -29,6 +30,7 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
     "gd": GD,
     "online_gd": OnlineGD,
     "lasso": Lasso,
+    "linf_min": LinfMin,
     "feature_least_squares": FeatureLeastSquares,
     "feature_ridge": FeatureRidge,
     "dmmse": DMMSE,
@@ -42,5 +44,5 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
 }
 
 __all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge",
-           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "OnlineGD", "ReferenceLearner", "Ridge",
+           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "OnlineGD", "ReferenceLearner", "Ridge",
            "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

@@ -152,6 +152,12 @@ class SignVectorRegression(LinearTask):
     Config = SignVectorRegressionConfig
     name = "sign_vector_regression"
 
+    def relevant_learners(self) -> list[str]:
+        from iclab.learners.bayes import bayes_unsupported
+
+        bayes = ["sign_posterior"] if bayes_unsupported(self) is None else []
+        return [*bayes, "linf_min", "least_squares", "knn(k=3)", "averaging", "zero"]
+
     def sample_w(self, batch_size, generator, n_active_dims):
         return torch.randint(0, 2, (batch_size, self.n_dims), generator=generator).float() * 2 - 1, {}
 
