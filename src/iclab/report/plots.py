@@ -77,7 +77,8 @@ def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str) -> None:
     ax.set_xlabel("in-context examples")
     ax.set_ylabel(ylabel)
     top = max((r["mean"] for r in rows), default=1.0)
-    ax.set_ylim(bottom=-0.02 * top, top=min(top * 1.1, 1.5 * max(1.0, _value(rows, "zero", top))))
+    upper = min(top * 1.1, 1.5 * max(1.0, _value(rows, "zero", top)))  # baselines may leave the frame
+    ax.set_ylim(bottom=-0.02 * upper, top=upper)
     handles, names = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], names[::-1], frameon=False, fontsize=8)
     ax.grid(alpha=0.25)
