@@ -422,3 +422,26 @@ def test_short_training_on_classification_and_a_query_shift(tmp_path):
     assert error_at(rows, "model", 8) < 0.25
     assert {r["shift"] for r in rows} == {"standard", "orthant"}
     assert sorted(r["k"] for r in rows if r["shift"] == "orthant" and r["learner"] == "model") == list(range(9))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_family_trains_evaluates_and_reports(name, tmp_path):
+    """Each family goes through the same path as linear regression: train, evaluate, report."""
+    from iclab.evaluate import evaluate_run
+    from iclab.report import write_report
+    from iclab.train.loop import train
+
+    overrides = [f"task.name={name}", "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "train.steps=4",
+                 "train.batch_size=8", "train.warmup_steps=1", "train.device=cpu", "train.eval_every=2",
+                 "train.eval_prompts=8", "train.log_every=2", "eval.n_prompts=8"]
+    if name in ("relu_network", "decision_tree", "sparse_linear_regression"):
+        overrides.append("task.n_points=8")
+    cfg = load_config(None, overrides)
+    result = train(cfg, tmp_path / "r", progress_bar=False)
+    assert result.status == "finished" and result.step == 4
+    rows = evaluate_run(tmp_path / "r", learners=None)
+    learners = {r["learner"] for r in rows}
+    task = make_task(cfg.task)
+    assert learners == {"model", *[make_learner(s, task=task).label for s in task.relevant_learners()]}
+    assert all(math.isfinite(r["mean"]) for r in rows)
+    assert (write_report(tmp_path / "r")).is_file()
