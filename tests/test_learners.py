@@ -116,6 +116,7 @@ HOME_TASK = {
     "sparse_posterior": ["task.name=sparse_linear_regression", "task.n_dims=5", "task.sparsity=2"],
     "sign_posterior": ["task.name=sign_vector_regression", "task.n_dims=4"],
     "bayes_mixture": ["task.name=mixture"],
+    "nuclear_min": ["task.name=low_rank_regression", "task.n_dims=9"],
     "feature_ridge": ["task.name=representation"],
     "feature_least_squares": ["task.name=representation"],
 }

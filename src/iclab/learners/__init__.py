@@ -20,6 +20,7 @@ from iclab.learners.lasso import Lasso
 from iclab.learners.least_squares import LeastSquares, Ridge
 from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
+from iclab.learners.nuclear import NuclearMin
 
 LEARNERS: dict[str, type[ReferenceLearner]] = {
     "zero": Zero,
@@ -31,6 +32,7 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
     "online_gd": OnlineGD,
     "lasso": Lasso,
     "linf_min": LinfMin,
+    "nuclear_min": NuclearMin,
     "feature_least_squares": FeatureLeastSquares,
     "feature_ridge": FeatureRidge,
     "dmmse": DMMSE,
@@ -44,5 +46,5 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
 }
 
 __all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge",
-           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "OnlineGD", "ReferenceLearner", "Ridge",
+           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "ReferenceLearner", "Ridge",
            "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

@@ -186,6 +186,9 @@ class LowRankRegression(LinearTask):
     Config = LowRankRegressionConfig
     name = "low_rank_regression"
 
+    def relevant_learners(self) -> list[str]:
+        return ["nuclear_min", "least_squares", "knn(k=3)", "averaging", "zero"]
+
     def sample_w(self, batch_size, generator, n_active_dims):
         m, r = math.isqrt(self.n_dims), self.config.rank
         u = torch.randn(batch_size, m, r, generator=generator)
