@@ -43,9 +43,11 @@ def load_model(run_dir: Path, device=None):
     from iclab.models import build_model
     from iclab.train.checkpoint import latest_checkpoint
 
+    from iclab.tasks import make_task
+
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))
-    model = build_model(cfg.model, cfg.task.n_dims)
+    model = build_model(cfg.model, cfg.task.n_dims, make_task(cfg.task).n_classes)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError:

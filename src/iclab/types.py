@@ -24,8 +24,9 @@ class Prompts:
     """
 
     xs: torch.Tensor  # (B, N, d)
-    ys: torch.Tensor  # (B, N)
+    ys: torch.Tensor  # (B, N); class indices (as floats) for classification into n_classes classes
     info: dict[str, torch.Tensor] = field(default_factory=dict)
+    n_classes: int | None = None  # set for multi-class tasks: learners then return (B, N, C) scores
 
     def __post_init__(self) -> None:
         if self.xs.dim() != 3:
@@ -48,11 +49,12 @@ class Prompts:
         return self.xs.shape[2]
 
     def to(self, device: torch.device | str) -> "Prompts":
-        return Prompts(self.xs.to(device), self.ys.to(device), {k: v.to(device) for k, v in self.info.items()})
+        return Prompts(self.xs.to(device), self.ys.to(device), {k: v.to(device) for k, v in self.info.items()},
+                       self.n_classes)
 
     def __getitem__(self, index: slice) -> "Prompts":
         """Select prompts along the batch dimension: ``prompts[0:64]``."""
-        return Prompts(self.xs[index], self.ys[index], {k: v[index] for k, v in self.info.items()})
+        return Prompts(self.xs[index], self.ys[index], {k: v[index] for k, v in self.info.items()}, self.n_classes)
 
     @staticmethod
     def cat(parts: list["Prompts"]) -> "Prompts":
@@ -61,6 +63,7 @@ class Prompts:
             torch.cat([p.xs for p in parts]),
             torch.cat([p.ys for p in parts]),
             {k: torch.cat([p.info[k] for p in parts]) for k in keys},
+            parts[0].n_classes,
         )
 
 

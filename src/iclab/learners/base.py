@@ -53,11 +53,18 @@ class ReferenceLearner:
     def __repr__(self) -> str:
         return self.label
 
-    def predict(self, prompts: Prompts) -> torch.Tensor:  # (B, N)
+    def predict(self, prompts: Prompts) -> torch.Tensor:  # (B, N), or (B, N, C) scores for C classes
         xs = prompts.xs.to(COMPUTE_DTYPE)
         ys = prompts.ys.to(COMPUTE_DTYPE)
         with torch.no_grad():
-            return self._predict(xs, ys).to(prompts.ys.dtype)
+            if prompts.n_classes is None:
+                return self._predict(xs, ys).to(prompts.ys.dtype)
+            # classification: regress each class's one-hot indicator (k-NN: vote shares) in one batch
+            b, n, d = xs.shape
+            c = prompts.n_classes
+            onehot = torch.nn.functional.one_hot(ys.long(), c).to(COMPUTE_DTYPE)  # (B, N, C)
+            per_class = self._predict(xs.repeat_interleave(c, 0), onehot.permute(0, 2, 1).reshape(b * c, n))
+            return per_class.view(b, c, n).permute(0, 2, 1).to(prompts.xs.dtype)
 
     def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -27,9 +27,10 @@ def check_model_fits_task(model_config, task_config) -> None:
                 f"with the {model_config.encoder} encoder", model_config.n_positions)
 
 
-def build_model(model_config, n_dims: int) -> ICLModel:
-    """The network of a run: ``build_model(cfg.model, cfg.task.n_dims)``."""
-    return ICLModel(model_config, n_dims)
+def build_model(model_config, n_dims: int, n_classes: int | None = None) -> ICLModel:
+    """The network of a run: ``build_model(cfg.model, cfg.task.n_dims)``; classification tasks pass
+    ``n_classes`` (labels one-hot in the tokens, C logits out)."""
+    return ICLModel(model_config, n_dims, n_classes)
 
 
 __all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "Transformer", "TransformerConfig",

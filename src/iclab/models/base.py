@@ -19,16 +19,18 @@ class ICLModel(nn.Module):
 
     label = "model"
 
-    def __init__(self, config, n_dims: int) -> None:
+    def __init__(self, config, n_dims: int, n_classes: int | None = None) -> None:
         super().__init__()
         from iclab.models import MODELS
 
         self.config = config
         self.n_dims = n_dims
+        self.n_classes = n_classes  # classification: labels are one-hot encoded, outputs are C logits
         self.encoder = ENCODERS[config.encoder]
-        self.backbone = MODELS[config.name](config, d_in=self.encoder.width(n_dims))
+        width = 1 if n_classes is None else n_classes
+        self.backbone = MODELS[config.name](config, d_in=self.encoder.width(n_dims, width), n_outputs=width)
 
-    def forward(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N)
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N) or (B, N, C)
         needed = self.encoder.positions_needed(xs.shape[1])
         if needed > self.config.n_positions:
             raise UserError(
@@ -37,6 +39,8 @@ class ICLModel(nn.Module):
             )
         if xs.shape[2] != self.n_dims:
             raise UserError(f"prompts have {xs.shape[2]} input dimensions, the model was built for {self.n_dims}")
+        if self.n_classes is not None:  # class indices -> one-hot label features
+            ys = torch.nn.functional.one_hot(ys.long(), self.n_classes).to(xs.dtype)
         tokens, layout = self.encoder.encode(xs, ys)
         return self.backbone(tokens, layout)[:, layout.readout]
 

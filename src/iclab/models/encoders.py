@@ -26,12 +26,17 @@ class Layout:
     attn_mask: torch.Tensor | None  # (T, T) bool, True = may attend; None = plain causal
 
 
+def _label_features(ys: torch.Tensor) -> torch.Tensor:
+    """Labels as token features: ``(B, N) -> (B, N, 1)``; one-hot class labels ``(B, N, C)`` pass through."""
+    return ys.unsqueeze(-1) if ys.dim() == 2 else ys
+
+
 class Interleaved:
     name = "interleaved"
 
     @staticmethod
-    def width(n_dims: int) -> int:
-        return n_dims + 1
+    def width(n_dims: int, y_width: int = 1) -> int:
+        return n_dims + y_width
 
     @staticmethod
     def positions_needed(n_points: int) -> int:
@@ -40,9 +45,10 @@ class Interleaved:
     @staticmethod
     def encode(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, Layout]:
         b, n, d = xs.shape
-        x_tok = torch.cat([xs, xs.new_zeros(b, n, 1)], dim=-1)  # (B, N, d+1)
-        y_tok = torch.cat([xs.new_zeros(b, n, d), ys.unsqueeze(-1)], dim=-1)  # (B, N, d+1)
-        tokens = torch.stack([x_tok, y_tok], dim=2).reshape(b, 2 * n, d + 1)[:, :-1]  # (B, 2N-1, d+1)
+        yf = _label_features(ys)  # (B, N, Y)
+        x_tok = torch.cat([xs, xs.new_zeros(b, n, yf.shape[-1])], dim=-1)  # (B, N, d+Y)
+        y_tok = torch.cat([xs.new_zeros(b, n, d), yf], dim=-1)  # (B, N, d+Y)
+        tokens = torch.stack([x_tok, y_tok], dim=2).reshape(b, 2 * n, -1)[:, :-1]  # (B, 2N-1, d+Y)
         t = 2 * n - 1
         layout = Layout(
             positions=torch.arange(t, device=xs.device),
@@ -56,8 +62,8 @@ class Stacked:
     name = "stacked"
 
     @staticmethod
-    def width(n_dims: int) -> int:
-        return n_dims + 2
+    def width(n_dims: int, y_width: int = 1) -> int:
+        return n_dims + y_width + 1
 
     @staticmethod
     def positions_needed(n_points: int) -> int:
@@ -66,8 +72,9 @@ class Stacked:
     @staticmethod
     def encode(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, Layout]:
         b, n, d = xs.shape
-        ctx = torch.cat([xs[:, :-1], ys[:, :-1, None], xs.new_zeros(b, n - 1, 1)], dim=-1)  # (B, N-1, d+2)
-        qry = torch.cat([xs, xs.new_zeros(b, n, 1), xs.new_ones(b, n, 1)], dim=-1)  # (B, N, d+2)
+        yf = _label_features(ys)  # (B, N, Y)
+        ctx = torch.cat([xs[:, :-1], yf[:, :-1], xs.new_zeros(b, n - 1, 1)], dim=-1)  # (B, N-1, d+Y+1)
+        qry = torch.cat([xs, torch.zeros_like(yf), xs.new_ones(b, n, 1)], dim=-1)  # (B, N, d+Y+1)
         tokens = torch.cat([ctx, qry], dim=1)  # (B, 2N-1, d+2)
         m = n - 1
         idx = torch.arange(n, device=xs.device)

@@ -118,12 +118,12 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Maps tokens ``(B, T, d_in)`` to one scalar per token ``(B, T)``."""
+    """Maps tokens ``(B, T, d_in)`` to one scalar per token ``(B, T)`` (or ``n_outputs`` logits, ``(B, T, C)``)."""
 
     Config = TransformerConfig
     encoders = ("interleaved", "stacked")
 
-    def __init__(self, config: TransformerConfig, d_in: int) -> None:
+    def __init__(self, config: TransformerConfig, d_in: int, n_outputs: int = 1) -> None:
         super().__init__()
         if config.n_positions is None:
             raise ValueError("TransformerConfig.n_positions must be resolved before building the model")
@@ -136,7 +136,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.hook_final = HookPoint()
-        self.read_out = nn.Linear(config.n_embd, 1)
+        self.read_out = nn.Linear(config.n_embd, n_outputs)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -159,4 +159,5 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x = block(x, layout.attn_mask)
         x = self.hook_final(self.ln_f(x))
-        return self.read_out(x).squeeze(-1)  # (B, T)
+        out = self.read_out(x)  # (B, T, n_outputs)
+        return out.squeeze(-1) if out.shape[-1] == 1 else out

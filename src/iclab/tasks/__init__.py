@@ -5,6 +5,7 @@ where it is known) and how its errors are normalised (``error_scale``).
 """
 
 from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
 from iclab.tasks.linear import (GaussianMixtureRegression, LinearClassification, LinearRegression, LinearRegressionConfig,
                                 LowRankRegression, SignVectorRegression, SparseLinearRegression)
@@ -29,6 +30,7 @@ TASKS: dict[str, type[Task]] = {
     "decision_tree": DecisionTree,
     "relu_network": ReluNetwork,
     "mixture": Mixture,
+    "digits_classification": DigitsClassification,
 }
 
 
@@ -37,7 +39,7 @@ def make_task(config) -> Task:
     return TASKS[config.name](config)
 
 
-__all__ = ["SHIFTS", "TASKS", "Curriculum", "DecisionTree", "FourierSeries", "GaussianMixtureRegression",
+__all__ = ["SHIFTS", "TASKS", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
            "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
            "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool",
            "apply_shift", "make_task"]

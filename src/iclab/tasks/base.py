@@ -64,6 +64,7 @@ class Task:
 
     Config: type
     name: str = ""
+    n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
 
     def __init__(self, config) -> None:
         self.config = config

@@ -118,7 +118,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
     device = resolve_device(t.device)
     task = make_task(cfg.task)
     torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
-    model = build_model(cfg.model, cfg.task.n_dims).to(device)
+    model = build_model(cfg.model, cfg.task.n_dims, task.n_classes).to(device)
     optimizer = make_optimizer(model, cfg)
     metrics_path = run_dir / "metrics.jsonl"
 
