@@ -38,15 +38,17 @@ CHECKS = {
               ["ridge(lam=0.25)", "least_squares"]),
     "sparse": (["task.name=sparse_linear_regression", "task.n_dims=10", "task.n_points=21", "task.sparsity=3"],
                ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "least_squares"]),
+    "sparse_small": (["task.name=sparse_linear_regression", "task.n_dims=8", "task.n_points=13", "task.sparsity=2"],
+                     ["lasso(alpha=0.1)", "sparse_posterior", "least_squares"]),
     "representation": (["task.name=representation"], ["feature_ridge(lam=0.01)", "ridge(lam=0.01)"]),
 }
 
 
-def run_check(name: str, steps: int) -> dict:
+def run_check(name: str, steps: int, threads: int = 2) -> dict:
     overrides, learners = CHECKS[name]
     out = f"/tmp/iclab-checks/{name}"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}"])
+    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}"])
     t0 = time.time()
     with open(os.devnull, "w") as quiet:
         train(cfg, out, progress_bar=False, stream=quiet)
@@ -57,7 +59,7 @@ def run_check(name: str, steps: int) -> dict:
     pred = model.predict(prompts).double()
     ys = prompts.ys.double()
     scale = task.error_scale
-    k_max = cfg.task.n_dims if name == "sparse" else cfg.task.n_points  # sparse: k < d only
+    k_max = cfg.task.n_dims if name.startswith("sparse") else cfg.task.n_points  # sparse: k < d only
     result = {"check": name, "train_seconds": round(seconds, 1), "steps": steps,
               "model_error": round(((pred - ys) ** 2)[:, 1:k_max].mean().item() / scale, 4)}
     for spec in learners:
@@ -70,11 +72,12 @@ def run_check(name: str, steps: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--only", default=",".join(CHECKS))
+    p.add_argument("--only", default="pool8,fresh,sparse,representation")
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     for name in args.only.split(","):
-        print(json.dumps(run_check(name, args.steps)), flush=True)
+        print(json.dumps(run_check(name, args.steps, args.threads)), flush=True)
 
 
 if __name__ == "__main__":
