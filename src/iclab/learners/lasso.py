@@ -89,6 +89,15 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, swe
                 q += g[:, j] * (new - wa[:, j]).unsqueeze(-1)  # row j = column j: G is symmetric
                 wa[:, j] = new
         sol, ok = _polish(g, c, wa, alpha)
+        # a Lasso solution has at most i nonzeros on i examples (inputs in general position); where the
+        # iterate still has more, coordinate descent is slowly shrinking the extras: try the i largest
+        samples = (active % n).unsqueeze(-1)  # the prefix length of each problem
+        crowded = ~ok & ((wa != 0).sum(-1, keepdim=True) > samples).squeeze(-1)
+        if bool(crowded.any()):
+            rank = wa[crowded].abs().argsort(-1, descending=True).argsort(-1)  # 0 = largest
+            trial = torch.where(rank < samples[crowded], wa[crowded], torch.zeros_like(wa[crowded]))
+            sol2, ok2 = _polish(g[crowded], c[crowded], trial, alpha)
+            sol[crowded], ok[crowded] = sol2, ok2
         w[active[ok]] = sol[ok]
         keep = ~ok
         active, g, c, wa, q = active[keep], g[keep], c[keep], wa[keep], q[keep]
