@@ -42,9 +42,62 @@ def garg2022_linear_regression() -> RunConfig:
     })
 
 
+def _cpu_model() -> dict:
+    return {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4}
+
+
+def _cpu_train(steps: int = 3000) -> dict:
+    return {"steps": steps, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "threads": 2, "eval_every": 500,
+            "checkpoint_every": 1000}
+
+
+def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
+    """Raventós et al. 2023 at CPU scale: noisy regression (d = 8, 16 points, sigma = 0.5) over a fixed
+    pool of M tasks; with small M the model tracks dMMSE on pool tasks (docs/catalogue.md)."""
+    return run_config_from_dict({
+        "name": f"raventos2023_pool{pool_size}",
+        "task": {"name": "task_pool", "n_dims": 8, "n_points": 16, "noise_std": 0.5, "pool_size": pool_size},
+        "model": _cpu_model(), "train": _cpu_train(),
+    })
+
+
+def garg2022_sparse_regression() -> RunConfig:
+    """Garg et al. 2022's sparse regression (k = 3 of d = 10) at CPU scale; compared with Lasso."""
+    return run_config_from_dict({
+        "name": "garg2022_sparse_regression",
+        "task": {"name": "sparse_linear_regression", "n_dims": 10, "n_points": 21, "sparsity": 3},
+        "model": _cpu_model(), "train": _cpu_train(),
+    })
+
+
+def guo2023_representation() -> RunConfig:
+    """Guo et al. 2023 at CPU scale: y = <w, Phi(x)> + noise with a fixed random MLP Phi; the model
+    approaches ridge on Phi(x), not ridge on x."""
+    return run_config_from_dict({
+        "name": "guo2023_representation",
+        "task": {"name": "representation", "n_dims": 5, "n_points": 21, "noise_std": 0.1},
+        "model": _cpu_model(), "train": _cpu_train(),
+    })
+
+
+def kirsch2022_digits(n_tasks: int | None = None) -> RunConfig:
+    """Kirsch et al. 2022 at CPU scale: in-context classification of randomly projected, label-permuted
+    digits; ``n_tasks`` fixed tasks (null: a fresh task per prompt)."""
+    return run_config_from_dict({
+        "name": "kirsch2022_digits" + ("" if n_tasks is None else f"_{n_tasks}tasks"),
+        "task": {"name": "digits_classification", "n_dims": 16, "n_points": 31, "n_tasks": n_tasks},
+        "model": _cpu_model(), "train": _cpu_train(4000),
+    })
+
+
 RECIPES = {
     "demo": demo,
     "garg2022_linear_regression": garg2022_linear_regression,
+    "garg2022_sparse_regression": garg2022_sparse_regression,
+    "raventos2023_task_pool": raventos2023_task_pool,
+    "guo2023_representation": guo2023_representation,
+    "kirsch2022_digits": kirsch2022_digits,
 }
 
-__all__ = ["RECIPES", "demo", "garg2022_linear_regression"]
+__all__ = ["RECIPES", "demo", "garg2022_linear_regression", "garg2022_sparse_regression", "guo2023_representation",
+           "kirsch2022_digits", "raventos2023_task_pool"]
