@@ -14,6 +14,10 @@ _STYLE = {
 }
 
 
+# for learners without a fixed style: none of the colours above
+_EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod"]
+
+
 def display_name(label: str) -> str:
     return _STYLE.get(label, (label,))[0]
 
@@ -68,7 +72,7 @@ def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str) -> None:
     for i, label in enumerate(reversed(labels)):
         pts = sorted((r for r in rows if r["learner"] == label), key=lambda r: r["k"])
         ks = [r["k"] for r in pts]
-        name, color, width = _STYLE.get(label, (label, f"C{(i + 4) % 10}", 1.6))
+        name, color, width = _STYLE.get(label, (label, _EXTRA_COLORS[i % len(_EXTRA_COLORS)], 1.6))
         style = "--" if label == "zero" else "-"
         ax.plot(ks, [r["mean"] for r in pts], style, color=color, lw=width, label=name)
         ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
