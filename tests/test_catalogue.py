@@ -460,7 +460,7 @@ def test_impossible_task_parameters(overrides, message):
 
 
 def test_every_learner_is_tested():
-    tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd",  # test_learners.py
+    tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd", "gd_lsa",  # test_learners.py
               "lasso", "linf_min", "nuclear_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
               "sign_posterior", "bayes_mixture", "nn_gd", "tree", "xgboost"}
     assert set(LEARNERS) == tested

@@ -16,12 +16,16 @@ TRANSFORMER_HOOKS_2_LAYERS = [
     "hook_final",
 ]
 
+LSA_HOOKS_2_LAYERS = [f"blocks.{i}.{name}" for i in range(2)
+                      for name in ("hook_resid_pre", "attn.hook_scores", "hook_attn_out", "hook_resid_post")]
+
 COMBOS = [(m, e) for m in sorted(MODELS) for e in MODELS[m].encoders]
+SIZE = {"transformer": ["model.n_embd=32", "model.n_head=2"], "linear_self_attention": []}
 
 
 def _setup(model="transformer", encoder="interleaved", n_layer=2, seed=0):
     cfg = load_config(None, [f"model.name={model}", f"model.encoder={encoder}", f"model.n_layer={n_layer}",
-                             "model.n_embd=32", "model.n_head=2", "task.n_dims=3", "task.n_points=8"])
+                             *SIZE[model], "task.n_dims=3", "task.n_points=8"])
     torch.manual_seed(seed)
     return cfg, build_model(cfg.model, cfg.task.n_dims), make_task(cfg.task).eval_prompts(5, seed=0)
 
@@ -29,6 +33,15 @@ def _setup(model="transformer", encoder="interleaved", n_layer=2, seed=0):
 def test_transformer_hook_names_are_pinned():
     _, model, _ = _setup()
     assert list(hook_points(model)) == TRANSFORMER_HOOKS_2_LAYERS  # names, in forward order
+
+
+def test_lsa_hook_names_are_pinned():
+    _, model, _ = _setup("linear_self_attention", "stacked")
+    assert list(hook_points(model)) == LSA_HOOKS_2_LAYERS
+
+
+def test_every_model_has_pinned_hooks():
+    assert set(MODELS) == {"transformer", "linear_self_attention"}
 
 
 @pytest.mark.parametrize("model_name, encoder", COMBOS)
@@ -39,9 +52,10 @@ def test_capture_records_shapes_and_removes_hooks(model_name, encoder):
     with capture(model) as cache:
         model.predict(prompts)
     assert set(cache) == set(hook_points(model))
-    assert cache["blocks.0.hook_resid_post"].shape == (b, t, 32)
-    assert cache["blocks.1.attn.hook_pattern"].shape == (b, 2, t, t)
-    torch.testing.assert_close(cache["blocks.1.attn.hook_pattern"].sum(-1), torch.ones(b, 2, t))
+    assert cache["blocks.0.hook_resid_post"].shape[:2] == (b, t)
+    if model_name == "transformer":
+        assert cache["blocks.1.attn.hook_pattern"].shape == (b, 2, t, t)
+        torch.testing.assert_close(cache["blocks.1.attn.hook_pattern"].sum(-1), torch.ones(b, 2, t))
     assert all(not hp._forward_hooks for hp in hook_points(model).values())
 
 
@@ -64,7 +78,7 @@ def test_capture_rejects_unknown_hook_and_lists_valid_ones():
 def test_hooked_attention_equals_fused_kernel(model_name, encoder):
     _, model, prompts = _setup(model_name, encoder)
     plain = model.predict(prompts)
-    with capture(model, ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]):
+    with capture(model):
         hooked = model.predict(prompts)
     torch.testing.assert_close(hooked, plain, rtol=1e-5, atol=1e-5)
 

@@ -14,7 +14,7 @@ from iclab.learners.base import ReferenceLearner, make_learner, parse_learner_sp
 from iclab.learners.baselines import Averaging, Zero
 from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, SignPosterior,
                                   SparsePosterior)
-from iclab.learners.gd import GD, OnlineGD
+from iclab.learners.gd import GD, GDConstruction, OnlineGD
 from iclab.learners.knn import KNN
 from iclab.learners.lasso import Lasso
 from iclab.learners.least_squares import LeastSquares, Ridge
@@ -30,6 +30,7 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
     "ridge": Ridge,
     "gd": GD,
     "online_gd": OnlineGD,
+    "gd_lsa": GDConstruction,
     "lasso": Lasso,
     "linf_min": LinfMin,
     "nuclear_min": NuclearMin,
@@ -45,6 +46,6 @@ LEARNERS: dict[str, type[ReferenceLearner]] = {
     "xgboost": XGBoost,
 }
 
-__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge",
+__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
            "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "ReferenceLearner", "Ridge",
            "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

@@ -62,3 +62,24 @@ class OnlineGD(ReferenceLearner):
 
     def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         return (self.weights(xs, ys) * xs).sum(-1)
+
+
+class GDConstruction(ReferenceLearner):
+    """Von Oswald et al.'s construction: a linear self-attention layer whose weights implement one
+    gradient-descent step with step size ``lr`` (:func:`iclab.models.lsa.gd_construction`), run as a
+    network. Equal to ``gd(steps=1, lr=lr)``; the tests check it."""
+
+    name = "gd_lsa"
+
+    def __init__(self, lr: float = 0.1) -> None:
+        super().__init__()
+        check(isinstance(lr, (int, float)) and lr > 0, f"gd_lsa: lr must be positive, got {lr!r}")
+        self._set_params(lr=float(lr))
+
+    def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        from iclab.models.encoders import Stacked
+        from iclab.models.lsa import gd_construction
+
+        net = gd_construction(xs.shape[2], self.lr).to(xs)
+        tokens, layout = Stacked.encode(xs, ys)
+        return net(tokens, layout)[:, layout.readout]

@@ -90,6 +90,22 @@ def kirsch2022_digits(n_tasks: int | None = None) -> RunConfig:
     })
 
 
+def von_oswald2022_lsa(steps: int = 5000) -> RunConfig:
+    """von Oswald et al. 2022: one linear self-attention layer on d = 10, N = 10 context points,
+    x ~ U(-0.5, 0.5), w ~ N(0, I), no noise; Adam 1e-3, batch 2048, loss at the query. Compare with one GD
+    step at the best step size (benchmarks/von_oswald.py)."""
+    return run_config_from_dict({
+        "name": "von_oswald2022_lsa",
+        "task": {"name": "linear_regression", "n_dims": 10, "n_points": 11, "x_distribution": "uniform",
+                 "x_scale": 0.5},
+        "model": {"name": "linear_self_attention", "n_layer": 1},
+        "train": {"steps": steps, "batch_size": 2048, "lr": 1e-3, "warmup_steps": 0, "min_lr_ratio": 1.0,
+                  "grad_clip": 0.0, "loss_on": "last", "log_every": 100, "eval_every": 500,
+                  "checkpoint_every": 1000, "threads": 2},
+        "eval": {"learners": ["least_squares", "gd(steps=1, lr=6.1)", "zero"]},
+    })
+
+
 RECIPES = {
     "demo": demo,
     "garg2022_linear_regression": garg2022_linear_regression,
@@ -97,7 +113,8 @@ RECIPES = {
     "raventos2023_task_pool": raventos2023_task_pool,
     "guo2023_representation": guo2023_representation,
     "kirsch2022_digits": kirsch2022_digits,
+    "von_oswald2022_lsa": von_oswald2022_lsa,
 }
 
 __all__ = ["RECIPES", "demo", "garg2022_linear_regression", "garg2022_sparse_regression", "guo2023_representation",
-           "kirsch2022_digits", "raventos2023_task_pool"]
+           "kirsch2022_digits", "raventos2023_task_pool", "von_oswald2022_lsa"]

@@ -32,12 +32,15 @@ class LinearRegressionConfig:
     n_dims: int = 5  # input dimension d
     n_points: int = 11  # (x, y) pairs per prompt at the end of the curriculum
     noise_std: float = 0.0  # label noise sigma; ridge(lam = sigma^2) is then Bayes-optimal
-    x_scale: float = 1.0  # standard deviation of each input coordinate
+    x_scale: float = 1.0  # standard deviation of each input coordinate (half-width for "uniform")
+    x_distribution: str = "gaussian"  # "gaussian": N(0, x_scale^2); "uniform": U(-x_scale, x_scale) (von Oswald)
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
         from iclab.config import require, require_finite, require_non_negative, require_positive
 
+        require(self.x_distribution in ("gaussian", "uniform"), f"{path}.x_distribution",
+                "must be 'gaussian' or 'uniform'", self.x_distribution)
         require_positive(self, path, "n_dims", "n_points", "x_scale")
         require_non_negative(self, path, "noise_std")
         require_finite(self, path, "noise_std", "x_scale")
@@ -61,7 +64,10 @@ class LinearTask(Task):
     def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
         c = self.config
         d = c.n_dims
-        xs = torch.randn(batch_size, n_points, d, generator=generator) * c.x_scale  # (B, N, d)
+        if c.x_distribution == "uniform":
+            xs = (torch.rand(batch_size, n_points, d, generator=generator) * 2 - 1) * c.x_scale  # (B, N, d)
+        else:
+            xs = torch.randn(batch_size, n_points, d, generator=generator) * c.x_scale  # (B, N, d)
         w, extra = self.sample_w(batch_size, generator, n_active_dims)  # (B, d)
         if n_active_dims < d:
             xs[:, :, n_active_dims:] = 0

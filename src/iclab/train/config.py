@@ -16,6 +16,7 @@ class TrainConfig:
     warmup_steps: int = 200  # linear warm-up from 0 to lr (capped at steps)
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # clip the global gradient norm; 0 turns clipping off
+    loss_on: str = "all"  # "all" positions, or only the "last" (the query of von Oswald et al.)
     seed: int = 0  # the training batch at step t is a function of (seed, t)
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
     threads: int | None = None  # torch CPU threads; null leaves torch's default
@@ -36,5 +37,6 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             require(0 <= value < 1, f"{path}.{name}", "must be in [0, 1)", value)
+        require(self.loss_on in ("all", "last"), f"{path}.loss_on", "must be 'all' or 'last'", self.loss_on)
         if self.threads is not None:
             require_positive(self, path, "threads")

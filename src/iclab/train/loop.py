@@ -171,7 +171,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                 group["lr"] = lr
             batch = task.train_batch(t.batch_size, t.seed, step).to(device)
             pred = model(batch.xs, batch.ys)  # (B, N)
-            loss = task.loss(pred, batch.ys)
+            loss = task.loss(pred, batch.ys) if t.loss_on == "all" else task.loss(pred[:, -1:], batch.ys[:, -1:])
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"

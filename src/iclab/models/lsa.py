@@ -1,0 +1,119 @@
+"""Linear self-attention (von Oswald et al. 2022, "Transformers learn in-context by gradient descent").
+
+Tokens are the stacked encoder's ``e_j = (x_j, y_j, 0)`` and query tokens ``(x_i, 0, 1)``; the residual
+stream is the tokens themselves (no read-in). Each layer adds, to every token,
+``W_P sum_j (W_Q h)^T (W_K h_j) W_V h_j`` over the context tokens it may see (never a query token:
+keys and values exclude the queries), divided by their number when ``normalize`` is on. No softmax.
+The prediction is read from the y-slot of the query token.
+
+With ``W_Q = W_K = [[I, 0], [0, 0]]``, ``W_V`` reading the y-slot, ``W_P`` writing ``eta`` times it back
+and ``normalize``, one layer makes the query's y-slot ``x_q . (eta / i) sum_j y_j x_j``: one step of
+gradient descent from ``w = 0`` on the prefix's mean squared loss (:func:`gd_construction`).
+
+Hooks: ``blocks.{l}.hook_resid_pre`` (B, T, D), ``blocks.{l}.attn.hook_scores`` (B, T, T) (masked
+``q . k``), ``blocks.{l}.hook_attn_out`` (B, T, D), ``blocks.{l}.hook_resid_post`` (B, T, D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from iclab.models.encoders import Layout
+from iclab.models.hooks import HookPoint
+
+
+@dataclass
+class LinearSelfAttentionConfig:
+    name: str = "linear_self_attention"
+    encoder: str = "stacked"  # the only encoder it takes: one token per (x, y) pair
+    n_layer: int = 1
+    share_weights: bool = False  # one set of weights applied n_layer times (a recurrent GD-like iteration)
+    normalize: bool = True  # divide each token's sum by the number of context tokens it sees
+    init_std: float = 0.02
+    n_positions: int | None = None  # unused (no position embeddings); kept for the shared checks
+
+    def validate(self, path: str = "model") -> None:
+        from iclab.config import require, require_positive
+
+        require(self.encoder == "stacked", f"{path}.encoder", "linear_self_attention takes the stacked encoder",
+                self.encoder)
+        require_positive(self, path, "n_layer", "init_std")
+
+
+class LSALayer(nn.Module):
+    def __init__(self, width: int, init_std: float) -> None:
+        super().__init__()
+        self.w_q = nn.Parameter(torch.randn(width, width) * init_std)
+        self.w_k = nn.Parameter(torch.randn(width, width) * init_std)
+        self.w_v = nn.Parameter(torch.randn(width, width) * init_std)
+        self.w_p = nn.Parameter(torch.randn(width, width) * init_std)
+        self.hook_scores = HookPoint()
+
+    def forward(self, h: torch.Tensor, allowed: torch.Tensor, normalize: bool) -> torch.Tensor:
+        q, k, v = h @ self.w_q.T, h @ self.w_k.T, h @ self.w_v.T  # (B, T, D)
+        scores = self.hook_scores((q @ k.transpose(1, 2)) * allowed)  # (B, T, T), no softmax
+        out = scores @ v
+        if normalize:
+            out = out / allowed.sum(-1, keepdim=True).clamp_min(1)
+        return out @ self.w_p.T
+
+
+class LSABlock(nn.Module):
+    def __init__(self, attn: LSALayer) -> None:
+        super().__init__()
+        self.hook_resid_pre = HookPoint()
+        self.attn = attn
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, h, allowed, normalize):
+        h = self.hook_resid_pre(h)
+        return self.hook_resid_post(h + self.hook_attn_out(self.attn(h, allowed, normalize)))
+
+
+class LinearSelfAttention(nn.Module):
+    """Stacked-token linear self-attention; returns the y-slot of every token, ``(B, T)``."""
+
+    Config = LinearSelfAttentionConfig
+    encoders = ("stacked",)
+
+    def __init__(self, config: LinearSelfAttentionConfig, d_in: int, n_outputs: int = 1) -> None:
+        super().__init__()
+        if n_outputs != 1:
+            raise ValueError("linear_self_attention predicts one real value per position")
+        self.config = config
+        self.y_slot = d_in - 2  # stacked tokens are (x, y, is_query)
+        shared = LSALayer(d_in, config.init_std) if config.share_weights else None
+        self.blocks = nn.ModuleList(LSABlock(shared or LSALayer(d_in, config.init_std))
+                                    for _ in range(config.n_layer))
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        t = tokens.shape[1]
+        n = (t + 1) // 2
+        allowed = layout.attn_mask.clone()  # keys and values are context tokens only, never a query
+        allowed[:, n - 1 :] = False
+        allowed = allowed.to(tokens.dtype)
+        h = tokens
+        for block in self.blocks:
+            h = block(h, allowed, self.config.normalize)
+        return h[..., self.y_slot]
+
+
+def gd_construction(n_dims: int, eta: float, n_layer: int = 1) -> LinearSelfAttention:
+    """The LSA weights that make one layer one gradient-descent step with step size ``eta``
+    (von Oswald et al. 2022, Proposition 1), for the stacked encoder's tokens (x, y, is_query)."""
+    width = n_dims + 2
+    model = LinearSelfAttention(LinearSelfAttentionConfig(n_layer=n_layer, n_positions=1), d_in=width)
+    with torch.no_grad():
+        for block in model.blocks:
+            layer = block.attn
+            for p in (layer.w_q, layer.w_k, layer.w_v, layer.w_p):
+                p.zero_()
+            layer.w_q[:n_dims, :n_dims] = torch.eye(n_dims)
+            layer.w_k[:n_dims, :n_dims] = torch.eye(n_dims)
+            layer.w_v[n_dims, n_dims] = 1.0  # value: the y-slot
+            layer.w_p[n_dims, n_dims] = eta  # written back to the y-slot, scaled by the step size
+    return model
