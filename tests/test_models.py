@@ -166,3 +166,28 @@ def test_each_family_learns_in_context(family, tmp_path):
 def test_every_family_has_a_learning_run():
     covered = {o[0].split("=")[1] for o, _ in FAMILY_RUNS.values()}
     assert covered == set(MODELS)
+
+
+def test_set_based_prompting_is_invariant_to_demonstration_order():
+    from iclab.analysis import order_sensitivity
+
+    _, model, prompts = _setup("transformer", "set")
+    base = model.predict(prompts)
+    g = torch.Generator().manual_seed(0)
+    for i in (3, 7):
+        perm = torch.cat([torch.randperm(i, generator=g), torch.arange(i, prompts.n_points)])
+        shuffled = model(prompts.xs[:, perm], prompts.ys[:, perm]).detach()
+        torch.testing.assert_close(shuffled[:, i], base[:, i], rtol=1e-5, atol=1e-5)
+    assert order_sensitivity(model, prompts) < 1e-10
+    # the same network with ordinary (stacked, causal) prompting does depend on the order
+    _, ordered, _ = _setup("transformer", "stacked")
+    assert order_sensitivity(ordered, prompts) > 1e-8
+
+
+def test_order_sensitivity_of_learners():
+    from iclab.analysis import order_sensitivity
+    from iclab.learners import make_learner
+
+    _, _, prompts = _setup()
+    assert order_sensitivity(make_learner("least_squares"), prompts) < 1e-10
+    assert order_sensitivity(make_learner("online_gd(lr=0.3)"), prompts) > 1e-4  # online GD is order-dependent

@@ -90,4 +90,27 @@ class Stacked:
         return tokens, layout
 
 
-ENCODERS = {"interleaved": Interleaved, "stacked": Stacked}
+class SetBased(Stacked):
+    """Set-based prompting: like ``stacked``, but the demonstrations cannot attend to each other and all
+    share position 0 (queries take position 1), so a prediction cannot depend on the demonstrations'
+    order: permuting ``(x_j, y_j)`` for ``j < i`` leaves ``y_hat_i`` unchanged."""
+
+    name = "set"
+
+    @staticmethod
+    def positions_needed(n_points: int) -> int:
+        return 2
+
+    @staticmethod
+    def encode(xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, Layout]:
+        tokens, layout = Stacked.encode(xs, ys)
+        n = xs.shape[1]
+        m = n - 1
+        mask = layout.attn_mask.clone()
+        mask[:m, :m] = torch.eye(m, dtype=torch.bool, device=xs.device)  # a demonstration sees only itself
+        positions = torch.cat([torch.zeros(m, dtype=torch.long, device=xs.device),
+                               torch.ones(n, dtype=torch.long, device=xs.device)])
+        return tokens, Layout(positions=positions, readout=layout.readout, attn_mask=mask)
+
+
+ENCODERS = {"interleaved": Interleaved, "stacked": Stacked, "set": SetBased}

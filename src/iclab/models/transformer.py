@@ -35,7 +35,7 @@ from iclab.models.hooks import HookPoint
 @dataclass
 class TransformerConfig:
     name: str = "transformer"
-    encoder: str = "interleaved"  # prompt encoder: "interleaved" (Garg et al.) or "stacked" (von Oswald et al.)
+    encoder: str = "interleaved"  # "interleaved" (Garg et al.), "stacked" (von Oswald et al.) or "set" (order-invariant)
     n_layer: int = 4
     n_embd: int = 64  # residual stream width D
     n_head: int = 4
@@ -121,7 +121,7 @@ class Transformer(nn.Module):
     """Maps tokens ``(B, T, d_in)`` to one scalar per token ``(B, T)`` (or ``n_outputs`` logits, ``(B, T, C)``)."""
 
     Config = TransformerConfig
-    encoders = ("interleaved", "stacked")
+    encoders = ("interleaved", "stacked", "set")
 
     def __init__(self, config: TransformerConfig, d_in: int, n_outputs: int = 1) -> None:
         super().__init__()
