@@ -53,7 +53,7 @@ BAD = [
     (["train.lr=nan"], "train.lr: must be positive, got nan"),
     (["train.beta2=1.0"], "train.beta2: must be in [0, 1), got 1.0"),
     (["task.name=linear_regresion"], "task.name: unknown task 'linear_regresion'; registered: decision_tree,"),
-    (["model.name=gpt5"], "model.name: unknown model 'gpt5'; registered: linear_self_attention, rnn, transformer"),
+    (["model.name=gpt5"], "model.name: unknown model 'gpt5'; registered: linear_self_attention, memory, rnn, transformer"),
     (["model.encoder=zigzag"], "model.encoder: must be one of interleaved, stacked, set, got 'zigzag'"),
     (["eval.learners=[lassso]"], "eval.learners[0]: unknown learner 'lassso'; registered:"),
     (["eval.learners=['ridge(lam=-1)']"], "eval.learners[0]: ridge: lam must be positive, got -1"),

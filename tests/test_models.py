@@ -21,7 +21,10 @@ LSA_HOOKS_2_LAYERS = [f"blocks.{i}.{name}" for i in range(2)
 
 COMBOS = [(m, e) for m in sorted(MODELS) for e in MODELS[m].encoders]
 SIZE = {"transformer": ["model.n_embd=32", "model.n_head=2"], "linear_self_attention": [],
-        "rnn": ["model.n_embd=32", "model.cell=gru"]}
+        "rnn": ["model.n_embd=32", "model.cell=gru"], "memory": ["model.n_embd=32", "model.n_head=2"]}
+MEMORY_HOOKS_1_LAYER = ["hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.0.mem.hook_q",
+                        "blocks.0.mem.hook_k", "blocks.0.mem.hook_v", "blocks.0.hook_mem_out", "blocks.0.hook_resid_mid",
+                        "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post", "hook_final"]
 RNN_HOOKS_2_LAYERS = ["hook_embed", "blocks.0.hook_state", "blocks.1.hook_state", "hook_final"]
 
 
@@ -47,8 +50,48 @@ def test_rnn_hook_names_are_pinned():
     assert list(hook_points(model)) == RNN_HOOKS_2_LAYERS
 
 
+def test_memory_hook_names_are_pinned():
+    _, model, _ = _setup("memory", "interleaved", n_layer=1)
+    assert list(hook_points(model)) == MEMORY_HOOKS_1_LAYER
+
+
+@pytest.mark.parametrize("rule", ["linear", "decay", "delta"])
+def test_memory_parallel_form_equals_recurrent_form(rule):
+    from iclab.models.memory import memory_parallel, memory_recurrent
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 11, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    k = torch.nn.functional.normalize(k, dim=-1)
+    beta = torch.rand(2, 3, 11, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(memory_parallel(q, k, v, rule, beta, 0.9),
+                               memory_recurrent(q, k, v, rule, beta, None, 0.9), rtol=1e-5, atol=1e-8)
+    # and a whole network gives the same predictions in either form
+    cfg, model, prompts = _setup("memory", "interleaved")
+    model.config.rule = rule
+    for block in model.backbone.blocks:
+        block.mem.c = model.config
+    parallel = model.predict(prompts)
+    model.config.form = "recurrent"
+    torch.testing.assert_close(model.predict(prompts), parallel, rtol=1e-5, atol=1e-5)
+
+
+def test_delta_rule_recalls_what_it_stored():
+    """With orthonormal keys and beta = 1, the delta rule stores each value exactly; Hebbian writes of
+    repeated keys pile up instead."""
+    from iclab.models.memory import memory_recurrent
+
+    keys = torch.eye(4, dtype=torch.float64)[[0, 1, 0]].view(1, 1, 3, 4)  # key 0 written twice
+    values = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]], dtype=torch.float64).view(1, 1, 3, 2)
+    query = keys[:, :, [0, 0, 0]]
+    beta = torch.ones(1, 1, 3, dtype=torch.float64)
+    delta = memory_recurrent(query, keys, values, "delta", beta)[0, 0, -1]
+    hebbian = memory_recurrent(query, keys, values, "linear")[0, 0, -1]
+    torch.testing.assert_close(delta, torch.tensor([5.0, 5.0], dtype=torch.float64))  # overwritten
+    torch.testing.assert_close(hebbian, torch.tensor([6.0, 5.0], dtype=torch.float64))  # summed
+
+
 def test_every_model_has_pinned_hooks():
-    assert set(MODELS) == {"transformer", "linear_self_attention", "rnn"}
+    assert set(MODELS) == {"transformer", "linear_self_attention", "rnn", "memory"}
 
 
 @pytest.mark.parametrize("model_name, encoder", COMBOS)
@@ -145,6 +188,7 @@ FAMILY_RUNS = {  # a short CPU run per family; the bound on error at k = 2d, as 
     "gru": (["model.name=rnn", "model.cell=gru"], 0.5),
     "tanh_rnn": (["model.name=rnn", "model.cell=tanh"], 0.9),  # measured 0.76 / 1.01: the weakest family
     "lsa": (["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1"], 0.6),
+    "delta_memory": (["model.name=memory", "model.rule=delta", "model.n_embd=32", "model.n_head=2"], 0.5),
 }
 
 

@@ -5,6 +5,7 @@ from iclab.models.base import ICLModel
 from iclab.models.encoders import ENCODERS, Layout
 from iclab.models.hooks import HookPoint, capture, hook_points
 from iclab.models.lsa import LinearSelfAttention, LinearSelfAttentionConfig, gd_construction
+from iclab.models.memory import Memory, MemoryConfig
 from iclab.models.rnn import RNN, RNNConfig
 from iclab.models.transformer import Transformer, TransformerConfig
 
@@ -12,6 +13,7 @@ MODELS = {
     "transformer": Transformer,
     "linear_self_attention": LinearSelfAttention,
     "rnn": RNN,
+    "memory": Memory,
 }
 
 
@@ -37,6 +39,6 @@ def build_model(model_config, n_dims: int, n_classes: int | None = None) -> ICLM
     return ICLModel(model_config, n_dims, n_classes)
 
 
-__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttention", "LinearSelfAttentionConfig", "RNN", "RNNConfig",
+__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttention", "LinearSelfAttentionConfig", "Memory", "MemoryConfig", "RNN", "RNNConfig",
            "Transformer", "TransformerConfig", "gd_construction",
            "build_model", "capture", "check_model_fits_task", "hook_points"]

@@ -1,0 +1,193 @@
+"""Memory layers as test-time learners (linear attention / DeltaNet / Titans family).
+
+Each layer keeps, per head, a matrix memory ``S`` (``Dk x Dv``) written once per token and read by the
+query: ``o_t = S_t q_t``. The write rule is the "learning algorithm" of the layer:
+
+- ``linear``: Hebbian, ``S_t = S_{t-1} + v_t k_t^T`` (linear attention);
+- ``decay``: ``S_t = gamma S_{t-1} + v_t k_t^T`` (a forgetting, RetNet-like memory);
+- ``delta``: ``S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T`` (one online regression step: DeltaNet),
+  with a learned per-token step ``beta_t = sigmoid(w_beta . x_t)`` and L2-normalised keys;
+- ``gated_delta``: ``S_t = alpha_t S_{t-1} + beta_t (v_t - alpha_t S_{t-1} k_t) k_t^T`` with a learned
+  gate ``alpha_t`` (gated DeltaNet; recurrent form only).
+
+With ``token_shift`` (the default) each token's key comes from the token before it, so on the
+interleaved stream the y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i``
+reads (the role short convolutions play in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over tokens, the definition) and ``parallel``
+(the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one
+triangular solve, ``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``). Blocks: pre-LayerNorm memory
+sub-layer and GELU MLP, on the interleaved (causal) stream.
+
+Hooks (``H`` heads)::
+
+    hook_embed, hook_pos_embed                (B, T, D)
+    blocks.{l}.hook_resid_pre                 (B, T, D)
+    blocks.{l}.mem.hook_q / hook_k / hook_v   (B, H, T, Dh)
+    blocks.{l}.hook_mem_out                   (B, T, D)
+    blocks.{l}.hook_resid_mid                 (B, T, D)
+    blocks.{l}.hook_mlp_out                   (B, T, D)
+    blocks.{l}.hook_resid_post                (B, T, D)
+    hook_final                                (B, T, D)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iclab.models.encoders import Layout
+from iclab.models.hooks import HookPoint
+
+RULES = ("linear", "decay", "delta", "gated_delta")
+
+
+@dataclass
+class MemoryConfig:
+    name: str = "memory"
+    encoder: str = "interleaved"  # memory layers read the token stream in order
+    rule: str = "delta"  # "linear", "decay", "delta" or "gated_delta"
+    form: str = "parallel"  # "parallel" or "recurrent": the same function, two computations
+    n_layer: int = 2
+    n_embd: int = 64
+    n_head: int = 4
+    decay: float = 0.95  # gamma of the "decay" rule
+    token_shift: bool = True  # keys from the previous token, so a y-token writes (key: its x, value: its y)
+    n_positions: int | None = None  # learned position embeddings; null = fitted to the task
+
+    def validate(self, path: str = "model") -> None:
+        from iclab.config import require, require_positive
+
+        require(self.encoder == "interleaved", f"{path}.encoder", "memory takes the interleaved encoder", self.encoder)
+        require(self.rule in RULES, f"{path}.rule", f"must be one of {', '.join(RULES)}", self.rule)
+        require(self.form in ("parallel", "recurrent"), f"{path}.form", "must be 'parallel' or 'recurrent'", self.form)
+        require(not (self.rule == "gated_delta" and self.form == "parallel"), f"{path}.form",
+                "gated_delta has only the recurrent form here", self.form)
+        require_positive(self, path, "n_layer", "n_embd", "n_head")
+        require(self.n_embd % self.n_head == 0, f"{path}.n_embd", f"must be divisible by model.n_head ({self.n_head})",
+                self.n_embd)
+        require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
+
+
+def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1.0) -> torch.Tensor:
+    """The definition: a loop over tokens. ``q, k, v``: (B, H, T, Dh); ``beta``, ``alpha``: (B, H, T)."""
+    b, h, t, dk = k.shape
+    s = q.new_zeros(b, h, v.shape[-1], dk)  # memory S: (B, H, Dv, Dk)
+    outs = []
+    for i in range(t):
+        ki, vi = k[:, :, i], v[:, :, i]  # (B, H, Dh)
+        if rule == "linear":
+            s = s + vi.unsqueeze(-1) * ki.unsqueeze(-2)
+        elif rule == "decay":
+            s = decay * s + vi.unsqueeze(-1) * ki.unsqueeze(-2)
+        else:
+            if rule == "gated_delta":
+                s = alpha[:, :, i, None, None] * s
+            pred = (s @ ki.unsqueeze(-1)).squeeze(-1)  # what the memory recalls for k_i
+            s = s + beta[:, :, i, None, None] * (vi - pred).unsqueeze(-1) * ki.unsqueeze(-2)
+        outs.append((s @ q[:, :, i].unsqueeze(-1)).squeeze(-1))
+    return torch.stack(outs, dim=2)  # (B, H, T, Dv)
+
+
+def memory_parallel(q, k, v, rule: str, beta=None, decay: float = 1.0) -> torch.Tensor:
+    """The same outputs for the whole sequence at once (linear, decay and delta rules)."""
+    t = k.shape[2]
+    idx = torch.arange(t, device=k.device)
+    causal = (idx.unsqueeze(1) >= idx.unsqueeze(0)).to(q.dtype)  # j <= i
+    scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
+    if rule == "linear":
+        return (scores * causal) @ v
+    if rule == "decay":
+        powers = (idx.unsqueeze(1) - idx.unsqueeze(0)).clamp_min(0).to(q.dtype)
+        return (scores * causal * decay**powers) @ v
+    if rule == "delta":
+        # u_i = beta_i (v_i - sum_{j<i} u_j (k_j . k_i)): a unit lower-triangular system for all writes U
+        strict = (idx.unsqueeze(1) > idx.unsqueeze(0)).to(q.dtype)
+        system = torch.eye(t, dtype=q.dtype, device=q.device) + beta.unsqueeze(-1) * (k @ k.transpose(-1, -2)) * strict
+        writes = torch.linalg.solve_triangular(system, beta.unsqueeze(-1) * v, upper=False, unitriangular=True)
+        return (scores * causal) @ writes
+    raise ValueError(f"no parallel form for rule {rule!r}")
+
+
+class MemorySublayer(nn.Module):
+    def __init__(self, c: MemoryConfig) -> None:
+        super().__init__()
+        self.c = c
+        self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd)
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
+        self.beta = nn.Linear(c.n_embd, c.n_head)  # per-head write strength (delta rules)
+        self.alpha = nn.Linear(c.n_embd, c.n_head)  # per-head forgetting gate (gated_delta)
+        self.proj = nn.Linear(c.n_embd, c.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, dm = x.shape
+        h = self.c.n_head
+        q, k, v = self.qkv(x).view(b, t, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        if self.c.token_shift:  # causal: token t's key is made from token t - 1
+            k = F.pad(k, (0, 0, 1, 0))[:, :, :-1]
+        rule = self.c.rule
+        if rule in ("delta", "gated_delta"):
+            k = F.normalize(k, dim=-1)  # unit keys keep the delta rule's step stable
+        q = q / math.sqrt(q.shape[-1])
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        beta = torch.sigmoid(self.beta(x)).transpose(1, 2)  # (B, H, T)
+        alpha = torch.sigmoid(self.alpha(x) + 3.0).transpose(1, 2)  # starts near 1: little forgetting
+        if self.c.form == "recurrent":
+            out = memory_recurrent(q, k, v, rule, beta, alpha, self.c.decay)
+        else:
+            out = memory_parallel(q, k, v, rule, beta, self.c.decay)
+        return self.proj(out.transpose(1, 2).reshape(b, t, dm))
+
+
+class MemoryBlock(nn.Module):
+    def __init__(self, c: MemoryConfig) -> None:
+        super().__init__()
+        self.hook_resid_pre = HookPoint()
+        self.ln1 = nn.LayerNorm(c.n_embd)
+        self.mem = MemorySublayer(c)
+        self.hook_mem_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.ln2 = nn.LayerNorm(c.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(c.n_embd, 4 * c.n_embd), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * c.n_embd, c.n_embd))
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, x):
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(x + self.hook_mem_out(self.mem(self.ln1(x))))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
+
+
+class Memory(nn.Module):
+    """A stack of memory blocks on the interleaved stream; ``(B, T, d_in) -> (B, T)`` (or C logits)."""
+
+    Config = MemoryConfig
+    encoders = ("interleaved",)
+
+    def __init__(self, config: MemoryConfig, d_in: int, n_outputs: int = 1) -> None:
+        super().__init__()
+        if config.n_positions is None:
+            raise ValueError("MemoryConfig.n_positions must be resolved before building the model")
+        self.config = config
+        self.read_in = nn.Linear(d_in, config.n_embd)
+        self.hook_embed = HookPoint()
+        self.pos_embed = nn.Embedding(config.n_positions, config.n_embd)
+        self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList(MemoryBlock(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.hook_final = HookPoint()
+        self.read_out = nn.Linear(config.n_embd, n_outputs)
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        if layout.attn_mask is not None:
+            raise ValueError("memory layers read a causal token stream; use the interleaved encoder")
+        b, t, _ = tokens.shape
+        x = self.hook_embed(self.read_in(tokens))
+        x = x + self.hook_pos_embed(self.pos_embed(layout.positions).unsqueeze(0).expand(b, t, -1))
+        for block in self.blocks:
+            x = block(x)
+        out = self.read_out(self.hook_final(self.ln_f(x)))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
