@@ -1,0 +1,81 @@
+"""Every model family on the same prompts: error-vs-k curves in one plot (issue 4).
+
+    python benchmarks/family_comparison.py [--steps 1000] [--out docs/family_comparison.png]
+
+Linear regression d = 5, 11 points; each family trained for --steps steps (AdamW 3e-3, batch 64, 2 threads)
+into /tmp/iclab-families/<name>, evaluated on the same 1280 held-out prompts, with least squares and the
+zero predictor for reference. Prints each family's error at k = 2d and its training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from iclab.config import load_config
+from iclab.evaluate import error_at, evaluate_run
+from iclab.train.loop import train
+
+FAMILIES = {
+    "transformer (stacked)": ["model.name=transformer", "model.encoder=stacked", "model.n_layer=4", "model.n_embd=64"],
+    "transformer (interleaved)": ["model.name=transformer", "model.encoder=interleaved", "model.n_layer=4",
+                                  "model.n_embd=64"],
+    "LSTM": ["model.name=rnn", "model.cell=lstm", "model.n_embd=64"],
+    "GRU": ["model.name=rnn", "model.cell=gru", "model.n_embd=64"],
+    "tanh RNN": ["model.name=rnn", "model.cell=tanh", "model.n_embd=64"],
+    "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2"],
+    "memory (linear attention)": ["model.name=memory", "model.rule=linear", "model.n_layer=2"],
+    "linear self-attention": ["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1"],
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--out", default="docs/family_comparison.png")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    curves = {}
+    for name, overrides in FAMILIES.items():
+        run = Path("/tmp/iclab-families") / name.replace(" ", "_").replace("(", "").replace(")", "")
+        shutil.rmtree(run, ignore_errors=True)
+        cfg = load_config(None, [*overrides, "task.n_dims=5", "task.n_points=11", f"train.steps={args.steps}",
+                                 "train.lr=3e-3", "train.warmup_steps=100", "train.threads=2", "train.device=cpu",
+                                 "train.eval_every=0", "train.checkpoint_every=100000",
+                                 "eval.learners=[least_squares, zero]"])
+        t0 = time.time()
+        with open(os.devnull, "w") as quiet:
+            train(cfg, run, progress_bar=False, stream=quiet)
+        rows = evaluate_run(run, plot=False)
+        curves[name] = [r for r in rows if r["learner"] == "model"]
+        baselines = [r for r in rows if r["learner"] != "model"]
+        print(f"{name}: error at k=10 {error_at(rows, 'model', 10):.3f} ({time.time() - t0:.0f} s)", flush=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=120)
+    for name, rows in curves.items():
+        ax.plot([r["k"] for r in rows], [r["mean"] for r in rows], lw=1.8, label=name)
+    for learner, style in (("least_squares", ("black", ":")), ("zero", ("black", "--"))):
+        pts = sorted((r for r in baselines if r["learner"] == learner), key=lambda r: r["k"])
+        ax.plot([r["k"] for r in pts], [r["mean"] for r in pts], style[1], color=style[0], lw=1.2, label=learner)
+    ax.set_xlabel("in-context examples")
+    ax.set_ylabel("squared error / d")
+    ax.set_ylim(-0.02, 1.3)
+    ax.set_title(f"linear regression d = 5, every model family after {args.steps} CPU steps", fontsize=10)
+    ax.legend(frameon=False, fontsize=7.5)
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(args.out)
+    print(f"plot: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
