@@ -507,3 +507,9 @@ def test_every_family_trains_evaluates_and_reports(name, tmp_path):
     assert learners == {"model", *[make_learner(s, task=task).label for s in task.relevant_learners()]}
     assert all(math.isfinite(r["mean"]) for r in rows)
     assert (write_report(tmp_path / "r")).is_file()
+
+
+def test_shifted_classification_labels_stay_signs_with_noise():
+    task = _task("linear_classification", "task.noise_std=0.5")
+    for _, p in apply_shift("scale_x(scale=2)", task, 200, seed=0):
+        assert set(p.ys.unique().tolist()) == {-1.0, 1.0}

@@ -24,10 +24,12 @@ def check_model_fits_task(model_config, task_config) -> None:
     family = MODELS[model_config.name]
     require(model_config.encoder in family.encoders, "model.encoder",
             f"model {model_config.name!r} takes the encoders {', '.join(family.encoders)}", model_config.encoder)
+    if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
+        return
     needed = ENCODERS[model_config.encoder].positions_needed(task_config.n_points)
-    if getattr(model_config, "n_positions", 0) is None:
+    if model_config.n_positions is None:
         model_config.n_positions = needed
-    elif hasattr(model_config, "n_positions"):
+    else:
         require(model_config.n_positions >= needed, "model.n_positions",
                 f"must be at least {needed} for prompts of task.n_points={task_config.n_points} "
                 f"with the {model_config.encoder} encoder", model_config.n_positions)

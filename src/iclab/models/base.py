@@ -32,7 +32,8 @@ class ICLModel(nn.Module):
 
     def forward(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N) or (B, N, C)
         needed = self.encoder.positions_needed(xs.shape[1])
-        if needed > self.config.n_positions:
+        budget = getattr(self.config, "n_positions", None)  # families without positions take any length
+        if budget is not None and needed > budget:
             raise UserError(
                 f"prompts of {xs.shape[1]} points need {needed} positions with the {self.encoder.name} encoder, "
                 f"but model.n_positions is {self.config.n_positions}"

@@ -33,7 +33,6 @@ class LinearSelfAttentionConfig:
     share_weights: bool = False  # one set of weights applied n_layer times (a recurrent GD-like iteration)
     normalize: bool = True  # divide each token's sum by the number of context tokens it sees
     init_std: float = 0.02
-    n_positions: int | None = None  # unused (no position embeddings); kept for the shared checks
 
     def validate(self, path: str = "model") -> None:
         from iclab.config import require, require_positive
@@ -106,7 +105,7 @@ def gd_construction(n_dims: int, eta: float, n_layer: int = 1) -> LinearSelfAtte
     """The LSA weights that make one layer one gradient-descent step with step size ``eta``
     (von Oswald et al. 2022, Proposition 1), for the stacked encoder's tokens (x, y, is_query)."""
     width = n_dims + 2
-    model = LinearSelfAttention(LinearSelfAttentionConfig(n_layer=n_layer, n_positions=1), d_in=width)
+    model = LinearSelfAttention(LinearSelfAttentionConfig(n_layer=n_layer), d_in=width)
     with torch.no_grad():
         for block in model.blocks:
             layer = block.attn

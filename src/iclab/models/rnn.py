@@ -31,7 +31,6 @@ class RNNConfig:
     cell: str = "lstm"  # "tanh", "lstm" or "gru"
     n_layer: int = 1
     n_embd: int = 64  # hidden state width
-    n_positions: int | None = None  # unused (no positions); kept for the shared checks
 
     def validate(self, path: str = "model") -> None:
         from iclab.config import require, require_positive

@@ -102,6 +102,14 @@ class Task:
     def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
         raise NotImplementedError
 
+    def noisy_label(self, xs: torch.Tensor, info: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        """``label`` plus the task's label noise, as in training prompts (used by distribution shifts)."""
+        ys = self.label(xs, info)
+        noise = getattr(self.config, "noise_std", 0.0)
+        if noise > 0:
+            ys = ys + noise * torch.randn(ys.shape, generator=generator)
+        return ys
+
     def label(self, xs: torch.Tensor, info: dict[str, torch.Tensor]) -> torch.Tensor:
         """Noise-free labels of inputs ``xs (B, N, d)`` under the functions described by ``info``; lets
         distribution shifts move the inputs of a prompt and keep its function."""

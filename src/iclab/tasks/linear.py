@@ -234,6 +234,13 @@ class LinearClassification(LinearTask):
     def label(self, xs, info):
         return self._sign(super().label(xs, info))
 
+    def noisy_label(self, xs, info, generator):
+        # as in sampling: the noise acts on w . x, before the sign
+        scores = super().label(xs, info)
+        if self.config.noise_std > 0:
+            scores = scores + self.config.noise_std * torch.randn(scores.shape, generator=generator)
+        return self._sign(scores)
+
     def loss(self, pred, ys):
         return torch.nn.functional.binary_cross_entropy_with_logits(pred, (ys + 1) / 2)
 

@@ -28,11 +28,7 @@ SHIFT_STREAM = 3
 
 
 def _relabel(task, xs: torch.Tensor, info: dict, generator: torch.Generator) -> torch.Tensor:
-    ys = task.label(xs, info)
-    noise = getattr(task.config, "noise_std", 0.0)
-    if noise > 0 and task.name != "linear_classification":  # labels there are signs; noise acts before the sign
-        ys = ys + noise * torch.randn(ys.shape, generator=generator)
-    return ys
+    return task.noisy_label(xs, info, generator)
 
 
 def _base(task, n_prompts, seed, n_points=None):
