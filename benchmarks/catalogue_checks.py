@@ -40,6 +40,8 @@ CHECKS = {
                ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "least_squares"]),
     "sparse_small": (["task.name=sparse_linear_regression", "task.n_dims=8", "task.n_points=13", "task.sparsity=2"],
                      ["lasso(alpha=0.1)", "sparse_posterior", "least_squares"]),
+    "sparse_tiny": (["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=11", "task.sparsity=1"],
+                    ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"]),
     "representation": (["task.name=representation"], ["feature_ridge(lam=0.01)", "ridge(lam=0.01)"]),
 }
 

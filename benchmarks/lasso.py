@@ -4,7 +4,10 @@
 
 1280 prompts of 41 points, d = 20, w 3-sparse. The scikit-learn loop fits one Lasso per (prompt, prefix),
 as the reference codebases do, at its default tolerance; its time is measured on --loop-prompts prompts
-and scaled. Agreement is measured against scikit-learn at a tight tolerance (1e-12) on 6 prompts.
+and scaled to all prompts. Answers are compared with scikit-learn at a tight tolerance (1e-12) on 6 prompts;
+the loop is timed twice, at scikit-learn's default tolerance (as the reference codebases run it, whose
+answers are off by up to ~0.8 where coordinate descent crawls) and at a tolerance that gives the same
+answers as the exact solver (to 1e-4).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ def main() -> None:
     p.add_argument("--loop-prompts", type=int, default=64)
     p.add_argument("--alphas", default="0.1,0.01")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--same-tol", type=float, default=1e-8,
+                   help="a scikit-learn tolerance at which the loop's answers agree with the exact ones to 1e-4")
+    p.add_argument("--check-prompts", type=int, default=6, help="prompts on which answers are checked (<= loop prompts)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
@@ -36,26 +42,32 @@ def main() -> None:
     w[:, 3:] = 0
     ys = torch.einsum("bnd,bd->bn", xs, w)
     print(f"# {b} prompts x {n} points, d = {d}, 3-sparse w, {args.threads} threads")
-    print("| alpha | iclab (s) | sklearn loop, default tol (s, scaled) | speed-up | max |w - w_sklearn(tol 1e-12)| |"
-          " max |w_sklearn default - w_sklearn tight| |\n|---|---|---|---|---|---|")
+    print("| alpha | iclab (s) | sklearn loop, default tol (s) | speed-up | its max error |"
+          f" sklearn loop, tol {args.same_tol:g} (s) | speed-up | its max error | iclab's max error |\n|---|---|---|---|---|---|---|---|---|")
+    x, y = xs.numpy(), ys.numpy()
+
+    def loop(alpha, **kw):
+        t0 = time.perf_counter()
+        out = np.zeros((args.loop_prompts, n, d))
+        for i in range(args.loop_prompts):
+            for k in range(1, n):
+                out[i, k] = SkLasso(alpha=alpha, fit_intercept=False, **kw).fit(x[i, :k], y[i, :k]).coef_
+        return out, (time.perf_counter() - t0) * b / args.loop_prompts  # scaled to all prompts
+
     for alpha in map(float, args.alphas.split(",")):
         t0 = time.perf_counter()
         ours = lasso_prefix_solutions(xs, ys, alpha).numpy()
         t_ours = time.perf_counter() - t0
-        x, y = xs.numpy(), ys.numpy()
-        t0 = time.perf_counter()
-        default = np.zeros((args.loop_prompts, n, d))
-        for i in range(args.loop_prompts):
+        default, t_default = loop(alpha)
+        same, t_same = loop(alpha, tol=args.same_tol, max_iter=10**6)
+        err = {"ours": 0.0, "default": 0.0, "same": 0.0}
+        for i in range(args.check_prompts):
             for k in range(1, n):
-                default[i, k] = SkLasso(alpha=alpha, fit_intercept=False).fit(x[i, :k], y[i, :k]).coef_
-        t_loop = (time.perf_counter() - t0) * b / args.loop_prompts
-        diff = diff_default = 0.0
-        for i in range(6):
-            for k in range(1, n):
-                tight = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(x[i, :k], y[i, :k]).coef_
-                diff = max(diff, np.abs(ours[i, k] - tight).max())
-                diff_default = max(diff_default, np.abs(default[i, k] - tight).max())
-        print(f"| {alpha:g} | {t_ours:.2f} | {t_loop:.1f} | {t_loop / t_ours:.1f}x | {diff:.1e} | {diff_default:.1e} |")
+                exact = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=10**7).fit(x[i, :k], y[i, :k]).coef_
+                for key, sol in (("ours", ours), ("default", default), ("same", same)):
+                    err[key] = max(err[key], float(np.abs(sol[i, k] - exact).max()))
+        print(f"| {alpha:g} | {t_ours:.2f} | {t_default:.1f} | {t_default / t_ours:.0f}x | {err['default']:.1e} |"
+              f" {t_same:.1f} | {t_same / t_ours:.0f}x | {err['same']:.1e} | {err['ours']:.1e} |")
 
 
 if __name__ == "__main__":

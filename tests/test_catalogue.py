@@ -153,6 +153,33 @@ def test_lasso_matches_scikit_learn():
         assert np.all(ours[:, 0] == 0)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_lasso_path_solver_is_exact_without_fallbacks(sparse, monkeypatch):
+    """The batched homotopy alone (no scikit-learn fallback) reaches scikit-learn's tight-tolerance answers,
+    including prefixes shorter than d, dense truths and a small alpha (long paths with variables leaving)."""
+    import iclab.learners.lasso as lasso_module
+
+    def forbidden(*args):
+        raise AssertionError("fell back to scikit-learn")
+
+    monkeypatch.setattr(lasso_module, "_finish_with_sklearn", forbidden)
+    g = torch.Generator().manual_seed(1)
+    xs = torch.randn(4, 25, 12, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 12, generator=g, dtype=torch.float64)
+    if sparse:
+        w[:, 3:] = 0
+    ys = torch.einsum("bnd,bd->bn", xs, w) + 0.05 * torch.randn(4, 25, generator=g, dtype=torch.float64)
+    for alpha in (0.5, 0.02):
+        ours = lasso_module.lasso_prefix_solutions(xs, ys, alpha, chunk=3).numpy()
+        for b in range(4):
+            for i in range(1, 25):
+                ref = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(
+                    xs[b, :i].numpy(), ys[b, :i].numpy()).coef_
+                np.testing.assert_allclose(ours[b, i], ref, rtol=1e-4, atol=1e-6)
+    # float32 input: solved in double, returned in float32
+    assert lasso_module.lasso_prefix_solutions(xs.float(), ys.float(), 0.1).dtype == torch.float32
+
+
 @pytest.mark.parametrize("name", ["representation", "fourier_series", "monomial_regression"])
 def test_feature_learners_match_numpy_and_scikit_learn(name):
     task = _task(name, "task.n_points=9")

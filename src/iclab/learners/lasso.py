@@ -2,17 +2,17 @@
 for sparse regression).
 
 Objective, as scikit-learn's ``Lasso(fit_intercept=False)`` on the ``i`` examples of the prefix:
-``(1 / (2 i)) |y - X w|^2 + alpha |w|_1``. Cyclic coordinate descent on the prefix Gram matrices
-``X^T X / i`` (a prefix sum over the prompt), vectorised over every (prompt, prefix) problem, finds each
-problem's support and signs; the KKT system on that support is then solved exactly and checked, and the
-certified problems leave the working set, so the answers are exact optima, not a descent iterate.
+``(1 / (2 i)) |y - X w|^2 + alpha |w|_1``. Every (prompt, prefix) problem is written in its sufficient
+statistics ``X^T X / i`` and ``X^T y / i`` (prefix sums over the prompt) and follows its exact Lasso path
+(homotopy / LARS-Lasso) in one vectorised loop; the end point's support and signs are re-solved and the
+optimality conditions checked, so the answers are certified optima, not a descent iterate.
 """
 
 from __future__ import annotations
 
 import torch
 
-from iclab.learners.base import ReferenceLearner, check, exclusive_cumsum
+from iclab.learners.base import ReferenceLearner, check
 
 
 def _polish(g, c, w, alpha):
@@ -56,54 +56,147 @@ def _finish_with_sklearn(xs, ys, problems, alpha) -> torch.Tensor:
     return out.to(xs.device)
 
 
-def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, sweeps_per_round: int = 3,
-                           rounds: int = 60) -> torch.Tensor:
+def _matvec(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return (m @ v.unsqueeze(-1)).squeeze(-1)
+
+
+def _homotopy(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps: int):
+    """The Lasso path (LARS with the Lasso modification), followed for every problem at once.
+
+    Each problem is ``min_w 0.5 w^T G w - c^T w + alpha |w|_1``. Starting at ``lam = max |c|`` with
+    ``w = 0``, ``lam`` decreases and ``w`` moves linearly, ``dw_A = G_AA^{-1} s_A`` per unit of ``lam``,
+    until a variable joins the active set (its correlation reaches ``lam``) or leaves it (its weight
+    crosses zero), then on from there until ``lam = alpha``. The inverse of ``G_AA`` (padded with the
+    identity outside the active set) is kept up to date by one rank-one update per step (a join or a
+    leave) rather than re-solved, and finished problems leave the batch. Returns (w, finished).
+    """
+    n_prob, d = c.shape
+    dev, dt = c.device, c.dtype
+    rows = torch.arange(n_prob, device=dev)
+    w_out = torch.zeros_like(c)
+    finished_out = torch.zeros(n_prob, dtype=torch.bool, device=dev)
+    lam, first = c.abs().max(-1)
+    w = torch.zeros_like(c)
+    r = c.clone()  # correlations c - G w: equal to lam * sign on the active set, at most lam elsewhere
+    active = torch.zeros(n_prob, d, dtype=torch.bool, device=dev)
+    active[rows, first] = True
+    sign = torch.zeros_like(c)
+    sign[rows, first] = torch.sign(c[rows, first])
+    inv = torch.eye(d, dtype=dt, device=dev).repeat(n_prob, 1, 1)
+    inv[rows, first, first] = 1 / g[rows, first, first]
+    barred = torch.zeros_like(active)  # a variable that just left may not rejoin at once
+    idx = rows
+    for _ in range(max_steps):
+        if len(idx) == 0:
+            break
+        here = torch.arange(len(idx), device=dev)
+        v = _matvec(inv, sign)  # sign is 0 off the active set, so v is too
+        a = _matvec(g, v)  # how fast each correlation falls per unit step
+        l = lam.unsqueeze(-1)
+        inf = torch.full_like(c, float("inf"))
+        tiny = 1e-12 * (1 + l)
+        # |r_j - t a_j| = lam - t, for t > 0, for inactive j
+        up = torch.where(1 - a > 1e-12, (l - r) / (1 - a), inf)
+        down = torch.where(1 + a > 1e-12, (l + r) / (1 + a), inf)
+        t_join = torch.minimum(torch.where(up > tiny, up, inf), torch.where(down > tiny, down, inf))
+        t_join, joiner = torch.where(active | barred, inf, t_join).min(-1)
+        t_leave, leaver = torch.where(active & (w * v < 0), -w / v, inf).min(-1)
+        t_end = lam - alpha
+        t = torch.minimum(torch.minimum(t_join, t_leave), t_end)
+        w = w + t.unsqueeze(-1) * v
+        r = r - t.unsqueeze(-1) * a
+        lam = lam - t
+        done = t_end <= t
+        join = ~done & (t_join <= t_leave)
+        leave = ~done & ~join
+        # one rank-one update of the inverse per problem: a join adds a row/column by its Schur
+        # complement, a leave removes one (the Schur complement of the inverse)
+        j = torch.where(join, joiner, leaver)
+        u = torch.gather(g, 2, j.view(-1, 1, 1).expand(-1, d, 1)).squeeze(-1) * active.to(dt)  # G_{A, j}
+        b = _matvec(inv, u)
+        schur = g[here, j, j] - (u * b).sum(-1)
+        p = torch.where(join.unsqueeze(-1), b, inv[here, j])
+        coef = torch.where(join, 1 / schur, torch.where(leave, -1 / inv[here, j, j], 0.0))
+        inv += coef.view(-1, 1, 1) * p.unsqueeze(-1) * p.unsqueeze(-2)
+        for rr, col, diag in ((here[join], -b[join] / schur[join].unsqueeze(-1), 1 / schur[join]),
+                              (here[leave], torch.zeros(int(leave.sum()), d, dtype=dt, device=dev),
+                               torch.ones(int(leave.sum()), dtype=dt, device=dev))):
+            jj = j[rr]
+            inv[rr, jj, :] = col
+            inv[rr, :, jj] = col
+            inv[rr, jj, jj] = diag
+        jr, jc = here[join], j[join]
+        active[jr, jc] = True
+        sign[jr, jc] = torch.sign(r[jr, jc])
+        lr, lc = here[leave], j[leave]
+        active[lr, lc] = False
+        sign[lr, lc] = 0
+        w[lr, lc] = 0
+        barred = torch.zeros_like(barred)
+        barred[lr, lc] = True
+        if bool(done.any()):
+            w_out[idx[done]], finished_out[idx[done]] = w[done], True
+            lam = torch.where(done, alpha, lam)  # a finished problem takes zero steps from now on
+        retired = lam <= alpha
+        if 4 * int(retired.sum()) >= len(idx):  # compact only when it pays for the copy
+            keep = ~retired
+            idx, g, c, w, r, lam, active, sign, inv, barred = (
+                idx[keep], g[keep], c[keep], w[keep], r[keep], lam[keep], active[keep], sign[keep], inv[keep],
+                barred[keep])
+    return w_out, finished_out
+
+
+def _kkt_holds(g: torch.Tensor, c: torch.Tensor, w: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Whether ``w`` satisfies the Lasso optimality conditions (to round-off): the gradient
+    ``c - G w`` equals ``alpha sign(w_j)`` on the support and is at most ``alpha`` in size elsewhere."""
+    grad = c - torch.bmm(g, w.unsqueeze(-1)).squeeze(-1)
+    tol = 1e-9 * (alpha + c.abs().amax(-1, keepdim=True))
+    on = w != 0
+    return torch.where(on, (grad - alpha * torch.sign(w)).abs() <= tol, grad.abs() <= alpha + tol).all(-1)
+
+
+def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max_steps: int | None = None,
+                           chunk: int = 200) -> torch.Tensor:
     """``W[:, i]`` = Lasso solution on the first ``i`` examples; ``W[:, 0] = 0``. Shape (B, N, d).
 
-    Rounds of coordinate descent find each problem's support and signs; after each, the KKT system on
-    that support is solved exactly and checked, and certified problems leave the working set. Problems
-    still uncertified after ``rounds`` rounds (a few percent: prefixes shorter than d with a small alpha,
-    where coordinate descent crawls) are finished one by one by scikit-learn at a tight tolerance.
+    Every (prompt, prefix) problem follows its Lasso path down to ``alpha`` (:func:`_homotopy`), ``chunk``
+    prompts at a time (so the working set stays in cache), and the end point is checked against the
+    optimality conditions. Where the check fails (round-off drift along a long path), the end point's
+    support and signs are re-solved exactly and checked again; the few problems that still fail (ties
+    or near-singular supports, which general-position inputs almost never produce) are finished one by
+    one by scikit-learn at a tight tolerance.
     """
+    dtype = xs.dtype
+    xs, ys = xs.to(torch.float64), ys.to(torch.float64)  # the path's event times need double precision
     b, n, d = xs.shape
+    max_steps = max_steps or 4 * d + 20
     counts = torch.arange(n, dtype=xs.dtype, device=xs.device).clamp_min(1).view(1, n, 1)
-    gram = exclusive_cumsum(xs.unsqueeze(-1) * xs.unsqueeze(-2), dim=1) / counts.unsqueeze(-1)  # (B, N, d, d)
-    corr = exclusive_cumsum(xs * ys.unsqueeze(-1), dim=1) / counts  # (B, N, d)
-    gram, corr = gram.reshape(b * n, d, d), corr.reshape(b * n, d)
-    w = torch.zeros_like(corr)
-    # w = 0 is optimal when |X^T y / i| <= alpha everywhere (always so for the empty prefix)
-    active = torch.arange(b * n, device=xs.device)[corr.abs().amax(-1) > alpha]
-    g, c = gram[active], corr[active]
-    wa = torch.zeros_like(c)
-    q = torch.zeros_like(c)  # G w
-    for _ in range(rounds):
-        if len(active) == 0:
-            break
-        diag = torch.diagonal(g, dim1=-2, dim2=-1)
-        for _ in range(sweeps_per_round):
-            for j in range(d):
-                gjj = diag[:, j]
-                rho = c[:, j] - q[:, j] + gjj * wa[:, j]
-                new = torch.sign(rho) * torch.clamp(rho.abs() - alpha, min=0) / torch.where(gjj > 0, gjj, 1)
-                new = torch.where(gjj > 0, new, torch.zeros_like(new))
-                q += g[:, j] * (new - wa[:, j]).unsqueeze(-1)  # row j = column j: G is symmetric
-                wa[:, j] = new
-        sol, ok = _polish(g, c, wa, alpha)
-        # a Lasso solution has at most i nonzeros on i examples (inputs in general position); where the
-        # iterate still has more, coordinate descent is slowly shrinking the extras: try the i largest
-        samples = (active % n).unsqueeze(-1)  # the prefix length of each problem
-        crowded = ~ok & ((wa != 0).sum(-1, keepdim=True) > samples).squeeze(-1)
-        if bool(crowded.any()):
-            rank = wa[crowded].abs().argsort(-1, descending=True).argsort(-1)  # 0 = largest
-            trial = torch.where(rank < samples[crowded], wa[crowded], torch.zeros_like(wa[crowded]))
-            sol2, ok2 = _polish(g[crowded], c[crowded], trial, alpha)
-            sol[crowded], ok[crowded] = sol2, ok2
-        w[active[ok]] = sol[ok]
-        keep = ~ok
-        active, g, c, wa, q = active[keep], g[keep], c[keep], wa[keep], q[keep]
-    if len(active):
-        w[active] = _finish_with_sklearn(xs, ys, active, alpha)
-    return w.view(b, n, d)
+    out = torch.zeros(b * n, d, dtype=xs.dtype, device=xs.device)
+    failed = []
+    for start in range(0, b, chunk):
+        x, y = xs[start:start + chunk], ys[start:start + chunk]
+        m = x.shape[0]
+        # prefix i's statistics: the sums over positions < i (the first "prefix" is empty)
+        pairs = torch.zeros(m, n, d, d + 1, dtype=xs.dtype, device=xs.device)
+        pairs[:, 1:] = x[:, :-1].unsqueeze(-1) * torch.cat([x, y.unsqueeze(-1)], -1)[:, :-1].unsqueeze(-2)
+        stats = (pairs.cumsum(1) / counts.unsqueeze(-1)).reshape(m * n, d, d + 1)
+        gram, corr = stats[..., :d], stats[..., d]
+        # w = 0 is optimal when |X^T y / i| <= alpha everywhere (always so for the empty prefix)
+        todo = torch.arange(m * n, device=xs.device)[corr.abs().amax(-1) > alpha]
+        g, c = gram[todo], corr[todo]
+        w, finished = _homotopy(g, c, alpha, max_steps)
+        ok = finished & _kkt_holds(g, c, w, alpha)
+        if not bool(ok.all()):
+            redo = ~ok
+            sol, good = _polish(g[redo], c[redo], w[redo], alpha)
+            w[redo] = sol
+            ok[redo] = good
+        out[start * n + todo[ok]] = w[ok]
+        failed.append(start * n + todo[~ok])
+    failed = torch.cat(failed)
+    if len(failed):
+        out[failed] = _finish_with_sklearn(xs, ys, failed, alpha)
+    return out.view(b, n, d).to(dtype)
 
 
 class Lasso(ReferenceLearner):
