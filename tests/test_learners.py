@@ -85,7 +85,8 @@ REFERENCES = {
     "ridge": (_np_ridge, [{"lam": 0.25}, {"lam": 3.0}]),
     "gd": (_np_gd, [{"steps": 1, "lr": 0.5}, {"steps": 7, "lr": 0.2}]),
     "online_gd": (_np_online_gd, [{"lr": 0.1}]),
-    "gd_lsa": (lambda xs, ys, lr: _np_gd(xs, ys, steps=1, lr=lr), [{"lr": 0.3}, {"lr": 2.0}]),
+    "gd_lsa": (lambda xs, ys, lr, steps=1: _np_gd(xs, ys, steps=steps, lr=lr),
+               [{"lr": 0.3}, {"lr": 2.0}, {"lr": 0.4, "steps": 3}]),
 }
 
 CASES = [

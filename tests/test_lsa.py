@@ -8,6 +8,7 @@ from iclab.config import apply_overrides, load_config, run_config_from_dict, to_
 from iclab.errors import ConfigError
 from iclab.learners import make_learner
 from iclab.models import ICLModel, gd_construction
+from iclab.models.encoders import Stacked
 from iclab.recipes import von_oswald2022_lsa
 from iclab.tasks import make_task
 from iclab.types import Prompts
@@ -22,6 +23,46 @@ def test_construction_is_one_gd_step_at_every_prefix():
     model.backbone = gd_construction(4, 0.7).double()
     gd = make_learner("gd(steps=1, lr=0.7)").predict(Prompts(xs, ys))
     torch.testing.assert_close(model(xs, ys), gd, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [2, 4])
+def test_k_constructed_layers_are_k_gd_steps(layers):
+    from iclab.models.lsa import prefix_predictions
+
+    g = torch.Generator().manual_seed(2)
+    xs, ys = torch.randn(6, 8, 3, generator=g, dtype=torch.float64), torch.randn(6, 8, generator=g, dtype=torch.float64)
+    net = gd_construction(3, [0.3, 0.5, 0.2, 0.4][:layers], n_layer=layers).double()
+    ours = prefix_predictions(net, xs, ys)
+    w = torch.zeros(6, 8, 3, dtype=torch.float64)  # K GD steps on every prefix, step sizes per step
+    for i in range(1, 8):
+        for eta in [0.3, 0.5, 0.2, 0.4][:layers]:
+            w[:, i] -= eta * torch.einsum("bn,bnd->bd", torch.einsum("bnd,bd->bn", xs[:, :i], w[:, i]) - ys[:, :i],
+                                          xs[:, :i]) / i
+    torch.testing.assert_close(ours, (w * xs).sum(-1), rtol=1e-5, atol=1e-7)
+    # in the model's own causal stream a context token sees only earlier tokens: not K GD steps
+    tokens, layout = Stacked.encode(xs, ys)
+    assert not torch.allclose(net(tokens, layout)[:, layout.readout], ours)
+
+
+def test_step_size_scan_and_learned_step_size_reach_the_closed_form():
+    from iclab.learners.gd import _gd_query_error, gd_lr_scan, learn_gd_lrs
+
+    g = torch.Generator().manual_seed(3)
+    xs = torch.rand(4000, 11, 5, generator=g, dtype=torch.float64) - 0.5
+    ys = torch.einsum("bnd,bd->bn", xs, torch.randn(4000, 5, generator=g, dtype=torch.float64))
+    # one step from 0: y_hat = eta * a with a = x_q . mean_j y_j x_j, so the best eta is E[a y] / E[a^2]
+    a = torch.einsum("bd,bd->b", xs[:, -1], torch.einsum("bn,bnd->bd", ys[:, :-1], xs[:, :-1]) / 10)
+    best = ((a * ys[:, -1]).mean() / (a * a).mean()).item()
+    scan = gd_lr_scan(xs, ys, [x / 4 for x in range(1, 81)])
+    assert min(scan, key=lambda t: t[1])[0] == pytest.approx(best, abs=0.13)
+    (learned,) = learn_gd_lrs(xs, ys, steps=1, iters=400, lr0=1.0)
+    assert learned == pytest.approx(best, rel=1e-3)
+    two = learn_gd_lrs(xs, ys, steps=2, iters=400, lr0=1.0)  # two learned steps beat one
+
+    def err(lrs):
+        return _gd_query_error(xs, ys, torch.tensor(lrs, dtype=torch.float64), 10).item()
+
+    assert err(two) < err([learned]) - 1e-3
 
 
 def test_sensitivity_of_gd_is_its_weight():

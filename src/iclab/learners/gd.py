@@ -65,21 +65,58 @@ class OnlineGD(ReferenceLearner):
 
 
 class GDConstruction(ReferenceLearner):
-    """Von Oswald et al.'s construction: a linear self-attention layer whose weights implement one
-    gradient-descent step with step size ``lr`` (:func:`iclab.models.lsa.gd_construction`), run as a
-    network. Equal to ``gd(steps=1, lr=lr)``; the tests check it."""
+    """Von Oswald et al.'s construction: ``steps`` linear self-attention layers whose weights implement
+    one gradient-descent step each with step size ``lr`` (:func:`iclab.models.lsa.gd_construction`), run
+    as a network, every prefix as one full-context sequence. Equal to ``gd(steps, lr)``; the tests check it."""
 
     name = "gd_lsa"
 
-    def __init__(self, lr: float = 0.1) -> None:
+    def __init__(self, lr: float = 0.1, steps: int = 1) -> None:
         super().__init__()
         check(isinstance(lr, (int, float)) and lr > 0, f"gd_lsa: lr must be positive, got {lr!r}")
-        self._set_params(lr=float(lr))
+        check(isinstance(steps, int) and steps >= 1, f"gd_lsa: steps must be a positive integer, got {steps!r}")
+        self._set_params(lr=float(lr), steps=steps)
 
     def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        from iclab.models.encoders import Stacked
-        from iclab.models.lsa import gd_construction
+        from iclab.models.lsa import gd_construction, prefix_predictions
 
-        net = gd_construction(xs.shape[2], self.lr).to(xs)
-        tokens, layout = Stacked.encode(xs, ys)
-        return net(tokens, layout)[:, layout.readout]
+        net = gd_construction(xs.shape[2], self.lr, n_layer=self.steps).to(xs)
+        return prefix_predictions(net, xs, ys)
+
+
+def _gd_query_error(xs, ys, lrs, position: int) -> torch.Tensor:
+    """Mean squared error at ``position`` of GD with per-step sizes ``lrs`` (a 1-D tensor), differentiable."""
+    x, y = xs[:, :position], ys[:, :position]
+    i = max(position, 1)
+    w = xs.new_zeros(xs.shape[0], xs.shape[2])
+    for lr in lrs:
+        resid = torch.einsum("bnd,bd->bn", x, w) - y
+        w = w - lr * torch.einsum("bn,bnd->bd", resid, x) / i
+    return ((torch.einsum("bd,bd->b", w, xs[:, position]) - ys[:, position]) ** 2).mean()
+
+
+def gd_lr_scan(xs: torch.Tensor, ys: torch.Tensor, lrs, steps: int = 1, position: int = -1) -> list[tuple[float, float]]:
+    """``[(lr, mean squared error at the query)]`` of ``steps`` GD steps with each step size in ``lrs``;
+    the query is ``position`` (default: the last point, after all the others as context). The best entry
+    is the "GD at the best step size" baseline of von Oswald et al."""
+    pos = position % xs.shape[1]
+    xs, ys = xs.double(), ys.double()
+    with torch.no_grad():
+        return [(float(lr), _gd_query_error(xs, ys, [float(lr)] * steps, pos).item()) for lr in lrs]
+
+
+def learn_gd_lrs(xs: torch.Tensor, ys: torch.Tensor, steps: int, iters: int = 500, lr0: float = 0.5,
+                 position: int = -1) -> list[float]:
+    """Per-step GD step sizes ``eta_1 .. eta_steps`` that minimise the mean squared error at the query
+    (``position``, default the last point) on the given prompts, learned by Adam through the unrolled
+    steps: the GD counterpart of training a ``steps``-layer linear self-attention model."""
+    pos = position % xs.shape[1]
+    xs, ys = xs.double(), ys.double()
+    log_lrs = torch.full((steps,), float(torch.log(torch.tensor(lr0))), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([log_lrs], lr=0.05)
+    for _ in range(iters):
+        opt.zero_grad()
+        loss = _gd_query_error(xs, ys, log_lrs.exp(), pos)
+        loss.backward()
+        opt.step()
+    return [float(v) for v in log_lrs.detach().exp()]

@@ -4,11 +4,14 @@ Tokens are the stacked encoder's ``e_j = (x_j, y_j, 0)`` and query tokens ``(x_i
 stream is the tokens themselves (no read-in). Each layer adds, to every token,
 ``W_P sum_j (W_Q h)^T (W_K h_j) W_V h_j`` over the context tokens it may see (never a query token:
 keys and values exclude the queries), divided by their number when ``normalize`` is on. No softmax.
-The prediction is read from the y-slot of the query token.
+The prediction is minus the y-slot of the query token (von Oswald et al.'s convention: the query's
+y-slot starts at 0 and collects ``-y_hat``).
 
-With ``W_Q = W_K = [[I, 0], [0, 0]]``, ``W_V`` reading the y-slot, ``W_P`` writing ``eta`` times it back
-and ``normalize``, one layer makes the query's y-slot ``x_q . (eta / i) sum_j y_j x_j``: one step of
-gradient descent from ``w = 0`` on the prefix's mean squared loss (:func:`gd_construction`).
+With ``W_Q = W_K = [[I, 0], [0, 0]]``, ``W_V`` reading the y-slot, ``W_P`` writing ``-eta`` times it back
+and ``normalize``, one layer turns every context token's ``y_j`` into the residual ``y_j - w_1 . x_j`` and
+the query's y-slot into ``-w_1 . x_q``, with ``w_1 = (eta / i) sum_j y_j x_j``: one step of gradient
+descent from ``w = 0`` on the prefix's mean squared loss. ``K`` such layers are ``K`` steps, provided the
+context tokens see the whole prefix (:func:`gd_construction`, :func:`prefix_predictions`).
 
 Hooks: ``blocks.{l}.hook_resid_pre`` (B, T, D), ``blocks.{l}.attn.hook_scores`` (B, T, T) (masked
 ``q . k``), ``blocks.{l}.hook_attn_out`` (B, T, D), ``blocks.{l}.hook_resid_post`` (B, T, D).
@@ -98,21 +101,42 @@ class LinearSelfAttention(nn.Module):
         h = tokens
         for block in self.blocks:
             h = block(h, allowed, self.config.normalize)
-        return h[..., self.y_slot]
+        return -h[..., self.y_slot]
 
 
-def gd_construction(n_dims: int, eta: float, n_layer: int = 1) -> LinearSelfAttention:
-    """The LSA weights that make one layer one gradient-descent step with step size ``eta``
-    (von Oswald et al. 2022, Proposition 1), for the stacked encoder's tokens (x, y, is_query)."""
+def prefix_predictions(model: LinearSelfAttention, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` predictions, prefix ``i`` run as its own sequence whose context tokens all see each
+    other (von Oswald et al.'s setting: one query after a full context). In the model's usual causal
+    stream a context token sees only the tokens before it, which is the same thing for one layer but not
+    for several: the construction's K layers are K GD steps only with full-context tokens."""
+    from iclab.models.encoders import Stacked
+
+    out = []
+    for i in range(xs.shape[1]):
+        tokens, layout = Stacked.encode(xs[:, : i + 1], ys[:, : i + 1])
+        mask = layout.attn_mask.clone()
+        mask[:i, :i] = True  # context tokens see the whole prefix
+        pred = model(tokens, Layout(positions=layout.positions, readout=layout.readout, attn_mask=mask))
+        out.append(pred[:, -1])
+    return torch.stack(out, dim=1)
+
+
+def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> LinearSelfAttention:
+    """The LSA weights that make each layer one gradient-descent step (von Oswald et al. 2022,
+    Proposition 1), for the stacked encoder's tokens (x, y, is_query): ``K`` layers, ``K`` steps. ``eta``
+    is one step size for every layer or a list of ``n_layer`` of them."""
+    etas = list(eta) if isinstance(eta, (list, tuple)) else [eta] * n_layer
+    if len(etas) != n_layer:
+        raise ValueError(f"gd_construction: {len(etas)} step sizes for {n_layer} layers")
     width = n_dims + 2
     model = LinearSelfAttention(LinearSelfAttentionConfig(n_layer=n_layer), d_in=width)
     with torch.no_grad():
-        for block in model.blocks:
+        for block, step in zip(model.blocks, etas):
             layer = block.attn
             for p in (layer.w_q, layer.w_k, layer.w_v, layer.w_p):
                 p.zero_()
             layer.w_q[:n_dims, :n_dims] = torch.eye(n_dims)
             layer.w_k[:n_dims, :n_dims] = torch.eye(n_dims)
             layer.w_v[n_dims, n_dims] = 1.0  # value: the y-slot
-            layer.w_p[n_dims, n_dims] = eta  # written back to the y-slot, scaled by the step size
+            layer.w_p[n_dims, n_dims] = -step  # y_j <- y_j - eta * (prediction of the current w)
     return model
