@@ -34,9 +34,9 @@ def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
     mean = errors.mean(0)
     sd = errors.std(0, unbiased=True) if n > 1 else torch.zeros_like(mean)
     half = Z_95 * sd / math.sqrt(n)
-    return [
+    return [  # a position a task does not score (NaN error, e.g. associative recall's writes) has no row
         {"learner": label, "shift": shift, "k": k, "mean": float(m), "ci_low": float(m - h), "ci_high": float(m + h)}
-        for k, (m, h) in enumerate(zip(mean.tolist(), half.tolist()))
+        for k, (m, h) in enumerate(zip(mean.tolist(), half.tolist())) if not math.isnan(m)
     ]
 
 
@@ -59,7 +59,7 @@ def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float
         for k, batch in parts:
             errors = squared_errors(learner, batch, n_dims, error_fn)
             found = curve_rows(errors if k is None else errors[:, k : k + 1], learner.label, shift)
-            if k is not None:
+            if k is not None and found:
                 found[0]["k"] = k
             rows.extend(found)
     return rows

@@ -8,7 +8,18 @@ query: ``o_t = S_t q_t``. The write rule is the "learning algorithm" of the laye
 - ``delta``: ``S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T`` (one online regression step: DeltaNet),
   with a learned per-token step ``beta_t = sigmoid(w_beta . x_t)`` and L2-normalised keys;
 - ``gated_delta``: ``S_t = alpha_t S_{t-1} + beta_t (v_t - alpha_t S_{t-1} k_t) k_t^T`` with a learned
-  gate ``alpha_t`` (gated DeltaNet; recurrent form only).
+  gate ``alpha_t`` (gated DeltaNet; recurrent form only);
+- ``momentum``: the delta rule's gradient step with momentum and forgetting (Titans):
+  ``M_t = eta_t M_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T``, ``S_t = alpha_t S_{t-1} + M_t``, learned
+  per-token ``eta_t``, ``beta_t``, ``alpha_t`` (recurrent form only);
+- ``omega``: the sliding-window ("Omega") rule of ATLAS: forget, then one gradient step on the regression
+  loss of the last ``window`` tokens, ``S' = alpha_t S_{t-1}``, ``S_t = S' + sum_{i = t - window + 1}^{t}
+  beta_i (v_i - S' k_i) k_i^T`` (``window = 1`` is the gated delta rule; recurrent form only).
+
+``feature_map: poly2`` replaces queries and keys by degree-2 polynomial features
+``phi(x) = [x, (x_i x_j / sqrt(2) for i <= j)]``, so ``phi(q) . phi(k) = q . k + (q . k)^2 / 2`` (the ``x_i^2``
+terms take ``1 / sqrt(2)`` and the cross terms ``1``): a ``Dh + Dh (Dh + 1) / 2``-dimensional key space,
+which is the memory's capacity (ATLAS's polynomial kernels).
 
 With ``token_shift`` (the default) each token's key comes from the token before it, so on the
 interleaved stream the y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i``
@@ -41,7 +52,9 @@ from torch import nn
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
 
-RULES = ("linear", "decay", "delta", "gated_delta")
+RULES = ("linear", "decay", "delta", "gated_delta", "momentum", "omega")
+RECURRENT_ONLY = ("gated_delta", "momentum", "omega")
+FEATURE_MAPS = ("identity", "poly2")
 
 
 @dataclass
@@ -54,6 +67,8 @@ class MemoryConfig:
     n_embd: int = 64
     n_head: int = 4
     decay: float = 0.95  # gamma of the "decay" rule
+    window: int = 4  # tokens in the "omega" rule's sliding window
+    feature_map: str = "identity"  # "identity" or "poly2": degree-2 polynomial features of queries and keys
     token_shift: bool = True  # keys from the previous token, so a y-token writes (key: its x, value: its y)
     n_positions: int | None = None  # learned position embeddings; null = fitted to the task
 
@@ -63,22 +78,46 @@ class MemoryConfig:
         require(self.encoder == "interleaved", f"{path}.encoder", "memory takes the interleaved encoder", self.encoder)
         require(self.rule in RULES, f"{path}.rule", f"must be one of {', '.join(RULES)}", self.rule)
         require(self.form in ("parallel", "recurrent"), f"{path}.form", "must be 'parallel' or 'recurrent'", self.form)
-        require(not (self.rule == "gated_delta" and self.form == "parallel"), f"{path}.form",
-                "gated_delta has only the recurrent form here", self.form)
-        require_positive(self, path, "n_layer", "n_embd", "n_head")
+        require(not (self.rule in RECURRENT_ONLY and self.form == "parallel"), f"{path}.form",
+                f"{self.rule} has only the recurrent form here", self.form)
+        require(self.feature_map in FEATURE_MAPS, f"{path}.feature_map", f"must be one of {', '.join(FEATURE_MAPS)}",
+                self.feature_map)
+        require_positive(self, path, "n_layer", "n_embd", "n_head", "window")
         require(self.n_embd % self.n_head == 0, f"{path}.n_embd", f"must be divisible by model.n_head ({self.n_head})",
                 self.n_embd)
         require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
 
 
-def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1.0) -> torch.Tensor:
-    """The definition: a loop over tokens. ``q, k, v``: (B, H, T, Dh); ``beta``, ``alpha``: (B, H, T)."""
+def poly2_features(x: torch.Tensor) -> torch.Tensor:
+    """``[x, x_i x_j c_ij (i <= j)]`` with ``c_ii = 1 / sqrt(2)``, ``c_ij = 1``, so that
+    ``phi(a) . phi(b) = a . b + (a . b)^2 / 2``. ``(..., D) -> (..., D + D (D + 1) / 2)``."""
+    d = x.shape[-1]
+    i, j = torch.triu_indices(d, d, device=x.device)
+    scale = torch.full(i.shape, 2**-0.5, dtype=x.dtype, device=x.device).where(i == j, 1.0)
+    return torch.cat([x, x[..., i] * x[..., j] * scale], dim=-1)
+
+
+def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1.0, eta=None,
+                     window: int = 1) -> torch.Tensor:
+    """The definition: a loop over tokens. ``q, k``: (B, H, T, Dk); ``v``: (B, H, T, Dv); ``beta``,
+    ``alpha``, ``eta``: (B, H, T)."""
     b, h, t, dk = k.shape
     s = q.new_zeros(b, h, v.shape[-1], dk)  # memory S: (B, H, Dv, Dk)
+    m = torch.zeros_like(s)  # momentum of the "momentum" rule
     outs = []
     for i in range(t):
-        ki, vi = k[:, :, i], v[:, :, i]  # (B, H, Dh)
-        if rule == "linear":
+        ki, vi = k[:, :, i], v[:, :, i]  # (B, H, Dk), (B, H, Dv)
+        if rule == "momentum":
+            pred = (s @ ki.unsqueeze(-1)).squeeze(-1)
+            m = eta[:, :, i, None, None] * m + beta[:, :, i, None, None] * (vi - pred).unsqueeze(-1) * ki.unsqueeze(-2)
+            s = alpha[:, :, i, None, None] * s + m
+        elif rule == "omega":
+            lo = max(0, i - window + 1)
+            kw, vw, bw = k[:, :, lo : i + 1], v[:, :, lo : i + 1], beta[:, :, lo : i + 1]  # the window
+            s = alpha[:, :, i, None, None] * s  # forget first, as the gated delta rule does
+            resid = bw.unsqueeze(-1) * (vw - kw @ s.transpose(-1, -2))  # (B, H, W, Dv)
+            s = s + resid.transpose(-1, -2) @ kw
+        elif rule == "linear":
             s = s + vi.unsqueeze(-1) * ki.unsqueeze(-2)
         elif rule == "decay":
             s = decay * s + vi.unsqueeze(-1) * ki.unsqueeze(-2)
@@ -111,6 +150,35 @@ def memory_parallel(q, k, v, rule: str, beta=None, decay: float = 1.0) -> torch.
     raise ValueError(f"no parallel form for rule {rule!r}")
 
 
+def recall_error(rule: str, n_keys: int, key_dim: int, feature_map: str = "identity", value_dim: int | None = None,
+                 n_trials: int = 100, seed: int = 0, strengths=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)) -> float:
+    """Capacity of a write rule, without training: write ``n_keys`` associations (random unit keys in
+    ``key_dim`` dimensions, values ``N(0, I)``) into one memory with the rule (no forgetting), read every
+    key back, and return the mean squared recall error per value coordinate (0: perfect recall; 1: no
+    better than recalling nothing), at the best constant write strength ``beta`` in ``strengths`` (what a
+    trained layer would tune; for Hebbian writes it scales the read-out). ``feature_map="poly2"`` stores
+    ``phi(key)`` (normalised) instead: the memory grows to ``key_dim + key_dim (key_dim + 1) / 2`` columns."""
+    g = torch.Generator().manual_seed(seed)
+    dv = value_dim or key_dim
+    keys = F.normalize(torch.randn(n_trials, 1, n_keys, key_dim, generator=g, dtype=torch.float64), dim=-1)
+    values = torch.randn(n_trials, 1, n_keys, dv, generator=g, dtype=torch.float64)
+    if feature_map == "poly2":
+        keys = F.normalize(poly2_features(keys), dim=-1)
+    # the writes, then n_keys reads: tokens that write nothing (zero key and value) and query each key
+    k = torch.cat([keys, torch.zeros_like(keys)], dim=2)
+    v = torch.cat([values, torch.zeros_like(values)], dim=2)
+    q = torch.cat([torch.zeros_like(keys), keys], dim=2)
+    ones = torch.ones(n_trials, 1, 2 * n_keys, dtype=torch.float64)
+    errors = []
+    for beta in strengths:
+        if rule in ("linear", "decay"):
+            recalled = beta * memory_recurrent(q, k, v, rule, decay=1.0)[:, :, n_keys:]
+        else:
+            recalled = memory_recurrent(q, k, v, rule, beta=beta * ones, alpha=ones, eta=0 * ones)[:, :, n_keys:]
+        errors.append(((recalled - values) ** 2).mean().item())
+    return min(errors)
+
+
 class MemorySublayer(nn.Module):
     def __init__(self, c: MemoryConfig) -> None:
         super().__init__()
@@ -118,7 +186,8 @@ class MemorySublayer(nn.Module):
         self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd)
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.beta = nn.Linear(c.n_embd, c.n_head)  # per-head write strength (delta rules)
-        self.alpha = nn.Linear(c.n_embd, c.n_head)  # per-head forgetting gate (gated_delta)
+        self.alpha = nn.Linear(c.n_embd, c.n_head)  # per-head forgetting gate (gated_delta, momentum, omega)
+        self.eta = nn.Linear(c.n_embd, c.n_head)  # per-head momentum (momentum)
         self.proj = nn.Linear(c.n_embd, c.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,14 +197,19 @@ class MemorySublayer(nn.Module):
         if self.c.token_shift:  # causal: token t's key is made from token t - 1
             k = F.pad(k, (0, 0, 1, 0))[:, :, :-1]
         rule = self.c.rule
-        if rule in ("delta", "gated_delta"):
+        if self.c.feature_map == "poly2":
+            q, k = poly2_features(q), poly2_features(k)
+        if rule in ("delta", "gated_delta", "momentum", "omega"):
             k = F.normalize(k, dim=-1)  # unit keys keep the delta rule's step stable
+            if rule == "omega":
+                k = k / math.sqrt(self.c.window)  # a window of unit keys: keep the summed step stable
         q = q / math.sqrt(q.shape[-1])
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         beta = torch.sigmoid(self.beta(x)).transpose(1, 2)  # (B, H, T)
         alpha = torch.sigmoid(self.alpha(x) + 3.0).transpose(1, 2)  # starts near 1: little forgetting
         if self.c.form == "recurrent":
-            out = memory_recurrent(q, k, v, rule, beta, alpha, self.c.decay)
+            eta = torch.sigmoid(self.eta(x)).transpose(1, 2)
+            out = memory_recurrent(q, k, v, rule, beta, alpha, self.c.decay, eta, self.c.window)
         else:
             out = memory_parallel(q, k, v, rule, beta, self.c.decay)
         return self.proj(out.transpose(1, 2).reshape(b, t, dm))

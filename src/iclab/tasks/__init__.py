@@ -13,6 +13,7 @@ from iclab.tasks.mixture import Mixture
 from iclab.tasks.monomials import MonomialRegression
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
 from iclab.tasks.pool import TaskPool
+from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.representation import Representation
 from iclab.tasks.shifts import SHIFTS, apply_shift
 
@@ -31,6 +32,7 @@ TASKS: dict[str, type[Task]] = {
     "relu_network": ReluNetwork,
     "mixture": Mixture,
     "digits_classification": DigitsClassification,
+    "associative_recall": AssociativeRecall,
 }
 
 
@@ -39,7 +41,7 @@ def make_task(config) -> Task:
     return TASKS[config.name](config)
 
 
-__all__ = ["SHIFTS", "TASKS", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
+__all__ = ["SHIFTS", "TASKS", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
            "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
            "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool",
            "apply_shift", "make_task"]
