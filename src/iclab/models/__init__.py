@@ -7,6 +7,7 @@ from iclab.models.hooks import HookPoint, capture, hook_points
 from iclab.models.lsa import LinearSelfAttention, LinearSelfAttentionConfig, gd_construction
 from iclab.models.memory import Memory, MemoryConfig
 from iclab.models.rnn import RNN, RNNConfig
+from iclab.models.ssm import Mamba, MambaConfig
 from iclab.models.transformer import Transformer, TransformerConfig
 
 MODELS = {
@@ -14,6 +15,7 @@ MODELS = {
     "linear_self_attention": LinearSelfAttention,
     "rnn": RNN,
     "memory": Memory,
+    "mamba": Mamba,
 }
 
 
@@ -41,6 +43,7 @@ def build_model(model_config, n_dims: int, n_classes: int | None = None) -> ICLM
     return ICLModel(model_config, n_dims, n_classes)
 
 
-__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttention", "LinearSelfAttentionConfig", "Memory", "MemoryConfig", "RNN", "RNNConfig",
+__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttention", "LinearSelfAttentionConfig",
+           "Mamba", "MambaConfig", "Memory", "MemoryConfig", "RNN", "RNNConfig",
            "Transformer", "TransformerConfig", "gd_construction",
            "build_model", "capture", "check_model_fits_task", "hook_points"]
