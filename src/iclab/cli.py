@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write RUN_DIR/report.html from the run's files")
     r.add_argument("run_dir")
 
+    a = sub.add_parser("analyze", help="probes, alignment metrics, weight recovery, attention, order sensitivity, "
+                       "pasting: RUN_DIR/analysis/ and the report")
+    a.add_argument("run_dir")
+    a.add_argument("--only", action="append", metavar="INSTRUMENT",
+                   help="probes, alignment, weights, attention, order or paste (repeatable; default: all that apply)")
+    a.add_argument("--hook", action="append", help="hook name or glob pattern to probe (repeatable; default: one per layer)")
+    a.add_argument("--target", action="append", help="probe target: w, xty, w_ols, w_ridge, phi (repeatable)")
+    a.add_argument("--learner", action="append", help="reference learner spec to align with (repeatable)")
+    a.add_argument("--prompts", type=int, default=600, help="held-out prompts (default 600)")
+    a.add_argument("--per-position", action="store_true", help="one probe per position k instead of pooling")
+    a.add_argument("--paste-steps", type=int, default=300, help="training steps of the pasted embedding")
+    a.add_argument("--device", help="cpu, cuda, ... (default: the run's train.device)")
+    a.add_argument("--threads", type=int, help="torch CPU threads (default: the run's train.threads)")
+
     sub.add_parser("list", help="registered tasks, models, encoders, learners, shifts and recipes")
     return p
 
@@ -61,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "report": cmd_report,
-                "list": cmd_list}[args.command](args)
+                "analyze": cmd_analyze, "list": cmd_list}[args.command](args)
     except UserError as e:
         print(f"iclab: error: {e}", file=sys.stderr)
         return 2
@@ -192,6 +206,31 @@ def cmd_eval(args) -> int:
                         device=args.device)
     _print_summary(rows, cfg)
     print(f"curves: {Path(args.run_dir) / 'eval' / 'curves.csv'}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from iclab.analysis.run import analyze_run
+    from iclab.errors import UserError
+    from iclab.report import write_report
+
+    if args.paste_steps < 1:
+        raise UserError(f"--paste-steps: must be a positive integer, got {args.paste_steps}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads: must be a positive integer, got {args.threads}")
+    device = None
+    if args.device:
+        from iclab.utils import resolve_device
+
+        device = resolve_device(args.device)
+    summary = analyze_run(args.run_dir, instruments=args.only, hooks=args.hook, targets=args.target,
+                          learners=args.learner, n_prompts=args.prompts, per_position=args.per_position,
+                          paste_steps=args.paste_steps, device=device, threads=args.threads)
+    for name, why in summary["skipped"].items():
+        print(f"skipped {name}: {why}")
+    print(f"analysis: {Path(args.run_dir) / 'analysis'} ({', '.join(summary['ran']) or 'nothing ran'})")
+    if (Path(args.run_dir) / "eval" / "curves.csv").is_file():
+        print(f"report: {write_report(args.run_dir)}")
     return 0
 
 

@@ -1,5 +1,23 @@
-"""Analysis instruments. So far: query sensitivities (von Oswald et al. 2022) and order sensitivity."""
+"""Analysis instruments: which learning algorithm is a trained model running, and where?
 
+- :mod:`~iclab.analysis.cache`: activation capture by hook name (``run_with_cache``, ``ActivationCache``);
+- :mod:`~iclab.analysis.probes`: linear and MLP probes per layer, with a random-initialisation control;
+- :mod:`~iclab.analysis.alignment`: SPD, ILWD, weight recovery, sensitivity similarity;
+- :mod:`~iclab.analysis.attention`: attention patterns, linear self-attention weight products;
+- :mod:`~iclab.analysis.pasting`: Guo et al.'s pasting of upper layers onto a fresh embedding;
+- :mod:`~iclab.analysis.sensitivity`: query sensitivities and order sensitivity;
+- :mod:`~iclab.analysis.run`: all of them on a run folder (``iclab analyze RUN``).
+"""
+
+from iclab.analysis.alignment import (alignment_table, ilwd, implicit_weights, query_inputs, sensitivity_alignment,
+                                      spd, weight_recovery)
+from iclab.analysis.attention import attention_patterns, lsa_products
+from iclab.analysis.cache import ActivationCache, run_with_cache
+from iclab.analysis.pasting import paste
+from iclab.analysis.probes import fit_probe, probe_model, probe_target
 from iclab.analysis.sensitivity import order_sensitivity, query_sensitivity, sensitivity_cosine
 
-__all__ = ["order_sensitivity", "query_sensitivity", "sensitivity_cosine"]
+__all__ = ["ActivationCache", "alignment_table", "attention_patterns", "fit_probe", "ilwd", "implicit_weights",
+           "lsa_products", "order_sensitivity", "paste", "probe_model", "probe_target", "query_inputs",
+           "query_sensitivity", "run_with_cache", "sensitivity_alignment", "sensitivity_cosine", "spd",
+           "weight_recovery"]

@@ -77,10 +77,10 @@ def selective_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     after the step with offset ``s``, position ``t`` holds the composition of tokens ``t - 2s + 1 .. t``."""
     t = b.shape[1]
     s = 1
-    while s < t:
-        a_prev = F.pad(a[:, :-s], (0,) * (2 * (a.dim() - 2)) + (s, 0), value=1.0)  # identity before the start
-        b_prev = F.pad(b[:, :-s], (0,) * (2 * (b.dim() - 2)) + (s, 0), value=0.0)
-        a, b = a * a_prev, a * b_prev + b
+    while s < t:  # positions before s compose with the identity: they keep their (a, b)
+        b = torch.cat([b[:, :s], torch.addcmul(b[:, s:], a[:, s:], b[:, :-s])], dim=1)
+        if 2 * s < t:  # the last level's products are not needed
+            a = torch.cat([a[:, :s], a[:, s:] * a[:, :-s]], dim=1)
         s *= 2
     return b
 

@@ -76,6 +76,7 @@ def write_report(run_dir: str | Path) -> Path:
     png = plot_training(records, run_dir / "plots" / "training.png", k_mark=2 * d)
     if png is not None:
         parts.append(f"<h2>Training</h2>{_img(png)}")
+    parts.extend(_analysis_section(run_dir, d))
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
     parts.append(f'<p class="muted">Errors are {ylabel} (squared error divided by the task\'s error scale), averaged over '
                  f"{cfg.eval.n_prompts} held-out prompts, with 95% normal-approximation intervals. "
@@ -102,3 +103,51 @@ def _table(rows: list[dict], learners: list[str], ks: list[int]) -> str:
         body.append(f"<tr><td>{html.escape(display_name(lab))} <span class='muted'>{html.escape(lab)}</span></td>"
                     f"{cells}</tr>")
     return f"<table><tr><th>learner</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _analysis_section(run_dir: Path, d: int) -> list[str]:
+    """The figures and key numbers of ``iclab analyze`` when the run has them."""
+    import csv
+    import json
+
+    folder = run_dir / "analysis"
+    if not (folder / "summary.json").is_file():
+        return []
+    summary = json.loads((folder / "summary.json").read_text())
+    parts = [f"<h2>Analysis (iclab analyze, checkpoint step {summary.get('step')}, "
+             f"{summary.get('n_prompts')} prompts)</h2>"]
+    if (folder / "alignment.csv").is_file():
+        with open(folder / "alignment.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        ks = sorted({int(r["k"]) for r in rows})
+        pick = [k for k in (d // 2, d, 2 * d, ks[-1]) if k in ks]
+        body = []
+        for k in dict.fromkeys(pick):
+            at = [r for r in rows if int(r["k"]) == k]
+            best_spd = min(at, key=lambda r: float(r["spd"]))
+            best_ilwd = min(at, key=lambda r: float(r["ilwd"]))
+            body.append(f"<tr><td>{k}</td><td>{html.escape(best_spd['learner'])} ({float(best_spd['spd']):.3g})</td>"
+                        f"<td>{html.escape(best_ilwd['learner'])} ({float(best_ilwd['ilwd']):.3g})</td></tr>")
+        parts.append("<p>Closest reference learner to the model (smallest squared prediction difference and "
+                     "implicit linear weight difference, both divided by the task's error scale):</p>"
+                     "<table><tr><th>k</th><th>lowest SPD</th><th>lowest ILWD</th></tr>" + "".join(body) + "</table>")
+    for name, title in (("alignment_spd", "SPD between the model and each reference learner"),
+                        ("alignment_ilwd", "ILWD between the model and each reference learner"),
+                        ("alignment_sensitivity", "Cosine similarity of query sensitivities"),
+                        ("probes", "Probes per layer (solid: trained network; dashed: random-initialisation control)"),
+                        ("weights", "Weight recovery (Panwar et al.): the model's implied w"),
+                        ("attention", "Mean attention per layer and head"),
+                        ("lsa_products", "Linear self-attention weight products"),
+                        ("paste", "Pasting (Guo et al.): upper layers on a fresh (Phi(x), y) embedding")):
+        png = folder / f"{name}.png"
+        if png.is_file():
+            parts.append(f"<h3>{html.escape(title)}</h3>{_img(png)}")
+    if (folder / "order.json").is_file():
+        order = json.loads((folder / "order.json").read_text())
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3g}</td></tr>" for k, v in order.items())
+        parts.append("<h3>Order sensitivity (variance of the last prediction under permutations of the "
+                     f"demonstrations)</h3><table>{cells}</table>")
+    if summary.get("skipped"):
+        parts.append('<p class="muted">Skipped: ' + "; ".join(f"{html.escape(k)}: {html.escape(v)}"
+                                                              for k, v in summary["skipped"].items()) + "</p>")
+    return parts

@@ -1,0 +1,125 @@
+"""Attention patterns and linear self-attention weight products.
+
+- :func:`attention_patterns`: the softmax attention of every layer and head, averaged over prompts
+  (``(L, H, T, T)``), from the transformer's ``attn.hook_pattern`` hooks (linear self-attention: its
+  unnormalised ``attn.hook_scores``, one "head").
+- :func:`lsa_products`: for each linear self-attention layer, ``W_K^T W_Q`` (which input coordinates a
+  query matches against a key) and ``W_P W_V`` (what a matched token writes), and their agreement with
+  von Oswald et al.'s gradient-descent construction, where ``W_K^T W_Q = [[I_d, 0], [0, 0]]`` and
+  ``W_P W_V = -eta e_y e_y^T``: the cosine similarity of the matrices (Frobenius inner product) and the
+  best scale ``c`` in ``product ~ c * construction``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from iclab.analysis.cache import run_with_cache
+from iclab.errors import UserError
+from iclab.types import Prompts
+
+
+def attention_patterns(model, prompts: Prompts) -> dict[str, torch.Tensor]:
+    """Mean attention per layer: ``{hook name: (H, T, T)}`` (linear self-attention: ``(1, T, T)`` scores)."""
+    from iclab.models import hook_points
+
+    names = [n for n in hook_points(model) if n.endswith(("attn.hook_pattern", "attn.hook_scores"))]
+    if not names:
+        raise UserError(f"model {model.config.name!r} has no attention patterns (hooks: "
+                        f"{', '.join(hook_points(model))})")
+    _, cache = run_with_cache(model, prompts, names)
+    out = {}
+    for n in names:
+        t = cache[n].double().mean(0)
+        out[n] = t if t.dim() == 3 else t.unsqueeze(0)
+    return out
+
+
+def plot_attention(patterns: dict[str, torch.Tensor], path: Path, title: str = "") -> Path:
+    """One heatmap per layer and head (rows: layers, columns: heads)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = list(patterns)
+    heads = max(p.shape[0] for p in patterns.values())
+    fig, axes = plt.subplots(len(layers), heads, figsize=(2.6 * heads, 2.6 * len(layers)), squeeze=False)
+    for i, name in enumerate(layers):
+        for h in range(heads):
+            ax = axes[i][h]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if h < patterns[name].shape[0]:
+                ax.imshow(patterns[name][h].numpy(), cmap="viridis", aspect="auto")
+                ax.set_title(f"{name.split('.attn')[0]} head {h}", fontsize=8)
+            else:
+                ax.axis("off")
+            if h == 0:
+                ax.set_ylabel("query token", fontsize=8)
+            if i == len(layers) - 1:
+                ax.set_xlabel("key token", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _agreement(product: torch.Tensor, construction: torch.Tensor) -> dict:
+    p, c = product.double().flatten(), construction.double().flatten()
+    cos = (p @ c / (p.norm() * c.norm()).clamp_min(1e-300)).item()
+    return {"cosine": cos, "scale": (p @ c / (c @ c)).item()}
+
+
+def lsa_products(model) -> list[dict]:
+    """Per linear self-attention layer: ``{"layer", "kq", "pv", "kq_vs_gd", "pv_vs_gd"}`` with the products
+    as tensors and their agreement with the gradient-descent construction."""
+    from iclab.models.lsa import LinearSelfAttention
+
+    net = getattr(model, "backbone", model)
+    if not isinstance(net, LinearSelfAttention):
+        raise UserError("weight products are defined for linear_self_attention models only")
+    width = net.blocks[0].attn.w_q.shape[0]
+    d = width - 2
+    gd_kq = torch.zeros(width, width, dtype=torch.float64)
+    gd_kq[:d, :d] = torch.eye(d)
+    gd_pv = torch.zeros(width, width, dtype=torch.float64)
+    gd_pv[d, d] = -1.0
+    rows = []
+    for i, block in enumerate(net.blocks):
+        a = block.attn
+        kq = (a.w_k.T @ a.w_q).detach().double()  # score(q_i, k_j) = h_j^T (W_K^T W_Q) h_i
+        pv = (a.w_p @ a.w_v).detach().double()
+        rows.append({"layer": i, "kq": kq, "pv": pv, "kq_vs_gd": _agreement(kq, gd_kq),
+                     "pv_vs_gd": _agreement(pv, gd_pv)})
+    return rows
+
+
+def plot_lsa_products(rows: list[dict], path: Path) -> Path:
+    """Heatmaps of ``W_K^T W_Q`` and ``W_P W_V`` per layer (rows), with the agreement in the titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 2, figsize=(7, 3.2 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, key in enumerate(("kq", "pv")):
+            m = r[key].numpy()
+            lim = abs(m).max() or 1.0
+            ax = axes[i][j]
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            agree = r[f"{key}_vs_gd"]
+            name = "W_K^T W_Q" if key == "kq" else "W_P W_V"
+            ax.set_title(f"layer {r['layer']}: {name}\ncos to GD construction {agree['cosine']:.3f}", fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

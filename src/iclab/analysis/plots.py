@@ -1,0 +1,90 @@
+"""Figures of the analysis instruments (PNG, matplotlib Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def plot_probes(rows: list[dict], path: Path) -> Path:
+    """Held-out R^2 against depth, one panel per target; solid: trained network, dashed: random init."""
+    plt = _plt()
+    rows = [r for r in rows if r["k"] == "all"]
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for (network, probe), style in zip(sorted({(r["network"], r["probe"]) for r in rows if r["target"] == target}),
+                                           ["-o", "-s", "--o", "--s"]):
+            sel = sorted((r for r in rows if r["target"] == target and r["network"] == network and r["probe"] == probe),
+                         key=lambda r: r["depth"])
+            ls = "--" if network != "trained" else "-"
+            ax.plot([r["depth"] for r in sel], [r["r2_test"] for r in sel], ls, marker=style[-1],
+                    label=f"{probe}, {network}")
+        ax.set_title(f"probe target: {target}")
+        ax.set_xlabel("depth (0 = embeddings)")
+        ax.set_ylabel("held-out R^2")
+        ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
+        ax.axhline(0, color="#999", lw=0.6)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_alignment(rows: list[dict], path: Path, metric: str, ylabel: str) -> Path:
+    """One line per reference learner: the metric between the model and it, against k."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for learner in dict.fromkeys(r["learner"] for r in rows):
+        sel = [r for r in rows if r["learner"] == learner]
+        ax.plot([r["k"] for r in sel], [r[metric] for r in sel], marker="o", ms=3, label=learner)
+    ax.set_xlabel("in-context examples k")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"model vs reference learners: {metric}")
+    return _save(fig, path)
+
+
+def plot_weight_recovery(rows: list[dict], path: Path) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    ks = [r["k"] for r in rows]
+    axes[0].plot(ks, [r["cosine_vs_true"] for r in rows], marker="o", ms=3, label="vs true w")
+    if "cosine_vs_reference" in rows[0]:
+        axes[0].plot(ks, [r["cosine_vs_reference"] for r in rows], marker="s", ms=3, label="vs reference")
+    axes[0].set_ylabel("cosine of implied w")
+    axes[1].plot(ks, [r["error_vs_true"] for r in rows], marker="o", ms=3, label="vs true w")
+    if "error_vs_reference" in rows[0]:
+        axes[1].plot(ks, [r["error_vs_reference"] for r in rows], marker="s", ms=3, label="vs reference")
+    axes[1].set_ylabel("|w_hat - w|^2 / scale")
+    for ax in axes:
+        ax.set_xlabel("in-context examples k")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_paste(result: dict, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, curve in result["curves"].items():
+        ax.plot(range(len(curve)), curve, marker="o", ms=3, label=label)
+    ax.set_xlabel("in-context examples k")
+    ax.set_ylabel("error / scale")
+    ax.set_title(f"pasting at layer {result['layer']} ({result['steps']} embedding steps)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
