@@ -31,6 +31,10 @@ FAMILIES = {
     "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2"],
     "memory (linear attention)": ["model.name=memory", "model.rule=linear", "model.n_layer=2"],
     "linear self-attention": ["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1"],
+    "memory (momentum rule)": ["model.name=memory", "model.rule=momentum", "model.form=recurrent", "model.n_layer=2"],
+    "memory (delta rule + poly2)": ["model.name=memory", "model.rule=delta", "model.feature_map=poly2",
+                                    "model.n_layer=2"],
+    "mamba (selective SSM)": ["model.name=mamba", "model.n_layer=2", "model.n_embd=64", "model.d_state=8"],
 }
 
 

@@ -190,3 +190,26 @@ def test_analyze_a_run_without_checkpoint_is_exit_2(tmp_path, capsys):
     assert main(["analyze", str(run)]) == 2
     err = capsys.readouterr().err
     assert "checkpoint" in err and err.count("\n") == 1
+
+
+FAMILIES = {"transformer": ["model.n_embd=16", "model.n_head=2"], "linear_self_attention": ["model.encoder=stacked"],
+            "rnn": ["model.n_embd=16"], "memory": ["model.n_embd=16", "model.n_head=2"],
+            "mamba": ["model.n_embd=16", "model.d_state=4"]}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_instruments_work_on_every_model_family(family):
+    from iclab.analysis import probe_model
+    from iclab.models import MODELS
+
+    assert set(FAMILIES) == set(MODELS)
+    cfg = load_config(None, [f"model.name={family}", "model.n_layer=2", *FAMILIES[family], "task.n_dims=3",
+                             "task.n_points=6"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 3)
+    task = make_task(cfg.task)
+    prompts = task.eval_prompts(40, seed=0)
+    rows = probe_model(model, task, prompts, targets=["w_ols"], control=False)
+    assert [r["depth"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["r2_test"]) for r in rows)
+    (row,) = alignment_table(model, task, prompts, ["least_squares"], ks=[3])
+    assert all(np.isfinite(v) for k, v in row.items() if k not in ("learner", "k"))

@@ -106,6 +106,25 @@ def von_oswald2022_lsa(steps: int = 5000) -> RunConfig:
     })
 
 
+def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfig:
+    """Akyürek et al. 2022 at CPU scale: linear regression d = 5, 16 points (so k >= d has room), optional
+    label noise; a 4-layer width-64 transformer (stacked encoder). Evaluated against least squares, ridge
+    at several lambdas (including sigma^2), one-step and online GD and 3-NN; ``iclab analyze`` then says
+    which of them the model's predictions (SPD) and implicit weights (ILWD) are closest to
+    (``benchmarks/akyurek_alignment.py`` runs the noiseless and the sigma = 1 version)."""
+    lam = f"{noise_std**2:g}" if noise_std > 0 else "1"
+    return run_config_from_dict({
+        "name": "akyurek2022_alignment" + (f"_noise{noise_std:g}" if noise_std else ""),
+        "task": {"name": "linear_regression", "n_dims": 5, "n_points": 16, "noise_std": noise_std},
+        "model": {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4},
+        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "min_lr_ratio": 0.1,
+                  "threads": 2, "log_every": 50, "eval_every": 500, "checkpoint_every": 1000},
+        "eval": {"n_prompts": 1280, "learners": ["least_squares", "ridge(lam=0.1)", f"ridge(lam={lam})",
+                                                 "ridge(lam=3)", "gd(steps=1, lr=0.5)", "online_gd(lr=0.1)",
+                                                 "knn(k=3)", "zero"]},
+    })
+
+
 RECIPES = {
     "demo": demo,
     "garg2022_linear_regression": garg2022_linear_regression,
@@ -114,7 +133,8 @@ RECIPES = {
     "guo2023_representation": guo2023_representation,
     "kirsch2022_digits": kirsch2022_digits,
     "von_oswald2022_lsa": von_oswald2022_lsa,
+    "akyurek2022_alignment": akyurek2022_alignment,
 }
 
-__all__ = ["RECIPES", "demo", "garg2022_linear_regression", "garg2022_sparse_regression", "guo2023_representation",
+__all__ = ["RECIPES", "akyurek2022_alignment", "demo", "garg2022_linear_regression", "garg2022_sparse_regression", "guo2023_representation",
            "kirsch2022_digits", "raventos2023_task_pool", "von_oswald2022_lsa"]

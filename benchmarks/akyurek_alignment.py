@@ -1,0 +1,71 @@
+"""Akyürek et al. 2022's alignment check at CPU scale (issue 5): which algorithm is the model closest to?
+
+    python benchmarks/akyurek_alignment.py [--steps 4000] [--noise 0,1]
+
+For each noise level, trains the ``akyurek2022_alignment`` recipe (d = 5, 16 points, 4 x 64 transformer,
+stacked encoder), then measures SPD and ILWD between the model and every reference learner of the
+recipe at each k >= d (``iclab.analysis.alignment_table``, 300 prompts, 2d + 1 probe queries). Prints,
+per k, the learner with the lowest SPD and the lowest ILWD, and the means over k >= d.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import time
+
+import torch
+
+from iclab.analysis import alignment_table
+from iclab.config import apply_overrides, run_config_from_dict, to_dict
+from iclab.learners import make_learner
+from iclab.recipes import akyurek2022_alignment
+from iclab.run import load_model
+from iclab.tasks import make_task
+from iclab.train.loop import train
+
+
+def run(noise: float, steps: int, threads: int) -> None:
+    out = f"/tmp/iclab-akyurek/noise{noise:g}"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = run_config_from_dict(apply_overrides(to_dict(akyurek2022_alignment(noise, steps)),
+                                               ["train.device=cpu", f"train.threads={threads}"]))
+    t0 = time.time()
+    with open(os.devnull, "w") as quiet:
+        train(cfg, out, progress_bar=False, stream=quiet)
+    seconds = time.time() - t0
+    _, model, _ = load_model(out)
+    task = make_task(cfg.task)
+    prompts = task.eval_prompts(300, seed=11)
+    d = cfg.task.n_dims
+    specs = [s for s in cfg.eval.learners if s != "zero"]
+    rows = alignment_table(model, task, prompts, [make_learner(s, task=task) for s in specs],
+                           ks=list(range(d, cfg.task.n_points)))
+    print(f"\n## noise_std = {noise:g} (trained {steps} steps in {seconds:.0f} s)\n")
+    print("| k | model error | lowest SPD | lowest ILWD |\n|---|---|---|---|")
+    for k in range(d, cfg.task.n_points):
+        at = [r for r in rows if r["k"] == k]
+        s, w = min(at, key=lambda r: r["spd"]), min(at, key=lambda r: r["ilwd"])
+        print(f"| {k} | {at[0]['model_error']:.4f} | {s['learner']} ({s['spd']:.4f}) | {w['learner']} ({w['ilwd']:.4f}) |")
+    print("\n| learner | mean SPD, k >= d | mean ILWD, k >= d | learner's own error |\n|---|---|---|---|")
+    for label in dict.fromkeys(r["learner"] for r in rows):
+        sel = [r for r in rows if r["learner"] == label]
+        print(f"| {label} | {statistics.mean(r['spd'] for r in sel):.4f} | {statistics.mean(r['ilwd'] for r in sel):.4f} |"
+              f" {statistics.mean(r['learner_error'] for r in sel):.4f} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--noise", default="0,1")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    for noise in map(float, args.noise.split(",")):
+        run(noise, args.steps, args.threads)
+
+
+if __name__ == "__main__":
+    main()
