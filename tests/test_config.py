@@ -67,8 +67,23 @@ BAD = [
     (["train.steps.x=1"], "train.steps: expected an integer, got {'x': 1}"),
 ]
 
+MODEL_BAD = [  # the model zoo's options (ids are made unique by the model name)
+    (["model.name=mamba", "model.encoder=stacked"], "model.encoder: mamba takes the interleaved encoder, got 'stacked'"),
+    (["model.name=mamba", "model.d_state=0"], "model.d_state: must be positive, got 0"),
+    (["model.name=mamba", "model.form=fft"], "model.form: must be 'scan' or 'loop', got 'fft'"),
+    (["model.name=mamba", "model.n_heads=2"], "model.n_heads: unknown field"),
+    (["model.name=memory", "model.rule=omega"], "model.form: omega has only the recurrent form here, got 'parallel'"),
+    (["model.name=memory", "model.feature_map=cubic"], "model.feature_map: must be one of identity, poly2, got 'cubic'"),
+    (["model.name=memory", "model.rule=omega", "model.form=recurrent", "model.window=0"],
+     "model.window: must be positive, got 0"),
+    (["model.name=memory", "model.rule=hopfield"], "model.rule: must be one of linear, decay, delta, gated_delta, "
+                                                   "momentum, omega, got 'hopfield'"),
+    (["task.name=associative_recall", "task.n_keys=48"], "task.n_keys: must be less than task.n_points (48)"),
+]
+BAD += MODEL_BAD
 
-@pytest.mark.parametrize("overrides, message", BAD, ids=[b[0][0] for b in BAD])
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_bad_config_names_the_field(overrides, message):
     if message is None:
         load_config(None, overrides)
