@@ -101,3 +101,24 @@ def test_trained_layer_matches_one_gd_step(tmp_path):
     assert zero > 0.38 and gd_loss < 0.21
     assert loss < 0.23, loss
     assert cos > 0.97, cos
+
+
+@pytest.mark.parametrize("options", [["model.mlp=true"], ["model.layernorm=true"], ["model.mlp=true", "model.layernorm=true",
+                                                                                    "model.share_weights=true"]])
+def test_lsa_options_build_causal_models_with_their_hooks(options):
+    from iclab.models import build_model, hook_points
+
+    cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "model.n_layer=2",
+                             "task.n_dims=3", "task.n_points=6", *options])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 3)
+    names = list(hook_points(model))
+    assert ("blocks.1.hook_mlp_out" in names) == ("model.mlp=true" in options)
+    if "model.share_weights=true" in options:
+        assert model.backbone.blocks[0].attn is model.backbone.blocks[1].attn
+    p = make_task(cfg.task).eval_prompts(4, seed=0)
+    base = model.predict(p)
+    ys = p.ys.clone()
+    ys[:, 4:] += 5.0  # later labels cannot move earlier predictions
+    torch.testing.assert_close(model(p.xs, ys).detach()[:, :5], base[:, :5])
+    assert torch.isfinite(base).all() and not torch.allclose(base, torch.zeros_like(base))

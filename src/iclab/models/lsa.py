@@ -13,8 +13,13 @@ the query's y-slot into ``-w_1 . x_q``, with ``w_1 = (eta / i) sum_j y_j x_j``: 
 descent from ``w = 0`` on the prefix's mean squared loss. ``K`` such layers are ``K`` steps, provided the
 context tokens see the whole prefix (:func:`gd_construction`, :func:`prefix_predictions`).
 
+Options: ``n_layer``, ``share_weights`` (one layer applied ``n_layer`` times), ``normalize``, ``layernorm``
+(pre-LN on each sub-layer) and ``mlp`` (a GELU MLP sub-layer after each attention); the GD construction
+uses none of the last two.
+
 Hooks: ``blocks.{l}.hook_resid_pre`` (B, T, D), ``blocks.{l}.attn.hook_scores`` (B, T, T) (masked
-``q . k``), ``blocks.{l}.hook_attn_out`` (B, T, D), ``blocks.{l}.hook_resid_post`` (B, T, D).
+``q . k``), ``blocks.{l}.hook_attn_out`` (B, T, D), with ``mlp``: ``blocks.{l}.hook_resid_mid`` and
+``blocks.{l}.hook_mlp_out`` (B, T, D); ``blocks.{l}.hook_resid_post`` (B, T, D).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class LinearSelfAttentionConfig:
     n_layer: int = 1
     share_weights: bool = False  # one set of weights applied n_layer times (a recurrent GD-like iteration)
     normalize: bool = True  # divide each token's sum by the number of context tokens it sees
+    layernorm: bool = False  # LayerNorm on each sub-layer's input (pre-LN); the GD construction has none
+    mlp: bool = False  # a GELU MLP sub-layer (4x the token width) after each attention sub-layer
     init_std: float = 0.02
 
     def validate(self, path: str = "model") -> None:
@@ -64,16 +71,28 @@ class LSALayer(nn.Module):
 
 
 class LSABlock(nn.Module):
-    def __init__(self, attn: LSALayer) -> None:
+    def __init__(self, attn: LSALayer, width: int, layernorm: bool, mlp: bool) -> None:
         super().__init__()
         self.hook_resid_pre = HookPoint()
+        self.ln1 = nn.LayerNorm(width) if layernorm else nn.Identity()
         self.attn = attn
         self.hook_attn_out = HookPoint()
+        if mlp:
+            self.hook_resid_mid = HookPoint()
+            self.ln2 = nn.LayerNorm(width) if layernorm else nn.Identity()
+            self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
+            self.hook_mlp_out = HookPoint()
+        else:
+            self.mlp = None
         self.hook_resid_post = HookPoint()
 
     def forward(self, h, allowed, normalize):
         h = self.hook_resid_pre(h)
-        return self.hook_resid_post(h + self.hook_attn_out(self.attn(h, allowed, normalize)))
+        h = h + self.hook_attn_out(self.attn(self.ln1(h), allowed, normalize))
+        if self.mlp is not None:
+            h = self.hook_resid_mid(h)
+            h = h + self.hook_mlp_out(self.mlp(self.ln2(h)))
+        return self.hook_resid_post(h)
 
 
 class LinearSelfAttention(nn.Module):
@@ -89,8 +108,8 @@ class LinearSelfAttention(nn.Module):
         self.config = config
         self.y_slot = d_in - 2  # stacked tokens are (x, y, is_query)
         shared = LSALayer(d_in, config.init_std) if config.share_weights else None
-        self.blocks = nn.ModuleList(LSABlock(shared or LSALayer(d_in, config.init_std))
-                                    for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(LSABlock(shared or LSALayer(d_in, config.init_std), d_in, config.layernorm,
+                                             config.mlp) for _ in range(config.n_layer))
 
     def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
         t = tokens.shape[1]
