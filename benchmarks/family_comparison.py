@@ -19,6 +19,7 @@ import torch
 
 from iclab.config import load_config
 from iclab.evaluate import error_at, evaluate_run
+from iclab.evaluate.curves import read_curves
 from iclab.train.loop import train
 
 FAMILIES = {
@@ -42,11 +43,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--out", default="docs/family_comparison.png")
+    p.add_argument("--plot-only", action="store_true", help="redraw the plot from the runs already in /tmp/iclab-families")
     args = p.parse_args()
     torch.set_num_threads(2)
     curves = {}
     for name, overrides in FAMILIES.items():
         run = Path("/tmp/iclab-families") / name.replace(" ", "_").replace("(", "").replace(")", "")
+        if args.plot_only:
+            rows = read_curves(run / "eval" / "curves.csv")
+            curves[name] = [r for r in rows if r["learner"] == "model"]
+            baselines = [r for r in rows if r["learner"] != "model"]
+            continue
         shutil.rmtree(run, ignore_errors=True)
         cfg = load_config(None, [*overrides, "task.n_dims=5", "task.n_points=11", f"train.steps={args.steps}",
                                  "train.lr=3e-3", "train.warmup_steps=100", "train.threads=2", "train.device=cpu",
@@ -65,8 +72,10 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=120)
-    for name, rows in curves.items():
-        ax.plot([r["k"] for r in rows], [r["mean"] for r in rows], lw=1.8, label=name)
+    colors = plt.get_cmap("tab20").colors
+    for i, (name, rows) in enumerate(curves.items()):
+        ax.plot([r["k"] for r in rows], [r["mean"] for r in rows], lw=1.8, color=colors[(2 * i) % 20 + (2 * i) // 20],
+                ls="-" if i < 10 else "-.", label=name)
     for learner, style in (("least_squares", ("black", ":")), ("zero", ("black", "--"))):
         pts = sorted((r for r in baselines if r["learner"] == learner), key=lambda r: r["k"])
         ax.plot([r["k"] for r in pts], [r["mean"] for r in pts], style[1], color=style[0], lw=1.2, label=learner)
