@@ -44,7 +44,7 @@ class Pasted(nn.Module):
 
 
 def paste(model, task, layer: int | None = None, steps: int = 500, lr: float = 1e-2, batch_size: int = 64,
-          n_eval: int = 1000, seed: int = 0, control: bool = True) -> dict:
+          n_eval: int = 1000, seed: int = 0, control: bool = True, log=None) -> dict:
     """Train a fresh ``(Phi(x), y)`` embedding into the upper layers ``layer ..`` (default: the upper half)
     and return error-vs-k curves ``{"trained upper layers": [...], "random upper layers": [...],
     "feature ridge": [...]}`` (errors divided by the task's error scale) and the layer used."""
@@ -60,6 +60,8 @@ def paste(model, task, layer: int | None = None, steps: int = 500, lr: float = 1
     layer = n_layer // 2 if layer is None else layer
     if not 0 <= layer < n_layer:
         raise UserError(f"paste layer must be in 0 .. {n_layer - 1}, got {layer}")
+    if log is not None:
+        log(f"pasting at layer {layer} ...")
     width = task.features(task.eval_prompts(1, seed=0).xs).shape[-1]
     test = task.eval_prompts(n_eval, seed=seed + 77)
     test_phi = Prompts(task.features(test.xs), test.ys)

@@ -178,8 +178,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
             summary["ran"].append("order")
     if "paste" in todo:
         try:
-            log("pasting ...")
-            result = paste(model, task, steps=paste_steps)
+            result = paste(model, task, steps=paste_steps, log=log)
         except UserError as e:
             skip("paste", str(e))
         else:
