@@ -27,14 +27,15 @@ from iclab.tasks import make_task
 from iclab.train.loop import train
 
 
-def run(noise: float, steps: int, threads: int) -> None:
+def run(noise: float, steps: int, threads: int, reuse: bool = False) -> None:
     out = f"/tmp/iclab-akyurek/noise{noise:g}"
-    shutil.rmtree(out, ignore_errors=True)
     cfg = run_config_from_dict(apply_overrides(to_dict(akyurek2022_alignment(noise, steps)),
                                                ["train.device=cpu", f"train.threads={threads}"]))
     t0 = time.time()
-    with open(os.devnull, "w") as quiet:
-        train(cfg, out, progress_bar=False, stream=quiet)
+    if not reuse:  # --reuse: analyse the run already there (e.g. one continued with `iclab train --resume`)
+        shutil.rmtree(out, ignore_errors=True)
+        with open(os.devnull, "w") as quiet:
+            train(cfg, out, progress_bar=False, stream=quiet)
     seconds = time.time() - t0
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
@@ -61,10 +62,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--noise", default="0,1")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true", help="analyse the existing runs in /tmp/iclab-akyurek")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     for noise in map(float, args.noise.split(",")):
-        run(noise, args.steps, args.threads)
+        run(noise, args.steps, args.threads, args.reuse)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def test_memory_hook_names_are_pinned():
     assert list(hook_points(model)) == MEMORY_HOOKS_1_LAYER
 
 
-@pytest.mark.parametrize("rule", ["linear", "decay", "delta"])
+@pytest.mark.parametrize("rule", ["linear", "decay", "delta", "gated_delta"])
 def test_memory_parallel_form_equals_recurrent_form(rule):
     from iclab.models.memory import memory_parallel, memory_recurrent
 
@@ -67,8 +67,9 @@ def test_memory_parallel_form_equals_recurrent_form(rule):
     q, k, v = (torch.randn(2, 3, 11, 4, generator=g, dtype=torch.float64) for _ in range(3))
     k = torch.nn.functional.normalize(k, dim=-1)
     beta = torch.rand(2, 3, 11, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(memory_parallel(q, k, v, rule, beta, 0.9),
-                               memory_recurrent(q, k, v, rule, beta, None, 0.9), rtol=1e-5, atol=1e-8)
+    alpha = 0.5 + 0.5 * torch.rand(2, 3, 11, generator=g, dtype=torch.float64)  # forgetting gates in (0.5, 1)
+    torch.testing.assert_close(memory_parallel(q, k, v, rule, beta, 0.9, alpha),
+                               memory_recurrent(q, k, v, rule, beta, alpha, 0.9), rtol=1e-5, atol=1e-8)
     # and a whole network gives the same predictions in either form
     cfg, model, prompts = _setup("memory", "interleaved")
     model.config.rule = rule

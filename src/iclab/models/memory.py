@@ -8,7 +8,7 @@ query: ``o_t = S_t q_t``. The write rule is the "learning algorithm" of the laye
 - ``delta``: ``S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T`` (one online regression step: DeltaNet),
   with a learned per-token step ``beta_t = sigmoid(w_beta . x_t)`` and L2-normalised keys;
 - ``gated_delta``: ``S_t = alpha_t S_{t-1} + beta_t (v_t - alpha_t S_{t-1} k_t) k_t^T`` with a learned
-  gate ``alpha_t`` (gated DeltaNet; recurrent form only);
+  gate ``alpha_t`` (gated DeltaNet);
 - ``momentum``: the delta rule's gradient step with momentum and forgetting (Titans):
   ``M_t = eta_t M_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T``, ``S_t = alpha_t S_{t-1} + M_t``, learned
   per-token ``eta_t``, ``beta_t``, ``alpha_t`` (recurrent form only);
@@ -25,7 +25,8 @@ With ``token_shift`` (the default) each token's key comes from the token before 
 interleaved stream the y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i``
 reads (the role short convolutions play in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over tokens, the definition) and ``parallel``
 (the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one
-triangular solve, ``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``). Blocks: pre-LayerNorm memory
+triangular solve, ``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between
+tokens for the gated rule); the momentum and Omega rules have the recurrent form only. Blocks: pre-LayerNorm memory
 sub-layer and GELU MLP, on the interleaved (causal) stream.
 
 Hooks (``H`` heads)::
@@ -53,7 +54,7 @@ from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
 
 RULES = ("linear", "decay", "delta", "gated_delta", "momentum", "omega")
-RECURRENT_ONLY = ("gated_delta", "momentum", "omega")
+RECURRENT_ONLY = ("momentum", "omega")
 FEATURE_MAPS = ("identity", "poly2")
 
 
@@ -130,12 +131,24 @@ def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1
     return torch.stack(outs, dim=2)  # (B, H, T, Dv)
 
 
-def memory_parallel(q, k, v, rule: str, beta=None, decay: float = 1.0) -> torch.Tensor:
-    """The same outputs for the whole sequence at once (linear, decay and delta rules)."""
+def memory_parallel(q, k, v, rule: str, beta=None, decay: float = 1.0, alpha=None) -> torch.Tensor:
+    """The same outputs for the whole sequence at once (linear, decay, delta and gated delta rules).
+
+    Gated delta: with ``g_i = prod_{r <= i} alpha_r``, ``S_t = sum_{j <= t} (g_t / g_j) u_j k_j^T`` where the
+    writes solve ``u_j = beta_j (v_j - sum_{i < j} (g_j / g_i) (k_i . k_j) u_i)``: the delta rule's triangular
+    system with every product weighted by the decay between the two tokens."""
     t = k.shape[2]
     idx = torch.arange(t, device=k.device)
     causal = (idx.unsqueeze(1) >= idx.unsqueeze(0)).to(q.dtype)  # j <= i
     scores = q @ k.transpose(-1, -2)  # (B, H, T, T)
+    if rule == "gated_delta":
+        logs = torch.cumsum(torch.log(alpha), dim=-1)  # log g_i, (B, H, T)
+        gap = logs.unsqueeze(-1) - logs.unsqueeze(-2)  # log (g_i / g_j), <= 0 below the diagonal
+        ratio = torch.exp(gap.masked_fill(causal == 0, float("-inf")))  # 0 above the diagonal
+        strict = ratio * (idx.unsqueeze(1) > idx.unsqueeze(0)).to(q.dtype)
+        system = torch.eye(t, dtype=q.dtype, device=q.device) + beta.unsqueeze(-1) * (k @ k.transpose(-1, -2)) * strict
+        writes = torch.linalg.solve_triangular(system, beta.unsqueeze(-1) * v, upper=False, unitriangular=True)
+        return (scores * ratio) @ writes
     if rule == "linear":
         return (scores * causal) @ v
     if rule == "decay":
@@ -211,7 +224,7 @@ class MemorySublayer(nn.Module):
             eta = torch.sigmoid(self.eta(x)).transpose(1, 2)
             out = memory_recurrent(q, k, v, rule, beta, alpha, self.c.decay, eta, self.c.window)
         else:
-            out = memory_parallel(q, k, v, rule, beta, self.c.decay)
+            out = memory_parallel(q, k, v, rule, beta, self.c.decay, alpha)
         return self.proj(out.transpose(1, 2).reshape(b, t, dm))
 
 
