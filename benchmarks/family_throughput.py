@@ -34,7 +34,7 @@ FAMILIES = {
     "memory delta, parallel": ["model.name=memory", "model.rule=delta", "model.n_embd=64", "model.n_head=4"],
     "memory delta, recurrent": ["model.name=memory", "model.rule=delta", "model.form=recurrent", "model.n_embd=64",
                                 "model.n_head=4"],
-    "memory gated delta (recurrent)": ["model.name=memory", "model.rule=gated_delta", "model.form=recurrent",
+    "memory gated delta, recurrent": ["model.name=memory", "model.rule=gated_delta", "model.form=recurrent",
                                        "model.n_embd=64", "model.n_head=4"],
     "memory momentum (recurrent)": ["model.name=memory", "model.rule=momentum", "model.form=recurrent",
                                     "model.n_embd=64", "model.n_head=4"],
