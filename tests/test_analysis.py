@@ -213,3 +213,20 @@ def test_instruments_work_on_every_model_family(family):
     assert [r["depth"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["r2_test"]) for r in rows)
     (row,) = alignment_table(model, task, prompts, ["least_squares"], ks=[3])
     assert all(np.isfinite(v) for k, v in row.items() if k not in ("learner", "k"))
+
+
+def test_analyze_an_lsa_run_compares_its_products_with_the_construction(tmp_path):
+    from iclab.train.loop import train
+
+    run = tmp_path / "lsa"
+    cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1",
+                             "task.n_dims=3", "task.n_points=7", "train.steps=300", "train.lr=3e-3",
+                             "train.warmup_steps=20", "train.device=cpu", "train.eval_every=0", "train.threads=1",
+                             "eval.after_train=false"])
+    train(cfg, run, progress_bar=False)
+    assert main(["analyze", str(run), "--only", "attention", "--only", "alignment", "--learner", "gd(steps=1, lr=1)",
+                 "--prompts", "64"]) == 0
+    (layer,) = json.loads((run / "analysis" / "attention.json").read_text())
+    assert (run / "analysis" / "lsa_products.png").is_file()
+    # a trained one-layer LSA is close to one GD step: its products point the construction's way
+    assert layer["kq_vs_gd"]["cosine"] > 0.5 and layer["pv_vs_gd"]["cosine"] > 0.5

@@ -7,7 +7,8 @@
   query matches against a key) and ``W_P W_V`` (what a matched token writes), and their agreement with
   von Oswald et al.'s gradient-descent construction, where ``W_K^T W_Q = [[I_d, 0], [0, 0]]`` and
   ``W_P W_V = -eta e_y e_y^T``: the cosine similarity of the matrices (Frobenius inner product) and the
-  best scale ``c`` in ``product ~ c * construction``.
+  best scale ``c`` in ``product ~ c * construction``. Negating both products gives the same layer, so
+  the pair is reported with the sign that makes ``W_K^T W_Q`` agree with the construction.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def lsa_products(model) -> list[dict]:
         a = block.attn
         kq = (a.w_k.T @ a.w_q).detach().double()  # score(q_i, k_j) = h_j^T (W_K^T W_Q) h_i
         pv = (a.w_p @ a.w_v).detach().double()
+        if (kq * gd_kq).sum() < 0:  # (-KQ, -PV) is the same layer: report the sign that matches the construction's KQ
+            kq, pv = -kq, -pv
         rows.append({"layer": i, "kq": kq, "pv": pv, "kq_vs_gd": _agreement(kq, gd_kq),
                      "pv_vs_gd": _agreement(pv, gd_pv)})
     return rows
