@@ -121,3 +121,19 @@ def test_shipped_configs_parse():
     assert configs
     for path in configs:
         load_config(path)
+
+
+def test_one_switch_moves_a_recipe_to_another_family():
+    from iclab.recipes import demo
+
+    base = to_dict(demo())
+    rnn = run_config_from_dict(apply_overrides(base, ["model.name=rnn", "model.cell=gru"])).model
+    assert (rnn.name, rnn.cell, rnn.n_layer, rnn.n_embd, rnn.encoder) == ("rnn", "gru", 4, 64, "interleaved")
+    mamba = run_config_from_dict(apply_overrides(base, ["model.name=mamba"])).model
+    assert mamba.encoder == "interleaved" and mamba.n_embd == 64  # the recipe's stacked encoder is dropped
+    lsa = run_config_from_dict(apply_overrides(base, ["model.name=linear_self_attention"])).model
+    assert lsa.encoder == "stacked" and lsa.n_layer == 4
+    task = run_config_from_dict(apply_overrides(base, ["task.name=sparse_linear_regression", "task.sparsity=2"])).task
+    assert (task.n_dims, task.n_points, task.sparsity) == (5, 11, 2)
+    with pytest.raises(ConfigError, match="model.n_head: unknown field"):  # set explicitly after the switch: an error
+        run_config_from_dict(apply_overrides(base, ["model.name=rnn", "model.n_head=2"]))

@@ -248,8 +248,32 @@ def run_config_from_dict(data: Any) -> RunConfig:
     return cfg
 
 
+def _switch_family(data: dict, section: str, name: Any) -> None:
+    """``--set model.name=X`` (or ``task.name=X``) on a config of another family: keep the fields the new
+    family also has (sizes, ``n_dims``, ...), drop the rest (and an encoder the new model does not take), so
+    one switch moves a recipe to another family. Unknown names are left for validation to report."""
+    from dataclasses import fields
+
+    old = data.get(section)
+    if not isinstance(old, dict) or old.get("name", name) == name:
+        return
+    if section == "model":
+        from iclab.models import MODELS as registry
+    else:
+        from iclab.tasks import TASKS as registry
+    family = registry.get(name) if isinstance(name, str) else None
+    if family is None:
+        return
+    allowed = {f.name for f in fields(family.Config)} - {"n_positions"}
+    kept = {k: v for k, v in old.items() if k in allowed}
+    if section == "model" and kept.get("encoder") not in getattr(family, "encoders", ()):
+        kept.pop("encoder", None)
+    data[section] = kept
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config mapping."""
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config mapping. Setting
+    ``model.name`` or ``task.name`` to another family keeps only the fields that family shares."""
     import yaml
 
     data = _deep_copy(data)
@@ -262,6 +286,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         except yaml.YAMLError:
             value = raw
         parts = key.split(".")
+        if len(parts) == 2 and parts[0] in ("model", "task") and parts[1] == "name":
+            _switch_family(data, parts[0], value)
         node = data
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
