@@ -285,9 +285,10 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
         x, y = xs[start:start + chunk], ys[start:start + chunk]
         m = x.shape[0]
         # prefix i's statistics: the sums over positions < i (the first "prefix" is empty)
-        pairs = torch.zeros(m, n, d, d + 1, dtype=xs.dtype, device=xs.device)
-        pairs[:, 1:] = x[:, :-1].unsqueeze(-1) * torch.cat([x, y.unsqueeze(-1)], -1)[:, :-1].unsqueeze(-2)
-        stats = (pairs.cumsum(1) / counts.unsqueeze(-1)).reshape(m * n, d, d + 1)
+        stats = torch.zeros(m, n, d, d + 1, dtype=xs.dtype, device=xs.device)
+        torch.mul(x[:, :-1].unsqueeze(-1), torch.cat([x, y.unsqueeze(-1)], -1)[:, :-1].unsqueeze(-2), out=stats[:, 1:])
+        torch.cumsum(stats, 1, out=stats)  # in place: these are the largest tensors of the solver
+        stats = stats.div_(counts.unsqueeze(-1)).view(m * n, d, d + 1)
         gram, corr = stats[..., :d], stats[..., d]
         # w = 0 is optimal when |X^T y / i| <= alpha everywhere (always so for the empty prefix)
         todo = torch.arange(m * n, device=xs.device)[corr.abs().amax(-1) > alpha]
