@@ -180,14 +180,13 @@ def _homotopy_compact(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps:
         v = _matvec(inv, s)
         a = _matvec(ga, v)  # (n, d)
         l = lam.unsqueeze(-1)
-        inf = torch.full_like(r, float("inf"))
+        inf = float("inf")  # a scalar: no tensor to fill every step
         tiny = 1e-12 * (1 + l)
         up = torch.where(1 - a > 1e-12, (l - r) / (1 - a), inf)
         down = torch.where(1 + a > 1e-12, (l + r) / (1 + a), inf)
         t_join = torch.minimum(torch.where(up > tiny, up, inf), torch.where(down > tiny, down, inf))
         t_join, joiner = torch.where(active | barred, inf, t_join).min(-1)
-        inf_k = torch.full_like(w, float("inf"))
-        t_leave, leaver = torch.where(occ & (w * v < 0), -w / v, inf_k).min(-1)
+        t_leave, leaver = torch.where(occ & (w * v < 0), -w / v, inf).min(-1)
         t_end = lam - alpha
         t = torch.minimum(torch.minimum(t_join, t_leave), t_end)
         w = w + t.unsqueeze(-1) * v
@@ -223,7 +222,7 @@ def _homotopy_compact(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps:
             w[jr, jf] = 0
             active[jr, jv] = True
         lr_, lf = here[leave], f[leave]
-        barred = torch.zeros_like(barred)
+        barred.zero_()
         if len(lr_):
             lv = slot_var[lr_, lf]
             inv[lr_, lf, :] = 0
