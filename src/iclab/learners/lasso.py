@@ -56,132 +56,61 @@ def _finish_with_sklearn(xs, ys, problems, alpha) -> torch.Tensor:
     return out.to(xs.device)
 
 
+SLOTS = 8  # active-set slots of the fast path: supports of the benchmark's problems rarely exceed it
+
+
 def _matvec(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (m @ v.unsqueeze(-1)).squeeze(-1)
 
 
-def _homotopy(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps: int):
+def _homotopy(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps: int, slots: int):
     """The Lasso path (LARS with the Lasso modification), followed for every problem at once.
 
     Each problem is ``min_w 0.5 w^T G w - c^T w + alpha |w|_1``. Starting at ``lam = max |c|`` with
     ``w = 0``, ``lam`` decreases and ``w`` moves linearly, ``dw_A = G_AA^{-1} s_A`` per unit of ``lam``,
     until a variable joins the active set (its correlation reaches ``lam``) or leaves it (its weight
-    crosses zero), then on from there until ``lam = alpha``. The inverse of ``G_AA`` (padded with the
-    identity outside the active set) is kept up to date by one rank-one update per step (a join or a
-    leave) rather than re-solved, and finished problems leave the batch. Returns (w, finished).
+    crosses zero), then on from there until ``lam = alpha``.
+
+    The active set lives in ``slots`` slots: the inverse of ``G_AA`` is ``slots x slots`` (identity on the
+    free slots), kept up to date by one rank-one update per step (a join adds a row and column through
+    its Schur complement, a leave removes one), and only the active columns of ``G`` (``d x slots``) are
+    read, so with small supports a step touches a fraction of the problem. A problem whose active set
+    would outgrow the slots stops there, unfinished (``slots = d`` never does). Finished problems leave
+    the batch. Returns (w, finished).
     """
     n_prob, d = c.shape
     dev, dt = c.device, c.dtype
     rows = torch.arange(n_prob, device=dev)
     w_out = torch.zeros_like(c)
     finished_out = torch.zeros(n_prob, dtype=torch.bool, device=dev)
+    diag = torch.diagonal(g, dim1=-2, dim2=-1)  # G_jj, for the Schur complements
     lam, first = c.abs().max(-1)
-    w = torch.zeros_like(c)
-    r = c.clone()  # correlations c - G w: equal to lam * sign on the active set, at most lam elsewhere
+    r = c.clone()  # correlations c - G w: lam * sign on the active set, at most lam elsewhere
     active = torch.zeros(n_prob, d, dtype=torch.bool, device=dev)
     active[rows, first] = True
-    sign = torch.zeros_like(c)
-    sign[rows, first] = torch.sign(c[rows, first])
-    inv = torch.eye(d, dtype=dt, device=dev).repeat(n_prob, 1, 1)
-    inv[rows, first, first] = 1 / g[rows, first, first]
+    slot_var = torch.zeros(n_prob, slots, dtype=torch.long, device=dev)  # which variable each slot holds
+    slot_var[:, 0] = first
+    occ = torch.zeros(n_prob, slots, dtype=torch.bool, device=dev)
+    occ[:, 0] = True
+    s = torch.zeros(n_prob, slots, dtype=dt, device=dev)  # signs, per slot
+    s[:, 0] = torch.sign(c[rows, first])
+    w = torch.zeros(n_prob, slots, dtype=dt, device=dev)  # weights, per slot
+    inv = torch.eye(slots, dtype=dt, device=dev).repeat(n_prob, 1, 1)
+    inv[:, 0, 0] = 1 / diag[rows, first]
+    ga = torch.zeros(n_prob, d, slots, dtype=dt, device=dev)  # G[:, active], per slot
+    ga[:, :, 0] = g[rows, :, first]
     barred = torch.zeros_like(active)  # a variable that just left may not rejoin at once
     idx = rows
+    inf = float("inf")
     for _ in range(max_steps):
         if len(idx) == 0:
             break
         here = torch.arange(len(idx), device=dev)
-        v = _matvec(inv, sign)  # sign is 0 off the active set, so v is too
-        a = _matvec(g, v)  # how fast each correlation falls per unit step
+        v = _matvec(inv, s)  # dw per unit step, per slot (0 on free slots)
+        a = _matvec(ga, v)  # how fast each correlation falls per unit step, (n, d)
         l = lam.unsqueeze(-1)
-        inf = torch.full_like(c, float("inf"))
         tiny = 1e-12 * (1 + l)
         # |r_j - t a_j| = lam - t, for t > 0, for inactive j
-        up = torch.where(1 - a > 1e-12, (l - r) / (1 - a), inf)
-        down = torch.where(1 + a > 1e-12, (l + r) / (1 + a), inf)
-        t_join = torch.minimum(torch.where(up > tiny, up, inf), torch.where(down > tiny, down, inf))
-        t_join, joiner = torch.where(active | barred, inf, t_join).min(-1)
-        t_leave, leaver = torch.where(active & (w * v < 0), -w / v, inf).min(-1)
-        t_end = lam - alpha
-        t = torch.minimum(torch.minimum(t_join, t_leave), t_end)
-        w = w + t.unsqueeze(-1) * v
-        r = r - t.unsqueeze(-1) * a
-        lam = lam - t
-        done = t_end <= t
-        join = ~done & (t_join <= t_leave)
-        leave = ~done & ~join
-        # one rank-one update of the inverse per problem: a join adds a row/column by its Schur
-        # complement, a leave removes one (the Schur complement of the inverse)
-        j = torch.where(join, joiner, leaver)
-        u = torch.gather(g, 2, j.view(-1, 1, 1).expand(-1, d, 1)).squeeze(-1) * active.to(dt)  # G_{A, j}
-        b = _matvec(inv, u)
-        schur = g[here, j, j] - (u * b).sum(-1)
-        p = torch.where(join.unsqueeze(-1), b, inv[here, j])
-        coef = torch.where(join, 1 / schur, torch.where(leave, -1 / inv[here, j, j], 0.0))
-        inv += coef.view(-1, 1, 1) * p.unsqueeze(-1) * p.unsqueeze(-2)
-        for rr, col, diag in ((here[join], -b[join] / schur[join].unsqueeze(-1), 1 / schur[join]),
-                              (here[leave], torch.zeros(int(leave.sum()), d, dtype=dt, device=dev),
-                               torch.ones(int(leave.sum()), dtype=dt, device=dev))):
-            jj = j[rr]
-            inv[rr, jj, :] = col
-            inv[rr, :, jj] = col
-            inv[rr, jj, jj] = diag
-        jr, jc = here[join], j[join]
-        active[jr, jc] = True
-        sign[jr, jc] = torch.sign(r[jr, jc])
-        lr, lc = here[leave], j[leave]
-        active[lr, lc] = False
-        sign[lr, lc] = 0
-        w[lr, lc] = 0
-        barred = torch.zeros_like(barred)
-        barred[lr, lc] = True
-        if bool(done.any()):
-            w_out[idx[done]], finished_out[idx[done]] = w[done], True
-            lam = torch.where(done, alpha, lam)  # a finished problem takes zero steps from now on
-        retired = lam <= alpha
-        if 4 * int(retired.sum()) >= len(idx):  # compact only when it pays for the copy
-            keep = ~retired
-            idx, g, c, w, r, lam, active, sign, inv, barred = (
-                idx[keep], g[keep], c[keep], w[keep], r[keep], lam[keep], active[keep], sign[keep], inv[keep],
-                barred[keep])
-    return w_out, finished_out
-
-
-def _homotopy_compact(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps: int, kmax: int = 8):
-    """The path of :func:`_homotopy` with the active set kept in ``kmax`` slots: the inverse is
-    ``kmax x kmax`` and only the active columns of ``G`` (``d x kmax``) are read, so each step touches a
-    fraction of the memory when supports are small (2.5x faster here). Problems whose active set would
-    outgrow ``kmax`` stop there, unfinished, for the dense path. Returns (w, finished)."""
-    n_prob, d = c.shape
-    dev, dt = c.device, c.dtype
-    rows = torch.arange(n_prob, device=dev)
-    w_out = torch.zeros_like(c)
-    finished_out = torch.zeros(n_prob, dtype=torch.bool, device=dev)
-    lam, first = c.abs().max(-1)
-    r = c.clone()
-    active = torch.zeros(n_prob, d, dtype=torch.bool, device=dev)
-    active[rows, first] = True
-    slot_var = torch.zeros(n_prob, kmax, dtype=torch.long, device=dev)
-    slot_var[:, 0] = first
-    occ = torch.zeros(n_prob, kmax, dtype=torch.bool, device=dev)
-    occ[:, 0] = True
-    s = torch.zeros(n_prob, kmax, dtype=dt, device=dev)
-    s[:, 0] = torch.sign(c[rows, first])
-    w = torch.zeros(n_prob, kmax, dtype=dt, device=dev)
-    inv = torch.eye(kmax, dtype=dt, device=dev).repeat(n_prob, 1, 1)
-    inv[:, 0, 0] = 1 / g[rows, first, first]
-    ga = torch.zeros(n_prob, d, kmax, dtype=dt, device=dev)
-    ga[:, :, 0] = g[rows, :, first]
-    barred = torch.zeros_like(active)
-    idx = rows
-    for _ in range(max_steps):
-        if len(idx) == 0:
-            break
-        here = torch.arange(len(idx), device=dev)
-        v = _matvec(inv, s)
-        a = _matvec(ga, v)  # (n, d)
-        l = lam.unsqueeze(-1)
-        inf = float("inf")  # a scalar: no tensor to fill every step
-        tiny = 1e-12 * (1 + l)
         up = torch.where(1 - a > 1e-12, (l - r) / (1 - a), inf)
         down = torch.where(1 + a > 1e-12, (l + r) / (1 + a), inf)
         t_join = torch.minimum(torch.where(up > tiny, up, inf), torch.where(down > tiny, down, inf))
@@ -195,18 +124,17 @@ def _homotopy_compact(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps:
         done = t_end <= t
         join = ~done & (t_join <= t_leave)
         leave = ~done & ~join
-        full = occ.all(-1)
-        overflow = join & full
-        join = join & ~full
+        overflow = join & occ.all(-1)
+        join = join & ~overflow
         # the slot each problem changes: a free one for a join, the leaver's for a leave
-        free = (~occ).to(torch.int8).argmax(-1)
-        f = torch.where(join, free, leaver)
+        f = torch.where(join, (~occ).to(torch.int8).argmax(-1), leaver)
         j = joiner
         u = ga[here, j, :] * occ.to(dt)  # G[j, active], in slot coordinates
         b = _matvec(inv, u)
-        schur = g[idx, j, j] - (u * b).sum(-1)
-        p = torch.where(join.unsqueeze(-1), b, inv[here, f])
-        coef = torch.where(join, 1 / schur, torch.where(leave, -1 / inv[here, f, f], 0.0))
+        schur = diag[idx, j] - (u * b).sum(-1)
+        row_f = inv[here, f]
+        p = torch.where(join.unsqueeze(-1), b, row_f)
+        coef = torch.where(join, 1 / schur, torch.where(leave, -1 / row_f[here, f], 0.0))
         inv += coef.view(-1, 1, 1) * p.unsqueeze(-1) * p.unsqueeze(-2)
         jr, jf = here[join], f[join]
         if len(jr):
@@ -237,17 +165,17 @@ def _homotopy_compact(g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps:
         if bool(done.any()):
             dr = here[done]
             dense = torch.zeros(len(dr), d, dtype=dt, device=dev)
-            dense.scatter_add_(1, slot_var[dr], w[dr] * occ[dr].to(dt))
+            dense.scatter_add_(1, slot_var[dr], w[dr] * occ[dr].to(dt))  # free slots add 0
             w_out[idx[dr]] = dense
             finished_out[idx[dr]] = True
         stop = done | overflow
         if bool(stop.any()):
-            lam = torch.where(stop, alpha, lam)
+            lam = torch.where(stop, alpha, lam)  # a stopped problem takes zero steps from now on
         retired = lam <= alpha
-        if 4 * int(retired.sum()) >= len(idx):
+        if 4 * int(retired.sum()) >= len(idx):  # compact only when it pays for the copy
             keep = ~retired
-            idx, c, r, lam, active, slot_var, occ, s, w, inv, ga, barred = (
-                idx[keep], c[keep], r[keep], lam[keep], active[keep], slot_var[keep], occ[keep], s[keep], w[keep],
+            idx, r, lam, active, slot_var, occ, s, w, inv, ga, barred = (
+                idx[keep], r[keep], lam[keep], active[keep], slot_var[keep], occ[keep], s[keep], w[keep],
                 inv[keep], ga[keep], barred[keep])
     return w_out, finished_out
 
@@ -265,10 +193,9 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
                            chunk: int = 200) -> torch.Tensor:
     """``W[:, i]`` = Lasso solution on the first ``i`` examples; ``W[:, 0] = 0``. Shape (B, N, d).
 
-    Every (prompt, prefix) problem follows its Lasso path down to ``alpha`` (:func:`_homotopy_compact`, and
-    :func:`_homotopy` for the few with more than 8 active variables), ``chunk`` prompts at a time (so the
-    working set stays in cache), and the end point is checked against the
-    optimality conditions. Where the check fails (round-off drift along a long path), the end point's
+    Every (prompt, prefix) problem follows its Lasso path down to ``alpha`` (:func:`_homotopy` with 8 slots,
+    then with ``d`` slots for the few whose support grows larger), ``chunk`` prompts at a time (so the
+    working set stays in cache), and the end point is checked against the optimality conditions. Where the check fails (round-off drift along a long path), the end point's
     support and signs are re-solved exactly and checked again; the few problems that still fail (ties
     or near-singular supports, which general-position inputs almost never produce) are finished one by
     one by scikit-learn at a tight tolerance.
@@ -292,10 +219,10 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
         # w = 0 is optimal when |X^T y / i| <= alpha everywhere (always so for the empty prefix)
         todo = torch.arange(m * n, device=xs.device)[corr.abs().amax(-1) > alpha]
         g, c = gram[todo], corr[todo]
-        w, finished = _homotopy_compact(g, c, alpha, max_steps, kmax=min(d, 8))
-        if not bool(finished.all()):  # supports larger than the slots: the dense path
+        w, finished = _homotopy(g, c, alpha, max_steps, slots=min(d, SLOTS))
+        if not bool(finished.all()):  # supports larger than the slots: again with room for every variable
             rest = ~finished
-            w[rest], finished[rest] = _homotopy(g[rest], c[rest], alpha, max_steps)
+            w[rest], finished[rest] = _homotopy(g[rest], c[rest], alpha, max_steps, slots=d)
         ok = finished & _kkt_holds(g, c, w, alpha)
         if not bool(ok.all()):
             redo = ~ok
