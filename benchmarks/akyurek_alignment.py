@@ -11,32 +11,25 @@ per k, the learner with the lowest SPD and the lowest ILWD, and the means over k
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import time
 
 import torch
 
+from _common import train_fresh
 from iclab.analysis import alignment_table
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
 from iclab.recipes import akyurek2022_alignment
 from iclab.run import load_model
 from iclab.tasks import make_task
-from iclab.train.loop import train
 
 
 def run(noise: float, steps: int, threads: int, reuse: bool = False) -> None:
     out = f"/tmp/iclab-akyurek/noise{noise:g}"
     cfg = run_config_from_dict(apply_overrides(to_dict(akyurek2022_alignment(noise, steps)),
                                                ["train.device=cpu", f"train.threads={threads}"]))
-    t0 = time.time()
-    if not reuse:  # --reuse: analyse the run already there (e.g. one continued with `iclab train --resume`)
-        shutil.rmtree(out, ignore_errors=True)
-        with open(os.devnull, "w") as quiet:
-            train(cfg, out, progress_bar=False, stream=quiet)
-    seconds = time.time() - t0
+    # --reuse: analyse the run already there (e.g. one continued with `iclab train --resume`)
+    seconds = 0.0 if reuse else train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
     prompts = task.eval_prompts(300, seed=11)

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import time
 
 import torch
 
+from _common import train_fresh
 from iclab.config import load_config
 from iclab.learners import make_learner
 from iclab.run import load_model
 from iclab.tasks import make_task
-from iclab.train.loop import train
 
 COMMON = ["model.encoder=stacked", "model.n_layer=4", "model.n_embd=64", "model.n_head=4", "train.lr=1e-3",
           "train.warmup_steps=200", "train.threads=2", "train.device=cpu", "train.eval_every=500",
@@ -49,12 +46,8 @@ CHECKS = {
 def run_check(name: str, steps: int, threads: int = 2) -> dict:
     overrides, learners = CHECKS[name]
     out = f"/tmp/iclab-checks/{name}"
-    shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}"])
-    t0 = time.time()
-    with open(os.devnull, "w") as quiet:
-        train(cfg, out, progress_bar=False, stream=quiet)
-    seconds = time.time() - t0
+    seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
     prompts = task.eval_prompts(1000, seed=99)

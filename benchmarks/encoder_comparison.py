@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import time
 
+from _common import train_fresh
 from iclab.config import load_config
-from iclab.train.loop import train
 
 
 def main() -> None:
@@ -25,15 +22,12 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[])
     args = p.parse_args()
     out = f"/tmp/iclab-encoders/{args.name}"
-    shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(None, ["train.device=cpu", "train.log_every=250", "train.eval_every=250",
                              "train.checkpoint_every=100000", *args.set])
-    t0 = time.time()
-    with open(os.devnull, "w") as quiet:
-        train(cfg, out, progress_bar=False, stream=quiet)
+    seconds = train_fresh(cfg, out)
     k = 2 * cfg.task.n_dims
     evals = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if "val_err_by_k" in line]
-    print(f"{args.name} {args.set}: {time.time() - t0:.0f} s")
+    print(f"{args.name} {args.set}: {seconds:.0f} s")
     print("  step, error at k=2d:", [(r["step"], round(r["val_err_by_k"][k], 3)) for r in evals])
     for th in (0.2, 0.1):
         hit = next((r for r in evals if r["val_err_by_k"][k] < th), None)

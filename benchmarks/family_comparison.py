@@ -10,17 +10,14 @@ zero predictor for reference. Prints each family's error at k = 2d and its train
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import time
 from pathlib import Path
 
 import torch
 
+from _common import train_fresh
 from iclab.config import load_config
 from iclab.evaluate import error_at, evaluate_run
 from iclab.evaluate.curves import read_curves
-from iclab.train.loop import train
 
 FAMILIES = {
     "transformer (stacked)": ["model.name=transformer", "model.encoder=stacked", "model.n_layer=4", "model.n_embd=64"],
@@ -54,18 +51,15 @@ def main() -> None:
             curves[name] = [r for r in rows if r["learner"] == "model"]
             baselines = [r for r in rows if r["learner"] != "model"]
             continue
-        shutil.rmtree(run, ignore_errors=True)
         cfg = load_config(None, [*overrides, "task.n_dims=5", "task.n_points=11", f"train.steps={args.steps}",
                                  "train.lr=3e-3", "train.warmup_steps=100", "train.threads=2", "train.device=cpu",
                                  "train.eval_every=0", "train.checkpoint_every=100000",
                                  "eval.learners=[least_squares, zero]"])
-        t0 = time.time()
-        with open(os.devnull, "w") as quiet:
-            train(cfg, run, progress_bar=False, stream=quiet)
+        seconds = train_fresh(cfg, run)
         rows = evaluate_run(run, plot=False)
         curves[name] = [r for r in rows if r["learner"] == "model"]
         baselines = [r for r in rows if r["learner"] != "model"]
-        print(f"{name}: error at k=10 {error_at(rows, 'model', 10):.3f} ({time.time() - t0:.0f} s)", flush=True)
+        print(f"{name}: error at k=10 {error_at(rows, 'model', 10):.3f} ({seconds:.0f} s)", flush=True)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import time
 
 import torch
 
+from _common import train_fresh
 from iclab.config import load_config
 from iclab.models.memory import recall_error
 from iclab.run import load_model
 from iclab.tasks import make_task
-from iclab.train.loop import train
 
 VARIANTS = {
     "linear attention (Hebbian)": ["model.name=memory", "model.rule=linear"],
@@ -37,16 +34,12 @@ VARIANTS = {
 
 def run(name: str, steps: int, keys: int, threads: int) -> dict:
     out = f"/tmp/iclab-recall/{abs(hash(name))}"
-    shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(None, ["task.name=associative_recall", "task.n_dims=8", f"task.n_keys={keys}",
                              f"task.n_points={2 * keys}", *VARIANTS[name], "model.n_layer=1", "model.n_embd=32",
                              "model.n_head=4", f"train.steps={steps}", "train.lr=3e-3", "train.warmup_steps=100",
                              "train.batch_size=64", "train.device=cpu", f"train.threads={threads}",
                              "train.eval_every=0", "train.checkpoint_every=100000"])
-    t0 = time.time()
-    with open(os.devnull, "w") as quiet:
-        train(cfg, out, progress_bar=False, stream=quiet)
-    seconds = time.time() - t0
+    seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
     prompts = task.eval_prompts(1000, seed=5)

@@ -12,12 +12,10 @@ learned on the same prompts (``iclab.learners.gd.learn_gd_lrs``), the losses K c
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import time
 
 import torch
 
+from _common import train_fresh
 from iclab.analysis import query_sensitivity, sensitivity_cosine
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
@@ -25,7 +23,6 @@ from iclab.learners.gd import _gd_query_error, gd_lr_scan, learn_gd_lrs
 from iclab.recipes import von_oswald2022_lsa
 from iclab.run import load_model
 from iclab.tasks import make_task
-from iclab.train.loop import train
 
 
 def query_loss(pred: torch.Tensor, ys: torch.Tensor) -> float:
@@ -39,12 +36,8 @@ def best_gd_step(prompts, grid=None) -> tuple[float, float]:
 
 
 def run(steps: int, out: str = "/tmp/iclab-von-oswald") -> dict:
-    shutil.rmtree(out, ignore_errors=True)
     cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(steps)), ["train.device=cpu"]))
-    t0 = time.time()
-    with open(os.devnull, "w") as quiet:
-        train(cfg, out, progress_bar=False, stream=quiet)
-    seconds = time.time() - t0
+    seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     prompts = make_task(cfg.task).eval_prompts(10000, seed=7)
     with torch.no_grad():
