@@ -230,3 +230,19 @@ def test_analyze_an_lsa_run_compares_its_products_with_the_construction(tmp_path
     assert (run / "analysis" / "lsa_products.png").is_file()
     # a trained one-layer LSA is close to one GD step: its products point the construction's way
     assert layer["kq_vs_gd"]["cosine"] > 0.5 and layer["pv_vs_gd"]["cosine"] > 0.5
+
+
+def test_analyze_skips_slow_learners_unless_named(tmp_path):
+    from iclab.train.loop import train
+
+    run = tmp_path / "tree"
+    cfg = load_config(None, ["task.name=decision_tree", "task.n_points=8", "model.n_layer=1", "model.n_embd=16",
+                             "model.n_head=2", "train.steps=5", "train.device=cpu", "train.eval_every=0",
+                             "train.threads=1", "eval.after_train=false"])
+    train(cfg, run, progress_bar=False)
+    assert make_learner("tree").slow and make_learner("nn_gd").slow and not make_learner("least_squares").slow
+    assert main(["analyze", str(run), "--only", "order", "--prompts", "16"]) == 0
+    order = json.loads((run / "analysis" / "order.json").read_text())
+    assert "model" in order and "least_squares" in order and not any(k.startswith("tree") for k in order)
+    assert main(["analyze", str(run), "--only", "order", "--prompts", "16", "--learner", "tree(max_depth=2)"]) == 0
+    assert set(json.loads((run / "analysis" / "order.json").read_text())) == {"model", "tree(max_depth=2)"}

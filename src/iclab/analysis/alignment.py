@@ -65,6 +65,10 @@ def ilwd(learner_a, learner_b, prompts: Prompts, k: int, queries: torch.Tensor, 
     """Implicit linear weight difference at ``k`` examples: ``E |w_hat_A - w_hat_B|^2 / scale``."""
     wa, _ = implicit_weights(learner_a, prompts, k, queries)
     wb, _ = implicit_weights(learner_b, prompts, k, queries)
+    return _weight_difference(wa, wb, scale)
+
+
+def _weight_difference(wa: torch.Tensor, wb: torch.Tensor, scale: float) -> float:
     return ((wa - wb) ** 2).sum(-1).mean().item() / scale
 
 
@@ -89,7 +93,7 @@ def weight_recovery(learner, prompts: Prompts, k: int, queries: torch.Tensor, sc
 
 def _sensitivity(learner, prompts: Prompts, k: int) -> torch.Tensor:
     p = Prompts(prompts.xs[:, : k + 1], prompts.ys[:, : k + 1], prompts.info)
-    if hasattr(learner, "backbone"):  # a network: differentiate its forward pass, on its device
+    if isinstance(learner, torch.nn.Module):  # a network: differentiate its forward pass, on its device
         device = next(learner.parameters()).device
         return query_sensitivity(learner, Prompts(p.xs.to(device), p.ys.to(device))).double().cpu()
     # a reference learner: central differences in float64 (works for learners autograd cannot follow)
@@ -107,7 +111,10 @@ def _sensitivity(learner, prompts: Prompts, k: int) -> torch.Tensor:
 
 def sensitivity_alignment(learner_a, learner_b, prompts: Prompts, k: int) -> dict:
     """Cosine similarity and squared L2 difference of ``d y_hat / d x_q`` at the query after ``k`` examples."""
-    sa, sb = _sensitivity(learner_a, prompts, k), _sensitivity(learner_b, prompts, k)
+    return _compare_sensitivities(_sensitivity(learner_a, prompts, k), _sensitivity(learner_b, prompts, k))
+
+
+def _compare_sensitivities(sa: torch.Tensor, sb: torch.Tensor) -> dict:
     return {"sensitivity_cosine": torch.nn.functional.cosine_similarity(sa, sb, dim=-1, eps=1e-12).mean().item(),
             "sensitivity_l2": ((sa - sb) ** 2).sum(-1).mean().item()}
 
@@ -124,6 +131,9 @@ def alignment_table(model, task, prompts: Prompts, learners: list, ks: list[int]
     d = prompts.xs.shape[-1]
     queries = query_inputs(task, prompts.batch_size, n_queries or 2 * d + 1, seed)
     model_pred = _predict(model, prompts)
+    # the model's side of every comparison, computed once per k rather than once per learner
+    model_w = {k: implicit_weights(model, prompts, k, queries)[0] for k in ks}
+    model_sens = {k: _sensitivity(model, prompts, k) for k in ks}
     ys = prompts.ys.double()
     rows = []
     for learner in objs:
@@ -131,8 +141,8 @@ def alignment_table(model, task, prompts: Prompts, learners: list, ks: list[int]
         for k in ks:
             rows.append({"learner": learner.label, "k": k,
                          "spd": ((model_pred[:, k] - pred[:, k]) ** 2).mean().item() / scale,
-                         "ilwd": ilwd(model, learner, prompts, k, queries, scale),
-                         **sensitivity_alignment(model, learner, prompts, k),
+                         "ilwd": _weight_difference(model_w[k], implicit_weights(learner, prompts, k, queries)[0], scale),
+                         **_compare_sensitivities(model_sens[k], _sensitivity(learner, prompts, k)),
                          "model_error": ((model_pred[:, k] - ys[:, k]) ** 2).mean().item() / scale,
                          "learner_error": ((pred[:, k] - ys[:, k]) ** 2).mean().item() / scale})
     return rows

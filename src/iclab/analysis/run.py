@@ -96,8 +96,10 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
 
         for t in targets:
             probe_target(task, prompts[:2], t)  # an inapplicable target is an error before any work
-    specs = learners or [s for s in task.relevant_learners() if s != "zero"]
-    refs = [make_learner(s, task=task) for s in specs]
+    if learners:
+        refs = [make_learner(s, task=task) for s in learners]
+    else:  # the task's relevant learners, less zero and those too slow to query many times
+        refs = [r for r in (make_learner(s, task=task) for s in task.relevant_learners() if s != "zero") if not r.slow]
     for ref in refs:
         problem = type(ref).applies_to(task)
         if problem:
@@ -128,6 +130,8 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     if "alignment" in todo:
         if task.n_classes is not None:
             skip("alignment", "alignment metrics are defined for real-valued predictions")
+        elif not refs:
+            skip("alignment", "no reference learner to compare with (name one with --learner)")
         else:
             log(f"alignment against {', '.join(r.label for r in refs)} ...")
             sub = prompts[: min(n_prompts, 300)]
@@ -145,12 +149,12 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
             sub = prompts[: min(n_prompts, 300)]
             d = cfg.task.n_dims
             queries = alignment.query_inputs(task, sub.batch_size, 2 * d + 1)
-            rows = [alignment.weight_recovery(model, sub, k, queries, task.error_scale, reference=refs[0])
+            rows = [alignment.weight_recovery(model, sub, k, queries, task.error_scale, reference=refs[0] if refs else None)
                     for k in range(1, sub.n_points)]
             atomic_write_text(out / "weights.csv", _csv(rows))
             plots.plot_weight_recovery(rows, out / "weights.png")
             summary["ran"].append("weights")
-            summary["weights_reference"] = refs[0].label
+            summary["weights_reference"] = refs[0].label if refs else None
     if "attention" in todo:
         try:
             pats = attention.attention_patterns(model, prompts[:64])
@@ -173,7 +177,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
             sub = prompts[: min(n_prompts, 256)]
             result = {"model": order_sensitivity(model, sub)}
             result.update({r.label: order_sensitivity(r, Prompts(sub.xs.double(), sub.ys.double(), sub.info))
-                           for r in refs if type(r).__name__ not in ("NNGD", "Tree", "XGBoost")})
+                           for r in refs})
             atomic_write_text(out / "order.json", json.dumps(result, indent=1))
             summary["ran"].append("order")
     if "paste" in todo:

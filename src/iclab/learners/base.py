@@ -25,6 +25,7 @@ class ReferenceLearner:
 
     name: str = ""
     requires_task: bool = False  # built with ``task=...`` (Bayes learners need the prior, pool, features)
+    slow: bool = False  # fits a model per prompt and prefix in a Python loop: analyses skip it unless asked
 
     def __init__(self) -> None:
         self._params: dict[str, Any] = {}

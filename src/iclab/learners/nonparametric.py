@@ -23,6 +23,7 @@ class NNGD(ReferenceLearner):
     lr 5e-3, 100 steps). Predicts 0 with no examples."""
 
     name = "nn_gd"
+    slow = True
 
     def __init__(self, hidden: int = 100, steps: int = 100, lr: float = 5e-3, seed: int = 0) -> None:
         super().__init__()
@@ -59,6 +60,7 @@ class GreedyTree(ReferenceLearner):
     """A CART regression tree (scikit-learn, greedy splits) fitted to the prefix; predicts 0 with no examples."""
 
     name = "tree"
+    slow = True
 
     def __init__(self, max_depth: int | None = 4) -> None:
         super().__init__()

@@ -183,9 +183,10 @@ def recall_error(rule: str, n_keys: int, key_dim: int, feature_map: str = "ident
     q = torch.cat([torch.zeros_like(keys), keys], dim=2)
     ones = torch.ones(n_trials, 1, 2 * n_keys, dtype=torch.float64)
     errors = []
+    hebbian = memory_recurrent(q, k, v, rule, decay=1.0)[:, :, n_keys:] if rule in ("linear", "decay") else None
     for beta in strengths:
-        if rule in ("linear", "decay"):
-            recalled = beta * memory_recurrent(q, k, v, rule, decay=1.0)[:, :, n_keys:]
+        if hebbian is not None:  # a Hebbian memory is linear in the write strength: one pass, rescaled
+            recalled = beta * hebbian
         else:
             recalled = memory_recurrent(q, k, v, rule, beta=beta * ones, alpha=ones, eta=0 * ones)[:, :, n_keys:]
         errors.append(((recalled - values) ** 2).mean().item())
