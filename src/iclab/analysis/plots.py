@@ -6,12 +6,9 @@ from pathlib import Path
 
 
 def _plt():
-    import matplotlib
+    from iclab.report.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _pyplot()
 
 
 def _save(fig, path: Path) -> Path:
@@ -87,4 +84,46 @@ def plot_paste(result: dict, path: Path) -> Path:
     ax.set_ylabel("error / scale")
     ax.set_title(f"pasting at layer {result['layer']} ({result['steps']} embedding steps)")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_attention(patterns: dict, path: Path, title: str = "") -> Path:
+    """One heatmap per layer and head (rows: layers, columns: heads)."""
+    plt = _plt()
+    layers = list(patterns)
+    heads = max(p.shape[0] for p in patterns.values())
+    fig, axes = plt.subplots(len(layers), heads, figsize=(2.6 * heads, 2.6 * len(layers)), squeeze=False)
+    for i, name in enumerate(layers):
+        for h in range(heads):
+            ax = axes[i][h]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if h < patterns[name].shape[0]:
+                ax.imshow(patterns[name][h].numpy(), cmap="viridis", aspect="auto")
+                ax.set_title(f"{name.split('.attn')[0]} head {h}", fontsize=8)
+            else:
+                ax.axis("off")
+            if h == 0:
+                ax.set_ylabel("query token", fontsize=8)
+            if i == len(layers) - 1:
+                ax.set_xlabel("key token", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_lsa_products(rows: list[dict], path: Path) -> Path:
+    """Heatmaps of ``W_K^T W_Q`` and ``W_P W_V`` per layer (rows), with the agreement in the titles."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 2, figsize=(7, 3.2 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, key in enumerate(("kq", "pv")):
+            m = r[key].numpy()
+            lim = abs(m).max() or 1.0
+            ax = axes[i][j]
+            im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            agree = r[f"{key}_vs_gd"]
+            name = "W_K^T W_Q" if key == "kq" else "W_P W_V"
+            ax.set_title(f"layer {r['layer']}: {name}\ncos to GD construction {agree['cosine']:.3f}", fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)

@@ -162,10 +162,10 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
             skip("attention", str(e))
         else:
             log("attention patterns ...")
-            attention.plot_attention(pats, out / "attention.png", title=f"{cfg.name}: mean attention")
+            plots.plot_attention(pats, out / "attention.png", title=f"{cfg.name}: mean attention")
             if cfg.model.name == "linear_self_attention":
                 prods = attention.lsa_products(model)
-                attention.plot_lsa_products(prods, out / "lsa_products.png")
+                plots.plot_lsa_products(prods, out / "lsa_products.png")
                 atomic_write_text(out / "attention.json", json.dumps(
                     [{"layer": r["layer"], "kq_vs_gd": r["kq_vs_gd"], "pv_vs_gd": r["pv_vs_gd"]} for r in prods], indent=1))
             summary["ran"].append("attention")
