@@ -5,12 +5,21 @@
 Mean squared error over all 16 positions (position 0 included, unnormalised): ridge(lam = 0.25) on
 fresh Gaussian tasks, and dMMSE on pool tasks for M = 4 / 64 / 1024, averaged over pool draws (a single
 pool of 4 tasks varies a lot from draw to draw, so the spread over draws is printed too).
+
+The reference numbers are single pools. Searching NumPy seeds 0..39 (pools of M = 4, 64, 1024 drawn one
+after the other from ``numpy.random.default_rng(seed).standard_normal``), seed 3 is the only one whose
+pools give all three pool-task numbers within 2% (within 0.7%; the next best seed is 3.3% off), and its
+M = 4 pool also gives the fresh-task 12.96. The last block loads those pools with ``task.pool_file`` and
+evaluates iclab's ``dmmse`` on them.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from iclab.config import load_config
@@ -37,6 +46,24 @@ def main() -> None:
             fresh_vals.append(mse(dmmse, fresh.eval_prompts(2000, 100 + seed)))
         print(f"dMMSE M={m}: pool tasks {statistics.mean(vals):.3f} (over {draws} pools: {min(vals):.3f}..{max(vals):.3f};"
               f" reference {reference}), fresh tasks {statistics.mean(fresh_vals):.2f}")
+    print("the reference's pools (numpy default_rng(3), M = 4, 64, 1024 drawn in turn), via task.pool_file:")
+    for (m, reference, fresh_reference), file in zip([(4, 0.90, 12.96), (64, 1.44, 7.14), (1024, 2.06, 5.10)],
+                                                     numpy_pools(3, Path(tempfile.mkdtemp()))):
+        task = make_task(load_config(None, ["task.name=task_pool", f"task.pool_size={m}", f"task.pool_file={file}"]).task)
+        dmmse = make_learner("dmmse", task=task)
+        on_pool, on_fresh = mse(dmmse, task.eval_prompts(20000, 0)), mse(dmmse, fresh.eval_prompts(20000, 1))
+        print(f"dMMSE M={m}: pool tasks {on_pool:.3f} (reference {reference}, {100 * (on_pool / reference - 1):+.1f}%),"
+              f" fresh tasks {on_fresh:.2f} (reference {fresh_reference}, {100 * (on_fresh / fresh_reference - 1):+.1f}%)")
+
+
+def numpy_pools(seed: int, folder: Path, sizes=(4, 64, 1024), d: int = 8) -> list[Path]:
+    """Pools drawn one after the other from ``numpy.random.default_rng(seed)``, saved as .npy files."""
+    rng = np.random.default_rng(seed)
+    files = []
+    for m in sizes:
+        files.append(folder / f"pool{m}.npy")
+        np.save(files[-1], rng.standard_normal((m, d)))
+    return files
 
 
 if __name__ == "__main__":

@@ -436,6 +436,30 @@ def test_raventos_numbers():
     assert np.mean(vals) == pytest.approx(2.06, rel=0.02)
 
 
+def test_raventos_numbers_on_the_reference_pools(tmp_path):
+    """The reference's single-pool numbers, on its pools: NumPy default_rng(3) draws M = 4, 64, 1024 in turn
+    (found by search, see benchmarks/raventos.py); iclab's dMMSE on pool tasks within 2% of 0.90 / 1.44 / 2.06."""
+    rng = np.random.default_rng(3)
+    for m, reference, prompts in [(4, 0.90, 20000), (64, 1.44, 20000), (1024, 2.06, 2000)]:
+        np.save(tmp_path / f"pool{m}.npy", rng.standard_normal((m, 8)))
+        task = _task("task_pool", f"task.pool_size={m}", f"task.pool_file={tmp_path / f'pool{m}.npy'}")
+        torch.testing.assert_close(task.pool, torch.from_numpy(np.load(tmp_path / f"pool{m}.npy")).float())
+        q = _f64(task.eval_prompts(prompts, seed=0))
+        assert ((make_learner("dmmse", task=task).predict(q) - q.ys) ** 2).mean().item() == pytest.approx(reference, rel=0.02)
+
+
+def test_pool_file_bad_input(tmp_path):
+    np.save(tmp_path / "ok.npy", np.zeros((4, 8)))
+    np.save(tmp_path / "nan.npy", np.full((4, 8), np.nan))
+    (tmp_path / "junk.npy").write_text("not an array")
+    cases = [("missing.npy", "no such file"), ("junk.npy", "not a NumPy .npy array"), ("nan.npy", "finite numbers"),
+             ("ok.npy", "shape \\(task.pool_size, task.n_dims\\) = \\(5, 8\\)")]
+    for name, message in cases:
+        with pytest.raises(ConfigError, match=f"task.pool_file: .*{message}"):
+            load_config(None, ["task.name=task_pool", "task.pool_size=" + ("5" if name == "ok.npy" else "4"),
+                               f"task.pool_file={tmp_path / name}"])
+
+
 # ---------------------------------------------------------------------------------------------- shifts
 
 

@@ -1,6 +1,7 @@
 """A finite pool of regression tasks (Raventós, Paul, Chen, Ganguli 2023: task diversity).
 
-``pool_size`` weight vectors ``w_1..w_M ~ N(0, I_d)`` are fixed by ``pool_seed`` before training; each
+``pool_size`` weight vectors ``w_1..w_M ~ N(0, I_d)`` are fixed by ``pool_seed`` before training (or read
+from ``pool_file``, a NumPy ``.npy`` array of shape (M, d), to use exactly the pool of another codebase); each
 prompt uses one of them, uniformly at random, with label noise ``noise_std``. The Bayes-optimal
 predictor on pool tasks is the discrete posterior mean over the pool (``dmmse``); on fresh Gaussian
 tasks it is ridge with ``lam = noise_std^2``. Held-out prompts on fresh tasks: ``--shift fresh_tasks``.
@@ -23,6 +24,7 @@ class TaskPoolConfig(LinearRegressionConfig):
     noise_std: float = 0.5
     pool_size: int = 64  # M, the number of distinct tasks seen in training
     pool_seed: int = 0  # the pool is a function of this seed alone
+    pool_file: str | None = None  # a .npy array (pool_size, n_dims) used as the pool instead; null = drawn
 
     def validate(self, path: str = "task") -> None:
         from iclab.config import require_non_negative, require_positive
@@ -30,6 +32,28 @@ class TaskPoolConfig(LinearRegressionConfig):
         super().validate(path)
         require_positive(self, path, "pool_size")
         require_non_negative(self, path, "pool_seed")
+        if self.pool_file is not None:
+            load_pool_file(self.pool_file, self.pool_size, self.n_dims, f"{path}.pool_file")
+
+
+def load_pool_file(file: str, pool_size: int, n_dims: int, field: str = "task.pool_file") -> torch.Tensor:
+    """The pool stored in ``file`` (a NumPy ``.npy`` array of shape (pool_size, n_dims), finite values)."""
+    import numpy as np
+
+    from iclab.config import ConfigError
+
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        reason = (err.strerror or str(err)).lower() if isinstance(err, OSError) and err.strerror else "not a NumPy .npy array"
+        raise ConfigError(f"{field}: must name a .npy file of shape ({pool_size}, {n_dims}); {file!r}: {reason}") from None
+    if not isinstance(array, np.ndarray) or array.shape != (pool_size, n_dims):
+        shape = getattr(array, "shape", None)
+        raise ConfigError(f"{field}: must hold an array of shape (task.pool_size, task.n_dims) = ({pool_size}, {n_dims}); "
+                          f"{file!r} holds shape {shape}")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise ConfigError(f"{field}: must hold finite numbers; {file!r} does not")
+    return torch.from_numpy(array.astype(np.float32))
 
 
 class TaskPool(LinearTask):
@@ -40,8 +64,11 @@ class TaskPool(LinearTask):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        g = torch.Generator().manual_seed(1_000_003 + config.pool_seed)
-        self.pool = torch.randn(config.pool_size, config.n_dims, generator=g)  # (M, d)
+        if config.pool_file is not None:
+            self.pool = load_pool_file(config.pool_file, config.pool_size, config.n_dims)  # (M, d)
+        else:
+            g = torch.Generator().manual_seed(1_000_003 + config.pool_seed)
+            self.pool = torch.randn(config.pool_size, config.n_dims, generator=g)  # (M, d)
 
     def sample_w(self, batch_size, generator, n_active_dims):
         ids = torch.randint(0, self.config.pool_size, (batch_size,), generator=generator)
