@@ -153,10 +153,32 @@ def test_lasso_matches_scikit_learn():
         assert np.all(ours[:, 0] == 0)
 
 
-@pytest.mark.parametrize("sparse", [True, False])
-def test_lasso_path_solver_is_exact_without_fallbacks(sparse, monkeypatch):
+def test_lasso_optimality_check_accepts_the_solution_and_rejects_others():
+    """The certificate every end point must pass: scikit-learn's tight solution passes, a nudged one fails."""
+    from iclab.learners.lasso import _kkt_holds
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(30, 6, generator=g, dtype=torch.float64)
+    y = x[:, :2].sum(-1) + 0.1 * torch.randn(30, generator=g, dtype=torch.float64)
+    gram, corr = x.T @ x / 30, x.T @ y / 30
+    exact = torch.from_numpy(SkLasso(alpha=0.05, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(x.numpy(), y.numpy()).coef_)
+    assert (exact != 0).any() and (exact == 0).any()
+
+    def holds(w):
+        return bool(_kkt_holds((corr - gram @ w)[None], corr[None], w[None], 0.05))
+
+    assert holds(exact)
+    nudged_on, nudged_off = exact.clone(), exact.clone()
+    nudged_on[exact != 0] *= 1.001
+    nudged_off[(exact == 0).nonzero()[0]] = 1e-3
+    assert not holds(nudged_on) and not holds(nudged_off)
+
+
+@pytest.mark.parametrize("sparse,d", [(True, 12), (False, 12), (False, 6), (False, 3)])
+def test_lasso_path_solver_is_exact_without_fallbacks(sparse, d, monkeypatch):
     """The batched homotopy alone (no scikit-learn fallback) reaches scikit-learn's tight-tolerance answers,
-    including prefixes shorter than d, dense truths and a small alpha (long paths with variables leaving)."""
+    including prefixes shorter than d, dense truths and a small alpha (long paths with variables leaving);
+    with d = 12 the stragglers and the supports outgrowing 4 and 8 slots go on at the end, with more slots."""
     import iclab.learners.lasso as lasso_module
 
     def forbidden(*args):
@@ -164,12 +186,12 @@ def test_lasso_path_solver_is_exact_without_fallbacks(sparse, monkeypatch):
 
     monkeypatch.setattr(lasso_module, "_finish_with_sklearn", forbidden)
     g = torch.Generator().manual_seed(1)
-    xs = torch.randn(4, 25, 12, generator=g, dtype=torch.float64)
-    w = torch.randn(4, 12, generator=g, dtype=torch.float64)
+    xs = torch.randn(4, 25, d, generator=g, dtype=torch.float64)
+    w = torch.randn(4, d, generator=g, dtype=torch.float64)
     if sparse:
         w[:, 3:] = 0
     ys = torch.einsum("bnd,bd->bn", xs, w) + 0.05 * torch.randn(4, 25, generator=g, dtype=torch.float64)
-    for alpha in (0.5, 0.02):
+    for alpha in (0.5, 0.02, 0.001):
         ours = lasso_module.lasso_prefix_solutions(xs, ys, alpha, chunk=3).numpy()
         for b in range(4):
             for i in range(1, 25):
@@ -180,14 +202,15 @@ def test_lasso_path_solver_is_exact_without_fallbacks(sparse, monkeypatch):
     # outgrows them (dense truths) and agrees wherever it finishes
     gram = torch.einsum("bnd,bne->bde", xs, xs) / 25
     corr = torch.einsum("bnd,bn->bd", xs, ys) / 25
-    full, full_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=12)
+    full, full_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=d)
     assert full_ok.all()
     for b in range(4):
         ref = SkLasso(alpha=0.02, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(xs[b].numpy(), ys[b].numpy()).coef_
         np.testing.assert_allclose(full[b].numpy(), ref, rtol=1e-4, atol=1e-6)
-    few, few_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=3)
-    assert not few_ok.all() and (few_ok.any() or not sparse)
-    torch.testing.assert_close(few[few_ok], full[few_ok], rtol=1e-9, atol=1e-11)
+    if d > 3:
+        few, few_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=3)
+        assert not few_ok.all() and (few_ok.any() or not sparse)
+        torch.testing.assert_close(few[few_ok], full[few_ok], rtol=1e-9, atol=1e-11)
     # float32 input: solved in double, returned in float32
     assert lasso_module.lasso_prefix_solutions(xs.float(), ys.float(), 0.1).dtype == torch.float32
 
