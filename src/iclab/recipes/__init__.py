@@ -26,13 +26,13 @@ def demo() -> RunConfig:
     })
 
 
-def garg2022_linear_regression() -> RunConfig:
-    """Garg et al. 2022, linear regression at full scale (a GPU job): d = 20, 41 points, curriculum
-    5 -> 20 dimensions and 11 -> 41 points every 2000 steps, GPT-2 12 layers x 256 wide x 8 heads,
-    batch 64, Adam 1e-4, 500k steps."""
+def _garg2022_full_scale(name: str, task: dict) -> RunConfig:
+    """Garg et al. 2022's training set-up (dtsip/in-context-learning, conf/base.yaml): d = 20, 41 points,
+    curriculum 5 -> 20 dimensions and 11 -> 41 points every 2000 steps, GPT-2 12 layers x 256 wide x 8 heads
+    on interleaved tokens, batch 64, Adam 1e-4, 500k steps."""
     return run_config_from_dict({
-        "name": "garg2022_linear_regression",
-        "task": {"name": "linear_regression", "n_dims": 20, "n_points": 41,
+        "name": name,
+        "task": {**task, "n_dims": 20, "n_points": 41,
                  "curriculum": {"dims_start": 5, "dims_inc": 1, "dims_every": 2000,
                                 "points_start": 11, "points_inc": 2, "points_every": 2000}},
         "model": {"name": "transformer", "encoder": "interleaved", "n_layer": 12, "n_embd": 256, "n_head": 8,
@@ -40,6 +40,17 @@ def garg2022_linear_regression() -> RunConfig:
         "train": {"steps": 500_000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 0, "min_lr_ratio": 1.0,
                   "grad_clip": 0.0, "log_every": 100, "eval_every": 2000, "checkpoint_every": 2000},
     })
+
+
+def garg2022_linear_regression() -> RunConfig:
+    """Garg et al. 2022, linear regression at full scale (a GPU job; settings in :func:`_garg2022_full_scale`)."""
+    return _garg2022_full_scale("garg2022_linear_regression", {"name": "linear_regression"})
+
+
+def garg2022_sparse_regression_full() -> RunConfig:
+    """Garg et al. 2022, sparse regression (3 nonzero of 20) at full scale (a GPU job): the run whose model
+    sits near Lasso for fewer than d examples; at CPU scale the model stays with least squares."""
+    return _garg2022_full_scale("garg2022_sparse_regression_full", {"name": "sparse_linear_regression", "sparsity": 3})
 
 
 def _cpu_model() -> dict:
@@ -129,6 +140,7 @@ RECIPES = {
     "demo": demo,
     "garg2022_linear_regression": garg2022_linear_regression,
     "garg2022_sparse_regression": garg2022_sparse_regression,
+    "garg2022_sparse_regression_full": garg2022_sparse_regression_full,
     "raventos2023_task_pool": raventos2023_task_pool,
     "guo2023_representation": guo2023_representation,
     "kirsch2022_digits": kirsch2022_digits,
@@ -136,5 +148,6 @@ RECIPES = {
     "akyurek2022_alignment": akyurek2022_alignment,
 }
 
-__all__ = ["RECIPES", "akyurek2022_alignment", "demo", "garg2022_linear_regression", "garg2022_sparse_regression", "guo2023_representation",
+__all__ = ["RECIPES", "akyurek2022_alignment", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
+           "garg2022_sparse_regression_full", "guo2023_representation",
            "kirsch2022_digits", "raventos2023_task_pool", "von_oswald2022_lsa"]
