@@ -1,6 +1,6 @@
 """Checks of the function-class catalogue with trained transformers (issue 3), at CPU scale.
 
-    python benchmarks/catalogue_checks.py [--steps 3000] [--only pool8,fresh,sparse,representation]
+    python benchmarks/catalogue_checks.py [--steps 3000] [--only pool8,fresh,sparse,representation] [--set KEY=VALUE]
 
 Trains a 4-layer, width-64 transformer (stacked encoder) per check into /tmp/iclab-checks/<name> and
 compares its predictions on held-out prompts with the reference learners by mean squared prediction
@@ -39,14 +39,16 @@ CHECKS = {
                      ["lasso(alpha=0.1)", "sparse_posterior", "least_squares"]),
     "sparse_tiny": (["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=11", "task.sparsity=1"],
                     ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"]),
+    "sparse_short": (["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=5", "task.sparsity=1"],
+                     ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"]),
     "representation": (["task.name=representation"], ["feature_ridge(lam=0.01)", "ridge(lam=0.01)"]),
 }
 
 
-def run_check(name: str, steps: int, threads: int = 2) -> dict:
+def run_check(name: str, steps: int, threads: int = 2, extra: tuple[str, ...] = ()) -> dict:
     overrides, learners = CHECKS[name]
     out = f"/tmp/iclab-checks/{name}"
-    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}"])
+    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}", *extra])
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
@@ -69,10 +71,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--only", default="pool8,fresh,sparse,representation")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", action="append", default=[], help="a further config override, e.g. train.batch_size=256")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.only.split(","):
-        print(json.dumps(run_check(name, args.steps, args.threads)), flush=True)
+        print(json.dumps(run_check(name, args.steps, args.threads, tuple(args.set))), flush=True)
 
 
 if __name__ == "__main__":
