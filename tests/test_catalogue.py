@@ -153,6 +153,20 @@ def test_lasso_matches_scikit_learn():
         assert np.all(ours[:, 0] == 0)
 
 
+def test_lasso_paths_cut_short_are_finished_by_scikit_learn():
+    """With too few steps for its paths, every unfinished problem still gets scikit-learn's answer."""
+    from iclab.learners.lasso import lasso_prefix_solutions
+
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(3, 12, 6, generator=g, dtype=torch.float64)
+    ys = torch.randn(3, 12, generator=g, dtype=torch.float64)
+    ours = lasso_prefix_solutions(xs, ys, 0.01, max_steps=2).numpy()
+    for b in range(3):
+        for i in range(1, 12):
+            ref = SkLasso(alpha=0.01, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(xs[b, :i].numpy(), ys[b, :i].numpy())
+            np.testing.assert_allclose(ours[b, i], ref.coef_, rtol=1e-4, atol=1e-6)
+
+
 def test_lasso_optimality_check_accepts_the_solution_and_rejects_others():
     """The certificate every end point must pass: scikit-learn's tight solution passes, a nudged one fails."""
     from iclab.learners.lasso import _kkt_holds

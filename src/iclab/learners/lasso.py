@@ -312,7 +312,7 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
     max_steps = max_steps or 4 * d + 20
     counts = torch.arange(n, dtype=xs.dtype, device=xs.device).clamp_min(1).view(1, n, 1, 1)
     out = torch.zeros(b * n, d, dtype=xs.dtype, device=xs.device)
-    failed, later = [], []  # later: (G, c, positions, paths) of each chunk's stragglers
+    failed, later = [], []  # later: (statistics, positions in out, paths) of each chunk's stragglers
     # prefix i's statistics, the sums over positions < i (the first "prefix" is empty): one buffer for
     # every chunk, as these are the solver's largest tensors
     buffer = torch.empty(min(chunk, b), n, d, d + 1, dtype=xs.dtype, device=xs.device)
@@ -350,8 +350,9 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
             pending = [q for q in pending if len(q)]
             if not pending:
                 break
-            _, pending = _advance(_Paths.cat([q.widen(slots) for q in pending]), g, c, alpha, max_steps, w, finished,
-                                  optimal)
+            rest, spilled = _advance(_Paths.cat([q.widen(slots) for q in pending]), g, c, alpha, max_steps, w,
+                                     finished, optimal)
+            pending = [rest, *spilled]  # unfinished after max_steps: one more try with the next width
         ok = _certify(g, c, w, finished, optimal, alpha)
         out[positions] = w
         failed.append(positions[~ok])
