@@ -151,6 +151,22 @@ def test_resume_through_the_cli(trained_run, tmp_path):
     assert (run / "checkpoints" / "step-00000014").is_dir()
 
 
+def test_overwrite_refuses_to_delete_the_pool_file_it_reads(tmp_path, tiny_overrides):
+    """Re-running a task-pool run's config.yaml into its own folder would delete the pool copy it names."""
+    import numpy as np
+
+    np.save(tmp_path / "mine.npy", np.ones((4, 3)))
+    overrides = [*tiny_overrides, "task.name=task_pool", "task.pool_size=4", f"task.pool_file={tmp_path / 'mine.npy'}",
+                 "train.steps=5", "eval.after_train=false"]
+    run = tmp_path / "r"
+    result = iclab("train", "--recipe", "demo", *[a for o in overrides for a in ("--set", o)], "--out", run)
+    assert result.returncode == 0, result.stderr
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _assert_clean_error(iclab("train", run / "config.yaml", "--out", run, "--overwrite"), "task.pool_file:",
+                        "--overwrite would delete")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_overwrite_refuses_a_foreign_folder(tmp_path, tiny_config):
     foreign = tmp_path / "photos"
     foreign.mkdir()

@@ -63,6 +63,31 @@ def test_resume_can_extend_steps_but_not_change_the_model(tmp_path, tiny_overrid
         train(other, tmp_path / "r", resume=True, progress_bar=False)
 
 
+def test_a_pool_file_run_keeps_its_own_copy(tmp_path, tiny_overrides):
+    """A task pool read from a file is copied into the run: config.yaml names the copy, evaluation works
+    after the original is gone, and resuming with the original config (same pool) is allowed."""
+    import numpy as np
+
+    from iclab.evaluate import evaluate_run
+    from iclab.run import read_run_config
+
+    original = tmp_path / "mine.npy"
+    np.save(original, np.random.default_rng(0).standard_normal((5, 3)))
+    overrides = tiny_overrides + ["task.name=task_pool", "task.pool_size=5", f"task.pool_file={original}"]
+    run = tmp_path / "r"
+    train(load_config(None, overrides), run, progress_bar=False)
+    saved = read_run_config(run).task.pool_file
+    assert saved == str((run / "pool.npy").resolve()) and (run / "pool.npy").read_bytes() == original.read_bytes()
+    assert train(load_config(None, [*overrides, "train.steps=25"]), run, resume=True, progress_bar=False).step == 25
+    assert read_run_config(run).task.pool_file == saved
+    np.save(original, np.zeros((5, 3)))  # a different pool under the original name: not this run's
+    with pytest.raises(Exception, match="task.pool_file: differs from the run's saved config.yaml"):
+        train(load_config(None, [*overrides, "train.steps=30"]), run, resume=True, progress_bar=False)
+    original.unlink()
+    rows = evaluate_run(run)
+    assert rows and all(np.isfinite(r["mean"]) for r in rows)
+
+
 def test_fresh_training_refuses_an_existing_run(tmp_path, tiny_overrides):
     cfg = load_config(None, tiny_overrides)
     train(cfg, tmp_path / "r", progress_bar=False)

@@ -87,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+def _prepare_run_dir(run_dir: Path, overwrite: bool, cfg=None) -> None:
     from iclab.errors import RunFolderError
 
     if not run_dir.exists():
         return
+    pool_file = getattr(cfg.task, "pool_file", None) if cfg is not None else None
+    if overwrite and pool_file is not None and run_dir.resolve() in Path(pool_file).resolve().parents:
+        raise RunFolderError(f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
+                             f"copy it elsewhere first, or choose another --out")
     if not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: exists and is not a folder")
     if not any(run_dir.iterdir()):
@@ -181,7 +185,7 @@ def cmd_train(args) -> int:
 
         read_run_config(run_dir)
     else:
-        _prepare_run_dir(run_dir, args.overwrite)
+        _prepare_run_dir(run_dir, args.overwrite, cfg)
     return _train_evaluate_report(cfg, run_dir, resume=args.resume)
 
 

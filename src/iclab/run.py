@@ -7,6 +7,7 @@
       eval/curves.csv      learner, shift, k, mean, ci_low, ci_high
       plots/*.png
       report.html
+      pool.npy             the run's copy of task.pool_file, when its task pool comes from a file
 """
 
 from __future__ import annotations

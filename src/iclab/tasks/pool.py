@@ -10,6 +10,7 @@ tasks it is ridge with ``lam = noise_std^2``. Held-out prompts on fresh tasks: `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -54,6 +55,37 @@ def load_pool_file(file: str, pool_size: int, n_dims: int, field: str = "task.po
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
         raise ConfigError(f"{field}: must hold finite numbers; {file!r} does not")
     return torch.from_numpy(array.astype(np.float32))
+
+
+POOL_COPY = "pool.npy"  # a run's own copy of its pool file
+
+
+def keep_pool_with_run(task_config, run_dir: Path):
+    """``task_config`` naming the run folder's copy of its pool file (``RUN/pool.npy``, written here), so
+    that the run's config.yaml reproduces the run after the original file moves or changes. Configs
+    without a pool file come back unchanged."""
+    from dataclasses import replace
+
+    from iclab.utils import atomic_write_bytes
+
+    source = getattr(task_config, "pool_file", None)
+    copy = (Path(run_dir) / POOL_COPY).resolve()
+    if source is None or Path(source).resolve() == copy:
+        return task_config
+    atomic_write_bytes(copy, Path(source).read_bytes())
+    return replace(task_config, pool_file=str(copy))
+
+
+def same_pool(file_a: str | None, file_b: str | None) -> bool:
+    """Whether two ``pool_file`` values give the same pool (the same file, or files holding equal arrays)."""
+    import numpy as np
+
+    if file_a is None or file_b is None:
+        return file_a is file_b
+    try:
+        return bool(np.array_equal(np.load(file_a, allow_pickle=False), np.load(file_b, allow_pickle=False)))
+    except (OSError, ValueError):
+        return False
 
 
 class TaskPool(LinearTask):

@@ -12,7 +12,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from iclab.config import RunConfig, save_config, to_dict
 from iclab.errors import ConfigError, RunFolderError, TrainingError
 from iclab.models import build_model
 from iclab.tasks import make_task
+from iclab.tasks.pool import keep_pool_with_run, same_pool
 from iclab.train.checkpoint import (clean_temporaries, latest_checkpoint, list_checkpoints, save_checkpoint,
                                     set_rng_state)
 from iclab.train.progress import Progress
@@ -56,6 +57,8 @@ def check_resumable(saved: RunConfig, new: RunConfig) -> None:
     a, b = _flatten(to_dict(saved)), _flatten(to_dict(new))
     for key in sorted(set(a) | set(b)):
         if key.startswith("eval.") or key in RESUMABLE_CHANGES:
+            continue
+        if key == "task.pool_file" and same_pool(a.get(key), b.get(key)):  # the run's copy, or the original
             continue
         if a.get(key) != b.get(key):
             raise ConfigError(f"{key}: differs from the run's saved config.yaml ({a.get(key)!r} there, "
@@ -127,7 +130,9 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
     if resume:
         from iclab.run import read_run_config
 
-        check_resumable(read_run_config(run_dir), cfg)
+        saved = read_run_config(run_dir)
+        check_resumable(saved, cfg)
+        cfg = replace(cfg, task=saved.task)  # the same task; a pool file is the run's own copy
         clean_temporaries(run_dir)
         ckpt = latest_checkpoint(run_dir, map_location=device)
         try:
@@ -153,6 +158,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                                  f"--out to choose another folder, or --overwrite to start again")
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(metrics_path, "")
+        cfg = replace(cfg, task=keep_pool_with_run(cfg.task, run_dir))
     save_config(cfg, run_dir / "config.yaml")
 
     val_prompts = task.eval_prompts(t.eval_prompts, cfg.eval.seed).to(device) if t.eval_every else None
