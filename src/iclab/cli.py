@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool, cfg=None) -> None:
+def _prepare_run_dir(run_dir: Path, overwrite: bool, cfg) -> None:
     from iclab.errors import RunFolderError
 
     if not run_dir.exists():
         return
-    pool_file = getattr(cfg.task, "pool_file", None) if cfg is not None else None
+    pool_file = getattr(cfg.task, "pool_file", None)
     if overwrite and pool_file is not None and run_dir.resolve() in Path(pool_file).resolve().parents:
         raise RunFolderError(f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
                              f"copy it elsewhere first, or choose another --out")
@@ -152,7 +152,7 @@ def cmd_demo(args) -> int:
 
     cfg = run_config_from_dict(apply_overrides(to_dict(demo()), args.set))
     run_dir = Path(args.out)
-    _prepare_run_dir(run_dir, args.overwrite)
+    _prepare_run_dir(run_dir, args.overwrite, cfg)
     print(f"iclab demo: training a {cfg.model.n_layer}-layer transformer on linear regression (d={cfg.task.n_dims}, "
           f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}", file=sys.stderr)
     return _train_evaluate_report(cfg, run_dir, resume=False)

@@ -181,12 +181,13 @@ def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_step
         tiny = 1e-12 * (1 + lam)
         # A free variable's correlation reaches the boundary, |r_j - t a_j| = lam - t, at
         # t = (lam - r_j) / (1 - a_j) or (lam + r_j) / (1 + a_j); the next join is the smallest such t > tiny.
-        # Found without masks or where (slow on CPU, branchy): the smallest positive t - tiny is the largest
-        # positive 1 / (t - tiny); blocked variables score 0 and undefined ratios (0 / 0) -1. A direction
-        # whose denominator is <= 0 gives t <= 0 (r_j is within lam), or a t beyond lam, where the end wins.
-        # The first joins with sign +1, the second with -1.
-        up = (~active & (p.barred <= 0)).to(dt) / ((l - r) / (1 - a) - tiny.unsqueeze(-1))
-        down = (~active & (p.barred >= 0)).to(dt) / ((l + r) / (1 + a) - tiny.unsqueeze(-1))
+        # Found without `where` over (problems x d) (slow on CPU: branchy): the smallest positive t - tiny is
+        # the largest positive 1 / (t - tiny); blocked variables score 0 and undefined ratios (0 / 0) -1. A
+        # direction whose denominator is <= 0 gives t <= 0 (r_j is within lam), or a t beyond lam, where the
+        # end wins. The first joins with sign +1, the second with -1.
+        inactive, tiny_j = ~active, tiny.unsqueeze(-1)
+        up = (inactive & (p.barred <= 0)).to(dt) / ((l - r) / (1 - a) - tiny_j)
+        down = (inactive & (p.barred >= 0)).to(dt) / ((l + r) / (1 + a) - tiny_j)
         score, joiner = torch.nan_to_num(torch.fmax(up, down), nan=-1.0).max(-1)
         t_join = torch.where(score > 0, tiny + 1 / score, inf)
         # a weight crosses zero at t = -w / v > 0: the largest positive -v w / w^2 (free slots and weights
