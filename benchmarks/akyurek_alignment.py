@@ -20,7 +20,7 @@ from iclab.analysis import alignment_table
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
 from iclab.recipes import akyurek2022_alignment
-from iclab.run import load_model
+from iclab.rundir import load_model
 from iclab.tasks import make_task
 
 

@@ -22,7 +22,7 @@ import torch
 from _common import train_fresh
 from iclab.config import load_config
 from iclab.learners import make_learner
-from iclab.run import load_model
+from iclab.rundir import load_model
 from iclab.tasks import make_task
 
 COMMON = ["model.encoder=stacked", "model.n_layer=4", "model.n_embd=64", "model.n_head=4", "train.lr=1e-3",

@@ -17,7 +17,7 @@ import torch
 from _common import train_fresh
 from iclab.config import load_config
 from iclab.evaluate import error_at, evaluate_run
-from iclab.evaluate.curves import read_curves
+from iclab.rundir import read_curves
 
 FAMILIES = {
     "transformer (stacked)": ["model.name=transformer", "model.encoder=stacked", "model.n_layer=4", "model.n_embd=64"],

@@ -7,7 +7,7 @@ Models: one memory block, 4 heads of width 8 (so each head's memory has 8 key co
 (linear attention) or delta-rule writes, with and without degree-2 polynomial features of queries and
 keys (8 -> 44 key columns); a 1-layer softmax transformer of the same width as a reference (its "state"
 is the whole context). Reported: mean squared error per value at the queries (zero predictor: 1; exact
-look-up, knn(k=1): 0). Then the write rules alone, without training (``iclab.models.memory.recall_error``).
+look-up, knn(k=1): 0). Then the write rules alone, without training (``iclab.analysis.memory_capacity.recall_error``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 
 from _common import train_fresh
 from iclab.config import load_config
-from iclab.models.memory import recall_error
-from iclab.run import load_model
+from iclab.analysis.memory_capacity import recall_error
+from iclab.rundir import load_model
 from iclab.tasks import make_task
 
 VARIANTS = {

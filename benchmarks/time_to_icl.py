@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from iclab.run import read_metrics, read_run_config
+from iclab.rundir import read_curves, read_metrics, read_run_config, shift_slug
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ Trains the ``von_oswald2022_lsa`` recipe (d = 10, N = 10, x ~ U(-0.5, 0.5), Adam
 10000 held-out prompts reports the loss 0.5 * MSE at the query for the trained layer, for one GD step at
 the best step size (scanned), and for predicting zero, and the cosine similarity of the sensitivities
 d y_hat / d x_q between the trained layer and the GD construction; then GD with K = 1, 2, 3 step sizes
-learned on the same prompts (``iclab.learners.gd.learn_gd_lrs``), the losses K constructed layers reach.
+learned on the same prompts (``iclab.analysis.step_size.learn_gd_lrs``), the losses K constructed layers reach.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from _common import train_fresh
 from iclab.analysis import query_sensitivity, sensitivity_cosine
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
-from iclab.learners.gd import _gd_query_error, gd_lr_scan, learn_gd_lrs
+from iclab.analysis.step_size import gd_query_error, gd_lr_scan, learn_gd_lrs
 from iclab.recipes import von_oswald2022_lsa
-from iclab.run import load_model
+from iclab.rundir import load_model
 from iclab.tasks import make_task
 
 
@@ -49,7 +49,7 @@ def run(steps: int, out: str = "/tmp/iclab-von-oswald") -> dict:
     learned = {}
     for k in (1, 2, 3):  # GD with K learned step sizes: what K constructed LSA layers can reach
         etas = learn_gd_lrs(prompts.xs, prompts.ys, steps=k, iters=300, lr0=eta)
-        loss_k = 0.5 * _gd_query_error(prompts.xs.double(), prompts.ys.double(), etas, prompts.xs.shape[1] - 1).item()
+        loss_k = 0.5 * gd_query_error(prompts.xs.double(), prompts.ys.double(), etas, prompts.xs.shape[1] - 1).item()
         learned[f"gd_{k}_learned_steps"] = {"etas": [round(e, 3) for e in etas], "loss": round(loss_k, 4)}
     return {"steps": steps, "train_seconds": round(seconds, 1), "trained_lsa_loss": round(trained, 4),
             "gd_best_loss": round(gd_loss, 4), "gd_best_eta": eta, "zero_loss": round(zero, 4),

@@ -45,7 +45,7 @@ def test_k_constructed_layers_are_k_gd_steps(layers):
 
 
 def test_step_size_scan_and_learned_step_size_reach_the_closed_form():
-    from iclab.learners.gd import _gd_query_error, gd_lr_scan, learn_gd_lrs
+    from iclab.analysis.step_size import gd_query_error, gd_lr_scan, learn_gd_lrs
 
     g = torch.Generator().manual_seed(3)
     xs = torch.rand(4000, 11, 5, generator=g, dtype=torch.float64) - 0.5
@@ -60,7 +60,7 @@ def test_step_size_scan_and_learned_step_size_reach_the_closed_form():
     two = learn_gd_lrs(xs, ys, steps=2, iters=400, lr0=1.0)  # two learned steps beat one
 
     def err(lrs):
-        return _gd_query_error(xs, ys, torch.tensor(lrs, dtype=torch.float64), 10).item()
+        return gd_query_error(xs, ys, torch.tensor(lrs, dtype=torch.float64), 10).item()
 
     assert err(two) < err([learned]) - 1e-3
 
@@ -83,7 +83,7 @@ def test_lsa_rejects_the_interleaved_encoder():
 @pytest.mark.slow
 def test_trained_layer_matches_one_gd_step(tmp_path):
     """Short version of benchmarks/von_oswald.py (5000 steps there: 0.2021 vs 0.2018, cosine 0.9996)."""
-    from iclab.run import load_model
+    from iclab.rundir import load_model
     from iclab.train.loop import train
 
     cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(800)), ["model.init_std=0.1",

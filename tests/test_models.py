@@ -356,7 +356,7 @@ def test_polynomial_features_raise_a_memory_s_capacity():
     associations than key dimensions): polynomial features (8 -> 44 dims) lower the recall error (measured
     Hebbian 0.755 -> 0.595, delta 0.765 -> 0.538; 4 keys: delta 0.272 -> 0.113), and few keys are
     recalled far better than many."""
-    from iclab.models.memory import recall_error
+    from iclab.analysis.memory_capacity import recall_error
 
     errs = {(rule, fm, k): recall_error(rule, n_keys=k, key_dim=8, feature_map=fm, n_trials=200, seed=0)
             for rule in ("linear", "delta") for fm in ("identity", "poly2") for k in (4, 24)}

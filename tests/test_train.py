@@ -69,7 +69,7 @@ def test_a_pool_file_run_keeps_its_own_copy(tmp_path, tiny_overrides):
     import numpy as np
 
     from iclab.evaluate import evaluate_run
-    from iclab.run import read_run_config
+    from iclab.rundir import read_run_config
 
     original = tmp_path / "mine.npy"
     np.save(original, np.random.default_rng(0).standard_normal((5, 3)))

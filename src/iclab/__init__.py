@@ -37,7 +37,7 @@ _EXPORTS = {
     "evaluate_run": "iclab.evaluate",
     "error_curves": "iclab.evaluate",
     "write_report": "iclab.report",
-    "load_model": "iclab.run",
+    "load_model": "iclab.rundir",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -127,7 +127,6 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
 
 
 def _print_summary(rows: list[dict], cfg) -> None:
-    from iclab.evaluate.run import error_label
     from iclab.report.plots import display_name
     from iclab.tasks import make_task
 
@@ -139,11 +138,12 @@ def _print_summary(rows: list[dict], cfg) -> None:
     ks = [k for k in sorted({1, d, 2 * d, max_k}) if k <= max_k]
     learners = list(dict.fromkeys(r["learner"] for r in std))
     by = {(r["learner"], r["k"]): r["mean"] for r in std}
-    width = max(len(display_name(lab)) for lab in learners)
-    print(f"{error_label(make_task(cfg.task))} at k in-context examples (standard prompts)")
+    network = cfg.model.label()
+    width = max(len(display_name(lab, network)) for lab in learners)
+    print(f"{make_task(cfg.task).error_label} at k in-context examples (standard prompts)")
     print(" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks))
     for lab in learners:
-        print(f"{display_name(lab):<{width}}" + "".join(f"{by[(lab, k)]:>9.3f}" for k in ks))
+        print(f"{display_name(lab, network):<{width}}" + "".join(f"{by[(lab, k)]:>9.3f}" for k in ks))
 
 
 def cmd_demo(args) -> int:
@@ -153,7 +153,7 @@ def cmd_demo(args) -> int:
     cfg = run_config_from_dict(apply_overrides(to_dict(demo()), args.set))
     run_dir = Path(args.out)
     _prepare_run_dir(run_dir, args.overwrite, cfg)
-    print(f"iclab demo: training a {cfg.model.n_layer}-layer transformer on linear regression (d={cfg.task.n_dims}, "
+    print(f"iclab demo: training a {cfg.model.label()} on {cfg.task.name} (d={cfg.task.n_dims}, "
           f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}", file=sys.stderr)
     return _train_evaluate_report(cfg, run_dir, resume=False)
 
@@ -173,7 +173,7 @@ def cmd_train(args) -> int:
             raise UserError(f"--recipe: unknown recipe {args.recipe!r}; available: {', '.join(RECIPES)}")
         cfg = run_config_from_dict(apply_overrides(to_dict(RECIPES[args.recipe]()), args.set))
     elif args.resume and args.out:
-        from iclab.run import read_run_config
+        from iclab.rundir import read_run_config
 
         read_run_config(Path(args.out))  # clear error when the folder is not a run
         cfg = run_config_from_dict(apply_overrides(read_yaml(Path(args.out) / "config.yaml"), args.set))
@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
         raise UserError("train needs a CONFIG file (or --recipe NAME, or --resume --out RUN_DIR)")
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     if args.resume:
-        from iclab.run import read_run_config
+        from iclab.rundir import read_run_config
 
         read_run_config(run_dir)
     else:
@@ -192,7 +192,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from iclab.errors import UserError
     from iclab.evaluate import evaluate_run
-    from iclab.run import read_run_config
+    from iclab.rundir import read_run_config
 
     if args.prompts is not None and args.prompts < 1:
         raise UserError(f"--prompts: must be a positive integer, got {args.prompts}")
@@ -214,7 +214,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from iclab.analysis.run import analyze_run
+    from iclab.analysis import analyze_run
     from iclab.errors import UserError
     from iclab.report import write_report
 

@@ -4,8 +4,9 @@ A run config has four sections: ``task`` and ``model`` (each a family's own conf
 its ``name`` field from :data:`iclab.tasks.TASKS` / :data:`iclab.models.MODELS`), ``train`` and ``eval``.
 Every field has a default, so a config file only names what it changes.
 
-Parsing is strict: an unknown key, a wrong type or an impossible value raises
-:class:`~iclab.errors.ConfigError` naming the field (``train.lr``) and what is allowed.
+Parsing is strict (:mod:`iclab.schema`): an unknown key, a wrong type or an impossible value raises
+:class:`~iclab.errors.ConfigError` naming the field (``train.lr``) and what is allowed. This module holds
+the run config, ``--set`` overrides and YAML I/O; the generic machinery lives in :mod:`iclab.schema`.
 
 Example::
 
@@ -15,158 +16,79 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from iclab.errors import ConfigError
-from iclab.evaluate.config import EvalConfig
-from iclab.train.config import TrainConfig
+from iclab.errors import ConfigError, RunFolderError
+from iclab.learners import LEARNERS, parse_learner_spec
+from iclab.models import MODELS, check_model_fits_task
+from iclab.schema import (convert, family_config, from_dict, require, require_finite, require_non_negative,
+                          require_positive, to_dict)
+from iclab.tasks import TASKS, make_task
+from iclab.tasks.shifts import parse_shift
 
-# ----------------------------------------------------------------------------------------------
-# generic dataclass <-> dict machinery
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        (arg,) = typing.get_args(tp) or (Any,)
-        return f"a list of {_type_name(arg)}"
-    if tp is type(None):
-        return "null"
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    if tp is bool:
-        return "true/false"
-    if tp is str:
-        return "a string"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert where it is lossless."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(arg, value, path)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    if origin is typing.Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-        return value
-    if origin is list:
-        (arg,) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-        return [_convert(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{path}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{path}: expected a string, got {value!r}")
-    raise TypeError(f"unsupported config annotation {tp!r} at {path}")  # a bug in iclab, not user input
-
-
-def from_dict(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping of fields, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{_join(path, str(key))}: unknown field; allowed fields: {', '.join(known)}")
-    kwargs = {key: _convert(hints[key], value, _join(path, key)) for key, value in data.items()}
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        validate(path)
-    return obj
-
-
-def to_dict(obj: Any) -> dict:
-    """Plain-dict form of a config dataclass (what YAML and JSON store)."""
-    return dataclasses.asdict(obj)
-
+__all__ = ["EvalConfig", "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "from_dict", "load_config",
+           "read_run_config", "read_yaml", "run_config_from_dict", "save_config", "to_dict"]
 
 # ----------------------------------------------------------------------------------------------
-# value checks used by every config's ``validate``
+# the train and eval sections
 
 
-def require(ok: bool, path: str, allowed: str, value: Any) -> None:
-    """Raise ``ConfigError("<path>: <allowed>, got <value>")`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{path}: {allowed}, got {value!r}")
+@dataclass
+class TrainConfig:
+    steps: int = 5000  # optimiser steps in total
+    batch_size: int = 64  # prompts per step
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    beta1: float = 0.9
+    beta2: float = 0.999
+    warmup_steps: int = 200  # linear warm-up from 0 to lr (capped at steps)
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # clip the global gradient norm; 0 turns clipping off
+    loss_on: Literal["all", "last"] = "all"  # "all" positions, or only the "last" (the query of von Oswald et al.)
+    seed: int = 0  # the training batch at step t is a function of (seed, t)
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
+    threads: int | None = None  # torch CPU threads; null leaves torch's default
+    log_every: int = 50  # steps between metrics.jsonl lines (and plain progress lines)
+    eval_every: int = 250  # steps between quick held-out evaluations logged to metrics.jsonl; 0 = never
+    eval_prompts: int = 512  # prompts in that quick held-out evaluation
+    checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+
+    def validate(self, path: str = "train") -> None:
+        require_positive(self, path, "steps", "batch_size", "lr", "log_every", "checkpoint_every",
+                         "keep_checkpoints", "eval_prompts")
+        require_finite(self, path, "lr", "weight_decay", "min_lr_ratio", "grad_clip", "beta1", "beta2")
+        require_non_negative(self, path, "weight_decay", "warmup_steps", "grad_clip", "eval_every", "seed")
+        require(0 <= self.min_lr_ratio <= 1, f"{path}.min_lr_ratio", "must be between 0 and 1", self.min_lr_ratio)
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            require(0 <= value < 1, f"{path}.{name}", "must be in [0, 1)", value)
+        if self.threads is not None:
+            require_positive(self, path, "threads")
 
 
-def require_positive(obj: Any, path: str, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        require(value is not None and value > 0, _join(path, name), "must be positive", value)
+@dataclass
+class EvalConfig:
+    n_prompts: int = 1280  # held-out prompts behind every curve
+    batch_size: int = 256  # prompts per forward pass of the network
+    seed: int = 1234  # the held-out set is a function of this seed alone (disjoint stream from training)
+    # reference learners to compare against; null = the task's relevant learners (Bayes-optimal first).
+    # Each item is a name ("least_squares"), a call ("ridge(lam=0.25)") or a mapping {name: ridge, lam: 0.25}.
+    learners: list[Any] | None = None
+    shifts: list[str] = field(default_factory=lambda: ["standard"])  # distribution shifts to evaluate on
+    after_train: bool = True  # `iclab train` evaluates and writes the report when it finishes
 
-
-def require_non_negative(obj: Any, path: str, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        ok = value is not None and value >= 0 and not (isinstance(value, float) and math.isnan(value))
-        require(ok, _join(path, name), "must be zero or positive", value)
-
-
-def require_finite(obj: Any, path: str, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        require(math.isfinite(value), _join(path, name), "must be a finite number", value)
+    def validate(self, path: str = "eval") -> None:
+        require_positive(self, path, "n_prompts", "batch_size")
+        require_non_negative(self, path, "seed")
+        if self.learners is not None:
+            for i, spec in enumerate(self.learners):
+                parse_learner_spec(spec, f"{path}.learners[{i}]")
+        require(len(self.shifts) >= 1, f"{path}.shifts", "must name at least one shift", self.shifts)
+        for i, shift in enumerate(self.shifts):
+            parse_shift(shift, f"{path}.shifts[{i}]")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,14 +96,10 @@ def require_finite(obj: Any, path: str, *names: str) -> None:
 
 
 def _default_task() -> Any:
-    from iclab.tasks import TASKS
-
     return TASKS["linear_regression"].Config()
 
 
 def _default_model() -> Any:
-    from iclab.models import MODELS
-
     return MODELS["transformer"].Config()
 
 
@@ -197,48 +115,28 @@ class RunConfig:
 
     def validate(self, path: str = "") -> None:
         require(bool(self.name) and "/" not in self.name, "name", "must be a non-empty name without '/'", self.name)
-        from iclab.models import check_model_fits_task
-
         check_model_fits_task(self.model, self.task)
         if self.eval.learners is not None:  # each chosen learner must apply to this task
-            from iclab.learners import parse_learner_spec
-            from iclab.tasks import make_task
-
             task = make_task(self.task)
             for i, spec in enumerate(self.eval.learners):
                 parse_learner_spec(spec, f"eval.learners[{i}]", task=task)
 
 
-def _family_config(registry: dict, kind: str, data: Any, default: str, word: str | None = None) -> Any:
-    """Parse a config section whose ``name`` picks the dataclass from ``registry``; ``kind`` is its path."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{kind}: expected a mapping of fields, got {data!r}")
-    name = data.get("name", default)
-    if not isinstance(name, str) or name not in registry:
-        raise ConfigError(f"{kind}.name: unknown {word or kind} {name!r}; registered: {', '.join(sorted(registry))}")
-    return from_dict(registry[name].Config, data, kind)
-
-
 def run_config_from_dict(data: Any) -> RunConfig:
     """Parse a whole run config (as read from YAML) strictly."""
-    from iclab.models import MODELS
-    from iclab.tasks import TASKS
-
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping with sections task, model, train, eval; got {data!r}")
     data = dict(data)
-    task = _family_config(TASKS, "task", data.pop("task", None), "linear_regression")
-    model = _family_config(MODELS, "model", data.pop("model", None), "transformer")
+    task = family_config(TASKS, "task", data.pop("task", None), "linear_regression")
+    model = family_config(MODELS, "model", data.pop("model", None), "transformer")
     known = ["name", "task", "model", "train", "eval"]
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(known)}")
     cfg = RunConfig(
-        name=_convert(str, data.get("name", "run"), "name"),
+        name=convert(str, data.get("name", "run"), "name"),
         task=task,
         model=model,
         train=from_dict(TrainConfig, data.get("train"), "train"),
@@ -257,10 +155,7 @@ def _switch_family(data: dict, section: str, name: Any) -> None:
     old = data.get(section)
     if not isinstance(old, dict) or old.get("name", name) == name:
         return
-    if section == "model":
-        from iclab.models import MODELS as registry
-    else:
-        from iclab.tasks import TASKS as registry
+    registry = MODELS if section == "model" else TASKS
     family = registry.get(name) if isinstance(name, str) else None
     if family is None:
         return
@@ -343,3 +238,17 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
     from iclab.utils import atomic_write_text
 
     atomic_write_text(Path(path), config_to_yaml(cfg))
+
+
+def read_run_config(run_dir: Path):
+    """The resolved config saved in a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such run folder")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; is {run_dir} a run folder made by `iclab train`?")
+    try:
+        return run_config_from_dict(read_yaml(path))
+    except ConfigError as e:
+        raise RunFolderError(f"{path}: {e}") from None

@@ -1,4 +1,4 @@
-"""Small helpers shared across packages: atomic file writes, devices, seeds."""
+"""Small helpers shared across packages: atomic file writes, devices, seeds, prefix sums."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ def derive_seed(*parts: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def exclusive_cumsum(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``out[:, i] = sum_{j < i} t[:, j]``: the statistic of the prefix that precedes position i."""
+    import torch
+
+    c = torch.cumsum(t, dim=dim)
+    return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim=dim)

@@ -17,7 +17,7 @@ import torch
 
 from iclab.types import Learner, Prompts
 
-COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")
+from iclab.rundir import CURVE_COLUMNS as COLUMNS  # noqa: E402
 Z_95 = 1.959964
 
 
@@ -72,20 +72,6 @@ def rows_to_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({**row, **{k: f"{row[k]:.6g}" for k in ("mean", "ci_low", "ci_high")}})
     return buf.getvalue()
-
-
-def read_curves(path: Path) -> list[dict]:
-    from iclab.errors import RunFolderError
-
-    if not path.is_file():
-        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [{"learner": r["learner"], "shift": r["shift"], "k": int(r["k"]), "mean": float(r["mean"]),
-                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"])} for r in rows]
-    except (KeyError, ValueError, TypeError, csv.Error):
-        raise RunFolderError(f"{path}: not a curves file (columns {', '.join(COLUMNS)})") from None
 
 
 def error_at(rows: list[dict], learner: str, k: int, shift: str = "standard") -> float:

@@ -16,6 +16,8 @@ import torch
 
 from iclab.errors import ConfigError
 from iclab.types import Prompts
+from iclab.schema import convert
+from iclab.utils import exclusive_cumsum  # noqa: F401  (re-exported: the learners' prefix sums)
 
 COMPUTE_DTYPE = torch.float64  # reference algorithms run in double precision, then cast back
 
@@ -77,12 +79,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def exclusive_cumsum(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """``out[:, i] = sum_{j < i} t[:, j]``: the statistic of the prefix that precedes position i."""
-    c = torch.cumsum(t, dim=dim)
-    return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim=dim)
-
-
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
 
@@ -119,14 +115,12 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
     sig = inspect.signature(cls.__init__)
     hints = typing.get_type_hints(cls.__init__)
     allowed = [p for p in sig.parameters if p not in ("self", "task")]
-    from iclab.config import _convert
-
     out = {}
     for key, value in kwargs.items():
         if key not in allowed:
             what = ", ".join(allowed) if allowed else "none"
             raise ConfigError(f"{path}: learner {name!r} has no parameter {key!r}; parameters: {what}")
-        out[key] = _convert(hints.get(key, Any), value, f"{path}.{key}")
+        out[key] = convert(hints.get(key, Any), value, f"{path}.{key}")
     if task is not None:
         reason = cls.applies_to(task)
         if reason is not None:

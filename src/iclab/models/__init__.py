@@ -9,6 +9,7 @@ from iclab.models.memory import Memory, MemoryConfig
 from iclab.models.rnn import RNN, RNNConfig
 from iclab.models.ssm import Mamba, MambaConfig
 from iclab.models.transformer import Transformer, TransformerConfig
+from iclab.schema import require
 
 MODELS = {
     "transformer": Transformer,
@@ -21,8 +22,6 @@ MODELS = {
 
 def check_model_fits_task(model_config, task_config) -> None:
     """Check the encoder and position budget against the task; resolve ``n_positions`` when null."""
-    from iclab.config import require
-
     family = MODELS[model_config.name]
     require(model_config.encoder in family.encoders, "model.encoder",
             f"model {model_config.name!r} takes the encoders {', '.join(family.encoders)}", model_config.encoder)

@@ -31,6 +31,7 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
+from iclab.schema import require, require_positive
 
 
 @dataclass
@@ -44,9 +45,12 @@ class LinearSelfAttentionConfig:
     mlp: bool = False  # a GELU MLP sub-layer (4x the token width) after each attention sub-layer
     init_std: float = 0.02
 
-    def validate(self, path: str = "model") -> None:
-        from iclab.config import require, require_positive
+    def label(self) -> str:
+        """The network's name in tables and plots: ``LSA 1 layer``, ``LSA 3 layers (shared)``."""
+        shared = " (shared)" if self.share_weights else ""
+        return f"LSA {self.n_layer} layer{'s' if self.n_layer != 1 else ''}{shared}"
 
+    def validate(self, path: str = "model") -> None:
         require(self.encoder == "stacked", f"{path}.encoder", "linear_self_attention takes the stacked encoder",
                 self.encoder)
         require_positive(self, path, "n_layer", "init_std")

@@ -52,6 +52,7 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
+from iclab.schema import require, require_positive
 
 RULES = ("linear", "decay", "delta", "gated_delta", "momentum", "omega")
 RECURRENT_ONLY = ("momentum", "omega")
@@ -73,9 +74,12 @@ class MemoryConfig:
     token_shift: bool = True  # keys from the previous token, so a y-token writes (key: its x, value: its y)
     n_positions: int | None = None  # learned position embeddings; null = fitted to the task
 
-    def validate(self, path: str = "model") -> None:
-        from iclab.config import require, require_positive
+    def label(self) -> str:
+        """The network's name in tables and plots: ``Memory (delta) 2x64``, ``Memory (delta, poly2) 2x64``."""
+        rule = self.rule if self.feature_map == "identity" else f"{self.rule}, {self.feature_map}"
+        return f"Memory ({rule}) {self.n_layer}x{self.n_embd}"
 
+    def validate(self, path: str = "model") -> None:
         require(self.encoder == "interleaved", f"{path}.encoder", "memory takes the interleaved encoder", self.encoder)
         require(self.rule in RULES, f"{path}.rule", f"must be one of {', '.join(RULES)}", self.rule)
         require(self.form in ("parallel", "recurrent"), f"{path}.form", "must be 'parallel' or 'recurrent'", self.form)
@@ -161,36 +165,6 @@ def memory_parallel(q, k, v, rule: str, beta=None, decay: float = 1.0, alpha=Non
         writes = torch.linalg.solve_triangular(system, beta.unsqueeze(-1) * v, upper=False, unitriangular=True)
         return (scores * causal) @ writes
     raise ValueError(f"no parallel form for rule {rule!r}")
-
-
-def recall_error(rule: str, n_keys: int, key_dim: int, feature_map: str = "identity", value_dim: int | None = None,
-                 n_trials: int = 100, seed: int = 0, strengths=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)) -> float:
-    """Capacity of a write rule, without training: write ``n_keys`` associations (random unit keys in
-    ``key_dim`` dimensions, values ``N(0, I)``) into one memory with the rule (no forgetting), read every
-    key back, and return the mean squared recall error per value coordinate (0: perfect recall; 1: no
-    better than recalling nothing), at the best constant write strength ``beta`` in ``strengths`` (what a
-    trained layer would tune; for Hebbian writes it scales the read-out). ``feature_map="poly2"`` stores
-    ``phi(key)`` (normalised) instead: the memory grows to ``key_dim + key_dim (key_dim + 1) / 2`` columns."""
-    g = torch.Generator().manual_seed(seed)
-    dv = value_dim or key_dim
-    keys = F.normalize(torch.randn(n_trials, 1, n_keys, key_dim, generator=g, dtype=torch.float64), dim=-1)
-    values = torch.randn(n_trials, 1, n_keys, dv, generator=g, dtype=torch.float64)
-    if feature_map == "poly2":
-        keys = F.normalize(poly2_features(keys), dim=-1)
-    # the writes, then n_keys reads: tokens that write nothing (zero key and value) and query each key
-    k = torch.cat([keys, torch.zeros_like(keys)], dim=2)
-    v = torch.cat([values, torch.zeros_like(values)], dim=2)
-    q = torch.cat([torch.zeros_like(keys), keys], dim=2)
-    ones = torch.ones(n_trials, 1, 2 * n_keys, dtype=torch.float64)
-    errors = []
-    hebbian = memory_recurrent(q, k, v, rule, decay=1.0)[:, :, n_keys:] if rule in ("linear", "decay") else None
-    for beta in strengths:
-        if hebbian is not None:  # a Hebbian memory is linear in the write strength: one pass, rescaled
-            recalled = beta * hebbian
-        else:
-            recalled = memory_recurrent(q, k, v, rule, beta=beta * ones, alpha=ones, eta=0 * ones)[:, :, n_keys:]
-        errors.append(((recalled - values) ** 2).mean().item())
-    return min(errors)
 
 
 class MemorySublayer(nn.Module):

@@ -20,8 +20,10 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
+from iclab.schema import require, require_positive
 
 CELLS = {"tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELL_NAMES = {"tanh": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 @dataclass
@@ -32,9 +34,11 @@ class RNNConfig:
     n_layer: int = 1
     n_embd: int = 64  # hidden state width
 
-    def validate(self, path: str = "model") -> None:
-        from iclab.config import require, require_positive
+    def label(self) -> str:
+        """The network's name in tables and plots: ``LSTM 2x64``."""
+        return f"{CELL_NAMES[self.cell]} {self.n_layer}x{self.n_embd}"
 
+    def validate(self, path: str = "model") -> None:
         require(self.encoder == "interleaved", f"{path}.encoder", "rnn takes the interleaved encoder", self.encoder)
         require(self.cell in CELLS, f"{path}.cell", f"must be one of {', '.join(CELLS)}", self.cell)
         require_positive(self, path, "n_layer", "n_embd")

@@ -38,6 +38,7 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
+from iclab.schema import require, require_positive
 
 
 @dataclass
@@ -52,9 +53,11 @@ class MambaConfig:
     d_conv: int = 4  # causal depthwise convolution width
     dt_rank: int | None = None  # rank of the step's projection; null = ceil(n_embd / 16)
 
-    def validate(self, path: str = "model") -> None:
-        from iclab.config import require, require_positive
+    def label(self) -> str:
+        """The network's name in tables and plots: ``Mamba 2x64``."""
+        return f"Mamba {self.n_layer}x{self.n_embd}"
 
+    def validate(self, path: str = "model") -> None:
         require(self.encoder == "interleaved", f"{path}.encoder", "mamba takes the interleaved encoder", self.encoder)
         require(self.form in ("scan", "loop"), f"{path}.form", "must be 'scan' or 'loop'", self.form)
         require_positive(self, path, "n_layer", "n_embd", "d_state", "expand", "d_conv")

@@ -30,6 +30,7 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
+from iclab.schema import require, require_positive
 
 
 @dataclass
@@ -43,8 +44,11 @@ class TransformerConfig:
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     dropout: float = 0.0
 
+    def label(self) -> str:
+        """The network's name in tables and plots: ``Transformer 4x64 (stacked)``."""
+        return f"Transformer {self.n_layer}x{self.n_embd} ({self.encoder})"
+
     def validate(self, path: str = "model") -> None:
-        from iclab.config import require, require_positive
         from iclab.models.encoders import ENCODERS
 
         require(self.encoder in ENCODERS, f"{path}.encoder", f"must be one of {', '.join(ENCODERS)}", self.encoder)

@@ -7,10 +7,8 @@ import html
 import time
 from pathlib import Path
 
-from iclab.evaluate.curves import read_curves
-from iclab.evaluate.run import _slug, error_label
 from iclab.report.plots import display_name, plot_curves, plot_shift_panels, plot_training
-from iclab.run import read_metrics, read_run_config
+from iclab.rundir import read_curves, read_metrics, read_run_config, shift_slug
 from iclab.utils import atomic_write_text
 
 _CSS = """
@@ -40,7 +38,8 @@ def write_report(run_dir: str | Path) -> Path:
     from iclab.tasks import make_task
 
     d = cfg.task.n_dims
-    ylabel = error_label(make_task(cfg.task))
+    ylabel = make_task(cfg.task).error_label
+    network = cfg.model.label()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     learners = list(dict.fromkeys(r["learner"] for r in rows))
     max_k = max(r["k"] for r in rows)
@@ -53,26 +52,27 @@ def write_report(run_dir: str | Path) -> Path:
     if last:
         r = last[-1]
         parts.append(f"<p>Task <b>{html.escape(cfg.task.name)}</b>, d = {d}, {cfg.task.n_points} points per prompt; "
-                     f"model <b>{html.escape(cfg.model.name)}</b> ({html.escape(_model_summary(cfg.model))}); "
+                     f"model <b>{html.escape(network)}</b> ({html.escape(_model_summary(cfg.model))}); "
                      f"trained {r['step']} steps in {r.get('elapsed_s', 0):.0f} s, final training loss "
                      f"{r['loss']:.4g}.</p>")
     if "standard" in shifts and "model" in learners and 2 * d <= max_k:
         std = {(r["learner"], r["k"]): r for r in rows if r["shift"] == "standard"}
-        others = ", ".join(f"{html.escape(display_name(lab))} {std[(lab, 2 * d)]['mean']:.3f}"
+        others = ", ".join(f"{html.escape(display_name(lab, network))} {std[(lab, 2 * d)]['mean']:.3f}"
                            for lab in learners if lab != "model" and (lab, 2 * d) in std)
         m = std[("model", 2 * d)]
         parts.append(f'<p class="key">At k = 2d = {2 * d} in-context examples the trained model\'s {ylabel} '
                      f"is <b>{m['mean']:.3f}</b> (95% CI {m['ci_low']:.3f} to {m['ci_high']:.3f}); {others}.</p>")
 
     if len(shifts) > 1:
-        png = plot_shift_panels(rows, run_dir / "plots" / "curves_all_shifts.png", n_dims=d, ylabel=ylabel)
+        png = plot_shift_panels(rows, run_dir / "plots" / "curves_all_shifts.png", n_dims=d, ylabel=ylabel,
+                                network=network)
         parts.append(f"<h2>Error vs in-context examples, one panel per shift</h2>{_img(png)}")
     for shift in shifts:
         sub = [r for r in rows if r["shift"] == shift]
-        png = plot_curves(sub, run_dir / "plots" / f"curves_{_slug(shift)}.png", n_dims=d,
-                          title=f"{cfg.task.name} (d={d}), {shift}", ylabel=ylabel)
+        png = plot_curves(sub, run_dir / "plots" / f"curves_{shift_slug(shift)}.png", n_dims=d,
+                          title=f"{cfg.task.name} (d={d}), {shift}", ylabel=ylabel, network=network)
         parts.append(f"<h2>Error vs in-context examples: {html.escape(shift)}</h2>{_img(png)}")
-        parts.append(_table(sub, learners, ks))
+        parts.append(_table(sub, learners, ks, network))
     png = plot_training(records, run_dir / "plots" / "training.png", k_mark=2 * d)
     if png is not None:
         parts.append(f"<h2>Training</h2>{_img(png)}")
@@ -94,13 +94,13 @@ def _model_summary(model_cfg) -> str:
     return ", ".join(fields)
 
 
-def _table(rows: list[dict], learners: list[str], ks: list[int]) -> str:
+def _table(rows: list[dict], learners: list[str], ks: list[int], network: str | None = None) -> str:
     by = {(r["learner"], r["k"]): r["mean"] for r in rows}
     head = "".join(f"<th>k = {k}</th>" for k in ks)
     body = []
     for lab in learners:
         cells = "".join(f"<td>{by[(lab, k)]:.3f}</td>" if (lab, k) in by else "<td></td>" for k in ks)
-        body.append(f"<tr><td>{html.escape(display_name(lab))} <span class='muted'>{html.escape(lab)}</span></td>"
+        body.append(f"<tr><td>{html.escape(display_name(lab, network))} <span class='muted'>{html.escape(lab)}</span></td>"
                     f"{cells}</tr>")
     return f"<table><tr><th>learner</th>{head}</tr>{''.join(body)}</table>"
 

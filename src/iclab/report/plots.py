@@ -6,7 +6,7 @@ from pathlib import Path
 
 # display names and colours in the spirit of Garg et al. 2022, Figure 2
 _STYLE = {
-    "model": ("Transformer", "black", 2.6),
+    "model": ("Trained network", "black", 2.6),  # named by its family and size where the config is known
     "least_squares": ("Least Squares", "tab:blue", 1.6),
     "knn(k=3)": ("3-Nearest Neighbors", "tab:green", 1.6),
     "averaging": ("Averaging", "tab:orange", 1.6),
@@ -18,7 +18,11 @@ _STYLE = {
 _EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod"]
 
 
-def display_name(label: str) -> str:
+def display_name(label: str, network: str | None = None) -> str:
+    """A learner's name in tables and legends; the trained network (learner ``model``) is called ``network``
+    (its family and size, e.g. ``LSTM 2x64``: :meth:`label` of the model config) when given."""
+    if label == "model" and network:
+        return network
     return _STYLE.get(label, (label,))[0]
 
 
@@ -32,12 +36,12 @@ def _pyplot():
 
 
 def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "",
-                ylabel: str = "squared error / d") -> Path:
+                ylabel: str = "squared error / d", network: str | None = None) -> Path:
     """Error vs number of in-context examples, one line (with its 95% band) per learner."""
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    _draw_curves(ax, rows, n_dims, ylabel)
+    _draw_curves(ax, rows, n_dims, ylabel, network)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -46,8 +50,8 @@ def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: 
     return path
 
 
-def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, ylabel: str = "squared error / d"
-                      ) -> Path:
+def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, ylabel: str = "squared error / d",
+                      network: str | None = None) -> Path:
     """One panel per distribution shift, side by side (Garg et al. 2022, Figure 3 style)."""
     plt = _pyplot()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
@@ -55,7 +59,7 @@ def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, y
     nrows = (len(shifts) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), dpi=110, squeeze=False)
     for ax, shift in zip(axes.flat, shifts):
-        _draw_curves(ax, [r for r in rows if r["shift"] == shift], n_dims, ylabel)
+        _draw_curves(ax, [r for r in rows if r["shift"] == shift], n_dims, ylabel, network)
         ax.set_title(shift, fontsize=10)
     for ax in list(axes.flat)[len(shifts):]:
         ax.axis("off")
@@ -66,13 +70,14 @@ def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, y
     return path
 
 
-def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str) -> None:
+def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str, network: str | None = None) -> None:
     labels = list(dict.fromkeys(r["learner"] for r in rows))
     labels.sort(key=lambda lab: lab != "model")  # the network first, drawn on top
     for i, label in enumerate(reversed(labels)):
         pts = sorted((r for r in rows if r["learner"] == label), key=lambda r: r["k"])
         ks = [r["k"] for r in pts]
         name, color, width = _STYLE.get(label, (label, _EXTRA_COLORS[i % len(_EXTRA_COLORS)], 1.6))
+        name = display_name(label, network)
         style = "--" if label == "zero" else "-"
         ax.plot(ks, [r["mean"] for r in pts], style, color=color, lw=width, label=name)
         ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)

@@ -14,6 +14,7 @@ import torch
 
 from iclab.types import Prompts
 from iclab.utils import derive_seed
+from iclab.schema import require_positive
 
 TRAIN_STREAM = 0
 EVAL_STREAM = 1
@@ -36,8 +37,6 @@ class Curriculum:
     points_every: int = 2000
 
     def validate(self, path: str = "task.curriculum") -> None:
-        from iclab.config import require_positive
-
         require_positive(self, path, "dims_inc", "dims_every", "points_inc", "points_every")
         if self.dims_start is not None:
             require_positive(self, path, "dims_start")
@@ -118,6 +117,19 @@ class Task:
     def relevant_learners(self) -> list[str]:
         """Reference learner specs worth comparing with, the Bayes-optimal one first where known."""
         raise NotImplementedError
+
+    def posterior(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Bayes predictor of this task's prior, for every prefix at once: ``(pred, log_evidence)``, both
+        ``(B, N)`` in the inputs' dtype; ``pred[:, i]`` is the posterior mean of ``y_i`` given the first ``i``
+        examples and ``log_evidence[:, i] = log p(y_<i | x_<i)`` (:mod:`iclab.tasks.posterior` has the math).
+        A family with a closed form overrides this; the posterior-mean learners call it."""
+        raise NotImplementedError(f"task {self.name} has no closed-form posterior mean")
+
+    def posterior_unsupported(self) -> str | None:
+        """None when :meth:`posterior` has a closed form for this task's settings, else why not."""
+        if type(self).posterior is Task.posterior:
+            return "it has no closed-form posterior mean here"
+        return None
 
     def train_batch(self, batch_size: int, seed: int, step: int) -> Prompts:
         """The training batch of step ``step``: a function of ``(seed, step)`` only, curriculum applied."""

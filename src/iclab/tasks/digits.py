@@ -17,6 +17,7 @@ import torch
 
 from iclab.tasks.base import Curriculum, Task
 from iclab.types import Prompts
+from iclab.schema import require, require_non_negative, require_positive
 
 
 @lru_cache(maxsize=1)
@@ -40,8 +41,6 @@ class DigitsClassificationConfig:
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_non_negative, require_positive
-
         require_positive(self, path, "n_dims", "n_points", "n_classes")
         require(2 <= self.n_classes <= 10, f"{path}.n_classes", "must be between 2 and 10", self.n_classes)
         if self.n_tasks is not None:

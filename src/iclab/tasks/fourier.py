@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from iclab.tasks.base import Curriculum, FeatureTask
+from iclab.schema import require, require_non_negative, require_positive
 
 
 @dataclass
@@ -27,8 +28,6 @@ class FourierSeriesConfig:
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_non_negative, require_positive
-
         require(self.n_dims == 1, f"{path}.n_dims", "must be 1 for fourier_series", self.n_dims)
         require_positive(self, path, "n_points", "max_frequency", "half_period")
         require_non_negative(self, path, "noise_std")

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import torch
 
+from iclab.schema import require, require_finite, require_non_negative, require_positive
 from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.posterior import combine, discrete_predictive, gaussian_predictive, likelihood_var, too_many
 from iclab.types import Prompts
 
 
@@ -37,8 +40,6 @@ class LinearRegressionConfig:
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_finite, require_non_negative, require_positive
-
         require(self.x_distribution in ("gaussian", "uniform"), f"{path}.x_distribution",
                 "must be 'gaussian' or 'uniform'", self.x_distribution)
         require_positive(self, path, "n_dims", "n_points", "x_scale")
@@ -97,6 +98,9 @@ class LinearRegression(LinearTask):
     def sample_w(self, batch_size, generator, n_active_dims):
         return torch.randn(batch_size, self.n_dims, generator=generator), {}
 
+    def posterior(self, xs, ys):
+        return gaussian_predictive(xs, ys, likelihood_var(self))
+
     def relevant_learners(self) -> list[str]:
         # posterior mean under w ~ N(0, I): min-norm least squares when noiseless, ridge(sigma^2) otherwise
         bayes = self._bayes_gaussian()
@@ -114,8 +118,6 @@ class SparseLinearRegressionConfig(LinearRegressionConfig):
     sparsity: int = 3  # nonzero coordinates of w
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_positive
-
         super().validate(path)
         require_positive(self, path, "sparsity")
         require(self.sparsity <= self.n_dims, f"{path}.sparsity", f"must be at most task.n_dims ({self.n_dims})",
@@ -144,6 +146,21 @@ class SparseLinearRegression(LinearTask):
         return ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "lasso(alpha=0.001)", "least_squares", "knn(k=3)",
                 "averaging", "zero"]
 
+    def posterior(self, xs, ys):
+        # the Gaussian recursion on every support of size k, weighed by its evidence
+        k = self.config.sparsity
+        supports = list(combinations(range(self.n_dims), k))
+        index = torch.tensor(supports, device=xs.device)  # (S, k)
+        b, n, _ = xs.shape
+        sub = xs[:, :, index].permute(0, 2, 1, 3).reshape(b * len(supports), n, k)  # (B*S, N, k)
+        pred, log_ev = gaussian_predictive(sub, ys.repeat_interleave(len(supports), 0), likelihood_var(self))
+        pred, log_ev = pred.view(b, -1, n), log_ev.view(b, -1, n)
+        log_joint = log_ev - math.log(len(supports))
+        return (torch.softmax(log_joint, 1) * pred).sum(1), torch.logsumexp(log_joint, 1)
+
+    def posterior_unsupported(self) -> str | None:
+        return too_many(math.comb(self.n_dims, self.config.sparsity), "supports")
+
 
 @dataclass
 class SignVectorRegressionConfig(LinearRegressionConfig):
@@ -159,10 +176,15 @@ class SignVectorRegression(LinearTask):
     name = "sign_vector_regression"
 
     def relevant_learners(self) -> list[str]:
-        from iclab.learners.bayes import bayes_unsupported
-
-        bayes = ["sign_posterior"] if bayes_unsupported(self) is None else []
+        bayes = ["sign_posterior"] if self.posterior_unsupported() is None else []
         return [*bayes, "linf_min", "least_squares", "knn(k=3)", "averaging", "zero"]
+
+    def posterior(self, xs, ys):  # the posterior over all 2^d corners of the cube
+        codes = torch.arange(2**self.n_dims).unsqueeze(-1).bitwise_right_shift(torch.arange(self.n_dims)).bitwise_and(1)
+        return discrete_predictive(xs, ys, codes.to(xs.dtype) * 2 - 1, likelihood_var(self))
+
+    def posterior_unsupported(self) -> str | None:
+        return too_many(2**self.n_dims, "sign vectors")
 
     def sample_w(self, batch_size, generator, n_active_dims):
         return torch.randint(0, 2, (batch_size, self.n_dims), generator=generator).float() * 2 - 1, {}
@@ -176,8 +198,6 @@ class LowRankRegressionConfig(LinearRegressionConfig):
     rank: int = 1
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_positive
-
         super().validate(path)
         m = math.isqrt(self.n_dims)
         require(m * m == self.n_dims, f"{path}.n_dims", "must be a perfect square (x and w are m x m matrices)",
@@ -258,8 +278,6 @@ class GaussianMixtureRegressionConfig(LinearRegressionConfig):
     weights: list[float] = field(default_factory=lambda: [0.5, 0.5])  # mixing weights of the two components
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_finite
-
         super().validate(path)
         require_finite(self, path, "mean_scale")
         require(len(self.weights) == 2 and all(w >= 0 for w in self.weights) and abs(sum(self.weights) - 1) < 1e-6,
@@ -288,3 +306,8 @@ class GaussianMixtureRegression(LinearTask):
 
     def relevant_learners(self) -> list[str]:
         return ["gmm_posterior", self._bayes_gaussian(), "knn(k=3)", "averaging", "zero"]
+
+    def posterior(self, xs, ys):  # each component's Gaussian posterior, weighed by its evidence
+        weights = torch.tensor(self.config.weights, dtype=xs.dtype).log()
+        parts = [gaussian_predictive(xs, ys, likelihood_var(self), prior_mean=mu) for mu in self.means()]
+        return combine(parts, weights)

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
+from iclab.schema import family_config, require, require_positive
 from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.posterior import combine
 from iclab.types import Prompts
 
 
@@ -32,7 +34,6 @@ class MixtureConfig:
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import _family_config, require, require_positive
         from iclab.tasks import TASKS
 
         require_positive(self, path, "n_dims", "n_points")
@@ -47,7 +48,7 @@ class MixtureConfig:
                 require(comp.get(key, getattr(self, key)) == getattr(self, key), f"{where}.{key}",
                         f"must equal the mixture's task.{key} ({getattr(self, key)})", comp.get(key))
             comp = {**comp, "n_dims": self.n_dims, "n_points": self.n_points}
-            _family_config(TASKS, where, comp, "linear_regression", word="task")  # full check of the component
+            family_config(TASKS, where, comp, "linear_regression", word="task")  # full check of the component
             resolved.append(comp)
         self.components = resolved
         if self.weights is not None:
@@ -63,11 +64,10 @@ class Mixture(Task):
     name = "mixture"
 
     def __init__(self, config) -> None:
-        from iclab.config import _family_config
         from iclab.tasks import TASKS
 
         super().__init__(config)
-        self.components = [TASKS[c["name"]](_family_config(TASKS, "task.components", c, "linear_regression"))
+        self.components = [TASKS[c["name"]](family_config(TASKS, "task.components", c, "linear_regression"))
                            for c in config.components]
         k = len(self.components)
         self.weights = torch.tensor(config.weights if config.weights is not None else [1.0 / k] * k)
@@ -106,10 +106,18 @@ class Mixture(Task):
                 ys[where] = task.label(xs[where], {k: v[where] for k, v in info.items()})
         return ys
 
-    def relevant_learners(self) -> list[str]:
-        from iclab.learners.bayes import mixture_supported
+    def posterior(self, xs, ys):  # the components' posterior means weighed by p(component | prefix)
+        return combine([c.posterior(xs, ys) for c in self.components], self.weights.log())
 
-        first = ["bayes_mixture"] if mixture_supported(self) is None else []
+    def posterior_unsupported(self) -> str | None:
+        for comp in self.components:
+            reason = comp.posterior_unsupported()
+            if reason is not None:
+                return f"component {comp.name}: {reason}"
+        return None
+
+    def relevant_learners(self) -> list[str]:
+        first = ["bayes_mixture"] if self.posterior_unsupported() is None else []
         seen = []
         for task in self.components:
             for spec in task.relevant_learners():

@@ -13,6 +13,7 @@ import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
 from iclab.tasks.base import FeatureTask
+from iclab.schema import require, require_non_negative, require_positive
 
 
 @dataclass
@@ -24,8 +25,6 @@ class MonomialRegressionConfig(LinearRegressionConfig):
     monomial_seed: int = 0
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_non_negative, require_positive
-
         super().validate(path)
         require_positive(self, path, "n_monomials")
         require_non_negative(self, path, "monomial_seed")

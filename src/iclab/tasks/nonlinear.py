@@ -16,6 +16,7 @@ import torch
 from iclab.tasks.base import Task
 from iclab.tasks.linear import LinearRegressionConfig
 from iclab.types import Prompts
+from iclab.schema import require, require_positive
 
 
 def _gaussian_inputs(task, batch_size, generator, n_active_dims, n_points):
@@ -34,8 +35,6 @@ class DecisionTreeConfig(LinearRegressionConfig):
     depth: int = 4
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_positive
-
         super().validate(path)
         require_positive(self, path, "depth")
         require(self.depth <= 12, f"{path}.depth", "must be at most 12", self.depth)
@@ -86,8 +85,6 @@ class ReluNetworkConfig(LinearRegressionConfig):
     hidden: int = 100
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require_positive
-
         super().validate(path)
         require_positive(self, path, "hidden")
 

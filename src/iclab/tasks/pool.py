@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
+from iclab.schema import require_non_negative, require_positive
 from iclab.tasks.linear import LinearRegressionConfig, LinearTask
+from iclab.tasks.posterior import discrete_predictive, likelihood_var
 
 
 @dataclass
@@ -28,8 +30,6 @@ class TaskPoolConfig(LinearRegressionConfig):
     pool_file: str | None = None  # a .npy array (pool_size, n_dims) used as the pool instead; null = drawn
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require_non_negative, require_positive
-
         super().validate(path)
         require_positive(self, path, "pool_size")
         require_non_negative(self, path, "pool_seed")
@@ -41,7 +41,7 @@ def load_pool_file(file: str, pool_size: int, n_dims: int, field: str = "task.po
     """The pool stored in ``file`` (a NumPy ``.npy`` array of shape (pool_size, n_dims), finite values)."""
     import numpy as np
 
-    from iclab.config import ConfigError
+    from iclab.errors import ConfigError
 
     try:
         array = np.load(file, allow_pickle=False)
@@ -108,3 +108,6 @@ class TaskPool(LinearTask):
 
     def relevant_learners(self) -> list[str]:
         return ["dmmse", self._bayes_gaussian(), "least_squares", "zero"]
+
+    def posterior(self, xs, ys):  # discrete MMSE: the posterior over the pool, uniform prior
+        return discrete_predictive(xs, ys, self.pool, likelihood_var(self))

@@ -18,6 +18,7 @@ import torch
 
 from iclab.tasks.base import Curriculum, Task
 from iclab.types import Prompts
+from iclab.schema import require, require_positive
 
 
 @dataclass
@@ -29,8 +30,6 @@ class AssociativeRecallConfig:
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require, require_positive
-
         require_positive(self, path, "n_dims", "n_points", "n_keys")
         require(self.n_keys < self.n_points, f"{path}.n_keys",
                 f"must be less than task.n_points ({self.n_points}), leaving room for queries", self.n_keys)

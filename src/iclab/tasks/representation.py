@@ -14,6 +14,7 @@ import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
 from iclab.tasks.base import FeatureTask
+from iclab.schema import require_non_negative, require_positive
 
 
 @dataclass
@@ -27,8 +28,6 @@ class RepresentationConfig(LinearRegressionConfig):
     phi_seed: int = 0
 
     def validate(self, path: str = "task") -> None:
-        from iclab.config import require_non_negative, require_positive
-
         super().validate(path)
         require_positive(self, path, "phi_dim", "phi_hidden")
         require_non_negative(self, path, "phi_seed")

@@ -2,7 +2,6 @@
 The curriculum lives with the tasks (:class:`iclab.tasks.Curriculum`)."""
 
 from iclab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from iclab.train.config import TrainConfig
 from iclab.train.schedule import lr_at
 
-__all__ = ["TrainConfig", "latest_checkpoint", "list_checkpoints", "load_checkpoint", "lr_at", "save_checkpoint"]
+__all__ = ["latest_checkpoint", "list_checkpoints", "load_checkpoint", "lr_at", "save_checkpoint"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from iclab.config import RunConfig, save_config, to_dict
+from iclab.config import RunConfig, read_run_config, save_config, to_dict
 from iclab.errors import ConfigError, RunFolderError, TrainingError
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -128,8 +128,6 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
     step, elapsed = 0, 0.0
     last_ckpt: Path | None = None
     if resume:
-        from iclab.run import read_run_config
-
         saved = read_run_config(run_dir)
         check_resumable(saved, cfg)
         cfg = replace(cfg, task=saved.task)  # the same task; a pool file is the run's own copy

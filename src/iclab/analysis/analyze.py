@@ -63,7 +63,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     from iclab.analysis.pasting import paste
     from iclab.analysis.probes import probe_model
     from iclab.learners import make_learner, parse_learner_spec
-    from iclab.run import load_model
+    from iclab.rundir import load_model
     from iclab.tasks import make_task
     from iclab.types import Prompts
 
@@ -76,7 +76,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
         raise UserError(f"--prompts: must be at least 8, got {n_prompts}")
     for spec in learners or []:
         parse_learner_spec(spec, "--learner")
-    from iclab.run import read_run_config
+    from iclab.rundir import read_run_config
 
     run_cfg = read_run_config(run_dir)
     if device is None:

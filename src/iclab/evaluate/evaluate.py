@@ -8,6 +8,7 @@ import torch
 
 from iclab.evaluate.curves import error_curves, rows_to_csv
 from iclab.learners import make_learner
+from iclab.rundir import load_model, shift_slug
 from iclab.utils import atomic_write_text, resolve_device
 
 
@@ -18,7 +19,6 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     ``learners`` defaults to the run config's ``eval.learners``, else the task's relevant learners.
     The network's rows are under learner ``model``.
     """
-    from iclab.run import load_model
     from iclab.tasks import apply_shift, make_task
     from iclab.tasks.shifts import parse_shift
 
@@ -43,21 +43,10 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
         from iclab.report.plots import plot_curves
 
         for shift in shifts:
-            plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{_slug(shift)}.png",
+            plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{shift_slug(shift)}.png",
                         n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}",
-                        ylabel=error_label(task))
+                        ylabel=task.error_label, network=cfg.model.label())
     return rows
-
-
-def error_label(task) -> str:
-    """Axis label for a task's curves (``squared error / d`` for linear regression)."""
-    return task.error_label
-
-
-def _slug(shift: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", shift).strip("_")
 
 
 class _Batched:

@@ -1,4 +1,6 @@
-"""Run folders: where a run keeps its config, metrics, checkpoints, curves, plots and report.
+"""Run-folder I/O: where a run keeps its config, metrics, checkpoints, curves, plots and report, and the
+functions that read them back (the entry points that *write* them are :func:`iclab.train.train`,
+:func:`iclab.evaluate.evaluate_run`, :func:`iclab.analysis.analyze_run` and :func:`iclab.report.write_report`).
 
     runs/<name>/
       config.yaml          the fully resolved config
@@ -12,26 +14,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+from iclab.config import read_run_config
 from iclab.errors import RunFolderError
 
+CURVE_COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv, one row per (learner, shift, k)
 
-def read_run_config(run_dir: Path):
-    """The resolved config saved in a run folder."""
-    from iclab.config import ConfigError, read_yaml, run_config_from_dict
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir}: no such run folder")
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise RunFolderError(f"{path}: missing; is {run_dir} a run folder made by `iclab train`?")
-    try:
-        return run_config_from_dict(read_yaml(path))
-    except ConfigError as e:
-        raise RunFolderError(f"{path}: {e}") from None
+__all__ = ["CURVE_COLUMNS", "load_model", "read_curves", "read_metrics", "read_run_config", "shift_slug"]
 
 
 def load_model(run_dir: Path, device=None):
@@ -42,9 +34,8 @@ def load_model(run_dir: Path, device=None):
     import torch
 
     from iclab.models import build_model
-    from iclab.train.checkpoint import latest_checkpoint
-
     from iclab.tasks import make_task
+    from iclab.train.checkpoint import latest_checkpoint
 
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))
@@ -73,3 +64,22 @@ def read_metrics(run_dir: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue  # a line cut by a crash; the rest is still good
     return records
+
+
+def read_curves(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [{"learner": r["learner"], "shift": r["shift"], "k": int(r["k"]), "mean": float(r["mean"]),
+                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"])} for r in rows]
+    except (KeyError, ValueError, TypeError, csv.Error):
+        raise RunFolderError(f"{path}: not a curves file (columns {', '.join(CURVE_COLUMNS)})") from None
+
+
+def shift_slug(shift: str) -> str:
+    """The file-name form of a shift spec: ``plots/curves_<slug>.png``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", shift).strip("_")
