@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                        "pasting: RUN_DIR/analysis/ and the report")
     a.add_argument("run_dir")
     a.add_argument("--only", action="append", metavar="INSTRUMENT",
-                   help="probes, alignment, weights, attention, order or paste (repeatable; default: all that apply)")
+                   help="an analysis instrument (`iclab list`: probes, alignment, weights, attention, order, paste, ...; "
+                        "repeatable; default: all that apply)")
     a.add_argument("--hook", action="append", help="hook name or glob pattern to probe (repeatable; default: one per layer)")
     a.add_argument("--target", action="append", help="probe target: w, xty, w_ols, w_ridge, phi (repeatable)")
     a.add_argument("--learner", action="append", help="reference learner spec to align with (repeatable)")
@@ -246,40 +247,71 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
+    """Everything registered, read from the registries (so a registered extension shows up too)."""
+    import dataclasses
     import inspect
 
+    from iclab.analysis import INSTRUMENTS
     from iclab.learners import LEARNERS
     from iclab.models import ENCODERS, MODELS
+    from iclab.models.memory_rules import RULES
     from iclab.recipes import RECIPES
     from iclab.tasks import SHIFTS, TASKS
 
     def first_line(obj) -> str:
-        return (inspect.getdoc(obj) or "").splitlines()[0] if inspect.getdoc(obj) else ""
+        doc = inspect.getdoc(obj)
+        return doc.splitlines()[0] if doc else ""
 
-    print("tasks:")
-    for name, cls in TASKS.items():
-        print(f"  {name:<24} {first_line(cls)}")
-    print("models:")
-    for name, cls in MODELS.items():
-        print(f"  {name:<24} encoders: {', '.join(cls.encoders)}")
-    print("encoders:")
-    for name in ENCODERS:
-        print(f"  {name}")
-    print("learners:")
-    for name, cls in LEARNERS.items():
-        sig = inspect.signature(cls.__init__)
-        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values() if p.name not in ("self", "task"))
-        print(f"  {name + ('(' + params + ')' if params else ''):<24} {first_line(cls)}")
-    print("shifts:")
+    def fields(config_cls, skip=("name",)) -> str:
+        return ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(config_cls) if f.name not in skip)
+
+    def params(fn, skip) -> str:
+        return ", ".join(f"{p.name}={p.default!r}" for p in inspect.signature(fn).parameters.values()
+                         if p.name not in skip)
+
+    print("tasks (task.name; its fields and defaults):")
+    for name in sorted(TASKS):
+        cls = TASKS[name]
+        print(f"  {name:<28} {first_line(cls)}")
+        print(f"  {'':<28}   {fields(cls.Config, ('name', 'curriculum'))}")
+    print("models (model.name; its fields and defaults):")
+    for name in sorted(MODELS):
+        cls = MODELS[name]
+        print(f"  {name:<28} {first_line(cls)} Encoders: {', '.join(cls.encoders)}.")
+        print(f"  {'':<28}   {fields(cls, ('name', 'encoder'))}")
+    print("encoders (model.encoder):")
+    for name, cls in ENCODERS.items():
+        print(f"  {name:<28} {first_line(cls)}")
+    print("memory rules (model.rule of the memory family):")
+    for name, rule in RULES.items():
+        print(f"  {name:<28} {'recurrent and parallel forms' if rule.parallel else 'recurrent form'}")
+    print("learners (eval.learners, --learner):")
+    for name in sorted(LEARNERS):
+        cls = LEARNERS[name]
+        spec = params(cls.__init__, ("self", "task"))
+        print(f"  {name + ('(' + spec + ')' if spec else ''):<28} {first_line(cls)}")
+    print("shifts (eval.shifts, --shift):")
     for name, fn in SHIFTS.items():
-        sig = inspect.signature(fn)
-        params = ", ".join(f"{p.name}={p.default!r}" for p in sig.parameters.values()
-                           if p.name not in ("task", "n_prompts", "seed"))
-        print(f"  {name + ('(' + params + ')' if params else ''):<24} {first_line(fn)}")
-    print("recipes:")
+        spec = params(fn, ("task", "n_prompts", "seed"))
+        print(f"  {name + ('(' + spec + ')' if spec else ''):<28} {first_line(fn)}")
+    print("analysis instruments (iclab analyze --only):")
+    for name, ins in INSTRUMENTS.items():
+        print(f"  {name:<28} {first_line(ins.run)}")
+    print("recipes (iclab train --recipe):")
     for name, fn in RECIPES.items():
-        print(f"  {name:<24} {first_line(fn)}")
+        print(f"  {name:<28} {first_line(fn)}")
     return 0
+
+
+def _default(f) -> str:
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+        return repr(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
+    return "?"
 
 
 if __name__ == "__main__":

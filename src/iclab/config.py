@@ -100,7 +100,7 @@ def _default_task() -> Any:
 
 
 def _default_model() -> Any:
-    return MODELS["transformer"].Config()
+    return MODELS["transformer"]()
 
 
 @dataclass
@@ -108,6 +108,9 @@ class RunConfig:
     """Everything that defines a run; ``config.yaml`` in the run folder is this, fully resolved."""
 
     name: str = "run"  # the run folder is runs/<name> unless --out says otherwise
+    # modules (dotted names) or .py files that register extra tasks, models, learners or analysis instruments;
+    # imported before the rest of the config is read, so a run of your own family is one config away
+    imports: list[str] = field(default_factory=list)
     task: Any = field(default_factory=_default_task)  # a task family's Config, chosen by task.name
     model: Any = field(default_factory=_default_model)  # a model family's Config, chosen by model.name
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -129,14 +132,16 @@ def run_config_from_dict(data: Any) -> RunConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping with sections task, model, train, eval; got {data!r}")
     data = dict(data)
+    imports = import_extensions(data.get("imports", []))
     task = family_config(TASKS, "task", data.pop("task", None), "linear_regression")
     model = family_config(MODELS, "model", data.pop("model", None), "transformer")
-    known = ["name", "task", "model", "train", "eval"]
+    known = ["name", "task", "model", "train", "eval", "imports"]
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(known)}")
     cfg = RunConfig(
         name=convert(str, data.get("name", "run"), "name"),
+        imports=imports,
         task=task,
         model=model,
         train=from_dict(TrainConfig, data.get("train"), "train"),
@@ -144,6 +149,44 @@ def run_config_from_dict(data: Any) -> RunConfig:
     )
     cfg.validate()
     return cfg
+
+
+def import_extensions(entries: Any) -> list[str]:
+    """Import the modules a config's ``imports`` names (so their ``@TASKS.register`` & co. run) and return
+    the entries as they are saved: ``.py`` files with absolute paths, module names as given. A module name
+    is looked up on ``sys.path`` and in the working folder."""
+    import importlib
+    import importlib.util
+    import sys
+
+    entries = convert(list[str], entries, "imports")
+    resolved = []
+    for i, entry in enumerate(entries):
+        where = f"imports[{i}]"
+        try:
+            if entry.endswith(".py"):
+                path = Path(entry).expanduser().resolve()
+                if not path.is_file():
+                    raise ConfigError(f"{where}: {entry}: no such file")
+                module = f"iclab_ext_{path.stem}_{abs(hash(str(path))) % 10**8}"
+                if module not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(module, path)
+                    mod = importlib.util.module_from_spec(spec)
+                    sys.modules[module] = mod
+                    try:
+                        spec.loader.exec_module(mod)
+                    except BaseException:
+                        del sys.modules[module]
+                        raise
+                resolved.append(str(path))
+            else:
+                if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                    sys.path.append(str(Path.cwd()))
+                importlib.import_module(entry)
+                resolved.append(entry)
+        except ImportError as e:
+            raise ConfigError(f"{where}: cannot import {entry!r}: {e}") from None
+    return resolved
 
 
 def _switch_family(data: dict, section: str, name: Any) -> None:
@@ -159,9 +202,10 @@ def _switch_family(data: dict, section: str, name: Any) -> None:
     family = registry.get(name) if isinstance(name, str) else None
     if family is None:
         return
-    allowed = {f.name for f in fields(family.Config)} - {"n_positions"}
+    config_cls = family if section == "model" else family.Config
+    allowed = {f.name for f in fields(config_cls)} - {"n_positions"}
     kept = {k: v for k, v in old.items() if k in allowed}
-    if section == "model" and kept.get("encoder") not in getattr(family, "encoders", ()):
+    if section == "model" and kept.get("encoder") not in config_cls.encoders:
         kept.pop("encoder", None)
     data[section] = kept
 

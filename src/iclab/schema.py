@@ -84,7 +84,7 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+            raise ConfigError(f"{path}: {one_of(allowed)}, got {value!r}")
         return value
     if origin is list:
         (arg,) = typing.get_args(tp) or (Any,)
@@ -121,6 +121,20 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             return value
         raise ConfigError(f"{path}: expected a string, got {value!r}")
     raise TypeError(f"unsupported config annotation {tp!r} at {path}")  # a bug in iclab, not user input
+
+
+def one_of(allowed) -> str:
+    """``must be 'a' or 'b'`` / ``must be one of a, b, c``: how every enumeration states what it allows."""
+    allowed = list(allowed)
+    if len(allowed) == 2:
+        return f"must be {allowed[0]!r} or {allowed[1]!r}"
+    return f"must be one of {', '.join(map(str, allowed))}"
+
+
+def literal_values(cls: type, field: str) -> tuple:
+    """The values a ``Literal[...]``-typed field of dataclass ``cls`` allows."""
+    tp = typing.get_type_hints(cls)[field]
+    return typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else ()
 
 
 def from_dict(cls: type, data: Any, path: str = "") -> Any:
@@ -186,4 +200,5 @@ def family_config(registry: dict, kind: str, data: Any, default: str, word: str 
     name = data.get("name", default)
     if not isinstance(name, str) or name not in registry:
         raise ConfigError(f"{kind}.name: unknown {word or kind} {name!r}; registered: {', '.join(sorted(registry))}")
-    return from_dict(registry[name].Config, data, kind)
+    target = registry[name]  # a config dataclass, or a class whose ``Config`` is one
+    return from_dict(target if dataclasses.is_dataclass(target) else target.Config, data, kind)

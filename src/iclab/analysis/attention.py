@@ -45,10 +45,8 @@ def _agreement(product: torch.Tensor, construction: torch.Tensor) -> dict:
 def lsa_products(model) -> list[dict]:
     """Per linear self-attention layer: ``{"layer", "kq", "pv", "kq_vs_gd", "pv_vs_gd"}`` with the products
     as tensors and their agreement with the gradient-descent construction."""
-    from iclab.models.lsa import LinearSelfAttention
-
     net = getattr(model, "backbone", model)
-    if not isinstance(net, LinearSelfAttention):
+    if getattr(net, "config", None) is None or net.config.name != "linear_self_attention":
         raise UserError("weight products are defined for linear_self_attention models only")
     width = net.blocks[0].attn.w_q.shape[0]
     d = width - 2

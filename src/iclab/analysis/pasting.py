@@ -38,7 +38,7 @@ class Pasted(nn.Module):
         b, t, _ = tokens.shape
         x = self.read_in(tokens) + self.net.pos_embed(layout.positions).unsqueeze(0).expand(b, t, -1)
         for block in self.net.blocks[self.layer :]:
-            x = block(x, layout.attn_mask)
+            x = block(x, layout)
         out = self.net.read_out(self.net.ln_f(x)).squeeze(-1)
         return out[:, layout.readout]
 

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _plt():
-    from iclab.report.plots import _pyplot
-
-    return _pyplot()
+from iclab.plotting import pyplot
 
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def plot_probes(rows: list[dict], path: Path) -> Path:
     """Held-out R^2 against depth, one panel per target; solid: trained network, dashed: random init."""
-    plt = _plt()
+    plt = pyplot()
     rows = [r for r in rows if r["k"] == "all"]
     targets = list(dict.fromkeys(r["target"] for r in rows))
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
@@ -44,7 +40,7 @@ def plot_probes(rows: list[dict], path: Path) -> Path:
 
 def plot_alignment(rows: list[dict], path: Path, metric: str, ylabel: str) -> Path:
     """One line per reference learner: the metric between the model and it, against k."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for learner in dict.fromkeys(r["learner"] for r in rows):
         sel = [r for r in rows if r["learner"] == learner]
@@ -58,7 +54,7 @@ def plot_alignment(rows: list[dict], path: Path, metric: str, ylabel: str) -> Pa
 
 
 def plot_weight_recovery(rows: list[dict], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     ks = [r["k"] for r in rows]
     axes[0].plot(ks, [r["cosine_vs_true"] for r in rows], marker="o", ms=3, label="vs true w")
@@ -76,7 +72,7 @@ def plot_weight_recovery(rows: list[dict], path: Path) -> Path:
 
 
 def plot_paste(result: dict, path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, curve in result["curves"].items():
         ax.plot(range(len(curve)), curve, marker="o", ms=3, label=label)
@@ -89,7 +85,7 @@ def plot_paste(result: dict, path: Path) -> Path:
 
 def plot_attention(patterns: dict, path: Path, title: str = "") -> Path:
     """One heatmap per layer and head (rows: layers, columns: heads)."""
-    plt = _plt()
+    plt = pyplot()
     layers = list(patterns)
     heads = max(p.shape[0] for p in patterns.values())
     fig, axes = plt.subplots(len(layers), heads, figsize=(2.6 * heads, 2.6 * len(layers)), squeeze=False)
@@ -114,7 +110,7 @@ def plot_attention(patterns: dict, path: Path, title: str = "") -> Path:
 
 def plot_lsa_products(rows: list[dict], path: Path) -> Path:
     """Heatmaps of ``W_K^T W_Q`` and ``W_P W_V`` per layer (rows), with the agreement in the titles."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), 2, figsize=(7, 3.2 * len(rows)), squeeze=False)
     for i, r in enumerate(rows):
         for j, key in enumerate(("kq", "pv")):

@@ -10,7 +10,7 @@ form. Build one from a spec::
     dmmse = make_learner("dmmse", task=task)  # posterior means need the task's prior
 """
 
-from iclab.learners.base import ReferenceLearner, make_learner, parse_learner_spec
+from iclab.learners.base import LEARNERS, ReferenceLearner, make_learner, parse_learner_spec
 from iclab.learners.baselines import Averaging, Zero
 from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, SignPosterior,
                                   SparsePosterior)
@@ -21,30 +21,6 @@ from iclab.learners.least_squares import LeastSquares, Ridge
 from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
-
-LEARNERS: dict[str, type[ReferenceLearner]] = {
-    "zero": Zero,
-    "averaging": Averaging,
-    "knn": KNN,
-    "least_squares": LeastSquares,
-    "ridge": Ridge,
-    "gd": GD,
-    "online_gd": OnlineGD,
-    "gd_lsa": GDConstruction,
-    "lasso": Lasso,
-    "linf_min": LinfMin,
-    "nuclear_min": NuclearMin,
-    "feature_least_squares": FeatureLeastSquares,
-    "feature_ridge": FeatureRidge,
-    "dmmse": DMMSE,
-    "gmm_posterior": GMMPosterior,
-    "sparse_posterior": SparsePosterior,
-    "sign_posterior": SignPosterior,
-    "bayes_mixture": BayesMixture,
-    "nn_gd": NNGD,
-    "tree": GreedyTree,
-    "xgboost": XGBoost,
-}
 
 __all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
            "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "ReferenceLearner", "Ridge",

@@ -12,18 +12,22 @@ import re
 import typing
 from typing import Any
 
-import torch
+from iclab.lazy import torch
 
 from iclab.errors import ConfigError
 from iclab.types import Prompts
+from iclab.registry import Registry
 from iclab.schema import convert
 from iclab.utils import exclusive_cumsum  # noqa: F401  (re-exported: the learners' prefix sums)
 
-COMPUTE_DTYPE = torch.float64  # reference algorithms run in double precision, then cast back
+LEARNERS = Registry("learner")  # name -> learner class; ``@LEARNERS.register`` on each, named by its ``name``
+
+COMPUTE_DTYPE = "float64"  # reference algorithms run in double precision (torch.float64), then cast back
 
 
 class ReferenceLearner:
-    """Base class: subclasses set ``name`` and implement ``_predict(xs, ys) -> (B, N)`` in float64."""
+    """Base class: subclasses set ``name``, implement ``_predict(xs, ys) -> (B, N)`` in float64 and are
+    registered with ``@LEARNERS.register``."""
 
     name: str = ""
     requires_task: bool = False  # built with ``task=...`` (Bayes learners need the prior, pool, features)
@@ -57,15 +61,16 @@ class ReferenceLearner:
         return self.label
 
     def predict(self, prompts: Prompts) -> torch.Tensor:  # (B, N), or (B, N, C) scores for C classes
-        xs = prompts.xs.to(COMPUTE_DTYPE)
-        ys = prompts.ys.to(COMPUTE_DTYPE)
+        dtype = getattr(torch, COMPUTE_DTYPE)
+        xs = prompts.xs.to(dtype)
+        ys = prompts.ys.to(dtype)
         with torch.no_grad():
             if prompts.n_classes is None:
                 return self._predict(xs, ys).to(prompts.ys.dtype)
             # classification: regress each class's one-hot indicator (k-NN: vote shares) in one batch
             b, n, d = xs.shape
             c = prompts.n_classes
-            onehot = torch.nn.functional.one_hot(ys.long(), c).to(COMPUTE_DTYPE)  # (B, N, C)
+            onehot = torch.nn.functional.one_hot(ys.long(), c).to(dtype)  # (B, N, C)
             per_class = self._predict(xs.repeat_interleave(c, 0), onehot.permute(0, 2, 1).reshape(b * c, n))
             return per_class.view(b, c, n).permute(0, 2, 1).to(prompts.xs.dtype)
 
@@ -88,8 +93,6 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
     With ``task``, also check that the learner applies to it.
     """
     import yaml
-
-    from iclab.learners import LEARNERS
 
     if isinstance(spec, dict):
         spec = dict(spec)
@@ -139,8 +142,6 @@ def make_learner(spec: Any, path: str = "learner", task=None) -> ReferenceLearne
     Learners that need the task (posterior means over its prior, feature maps) take it as ``task``:
     ``make_learner("dmmse", task=make_task(cfg.task))``.
     """
-    from iclab.learners import LEARNERS
-
     name, kwargs = parse_learner_spec(spec, path, task)
     cls = LEARNERS[name]
     if cls.requires_task:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, exclusive_cumsum
+from iclab.learners.base import LEARNERS, ReferenceLearner, exclusive_cumsum
 
 
+@LEARNERS.register
 class Zero(ReferenceLearner):
     """Predicts 0 everywhere: the error of the prior mean, ``E[y^2] / d = 1`` for standard regression."""
 
@@ -19,6 +20,7 @@ class Zero(ReferenceLearner):
         return torch.zeros_like(ys)
 
 
+@LEARNERS.register
 class Averaging(ReferenceLearner):
     """``y_hat_i = x_i . w_hat`` with ``w_hat = (1/(i)) sum_{j<i} y_j x_j``; predicts 0 with no examples."""
 

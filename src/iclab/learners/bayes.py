@@ -8,9 +8,9 @@ learner here names the task family it is the posterior mean of (``task_types``).
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 
 class _Posterior(ReferenceLearner):
@@ -36,6 +36,7 @@ class _Posterior(ReferenceLearner):
                           for i in range(0, xs.shape[0], step)])
 
 
+@LEARNERS.register
 class DMMSE(_Posterior):
     """Discrete MMSE (Raventós et al. 2023): the posterior mean over a finite task pool, uniform prior."""
 
@@ -43,6 +44,7 @@ class DMMSE(_Posterior):
     task_types = ("task_pool",)
 
 
+@LEARNERS.register
 class GMMPosterior(_Posterior):
     """Posterior mean under a Gaussian-mixture prior on w: each component's ridge-like posterior mean,
     weighed by the component's posterior probability."""
@@ -51,6 +53,7 @@ class GMMPosterior(_Posterior):
     task_types = ("gaussian_mixture_regression",)
 
 
+@LEARNERS.register
 class SparsePosterior(_Posterior):
     """Posterior mean for k-sparse regression: a Gaussian posterior per support, weighed by evidence."""
 
@@ -58,6 +61,7 @@ class SparsePosterior(_Posterior):
     task_types = ("sparse_linear_regression",)
 
 
+@LEARNERS.register
 class SignPosterior(_Posterior):
     """Posterior mean for sign-vector regression: the posterior over all 2^d corners of the cube."""
 
@@ -65,6 +69,7 @@ class SignPosterior(_Posterior):
     task_types = ("sign_vector_regression",)
 
 
+@LEARNERS.register
 class BayesMixture(_Posterior):
     """Posterior mean for a mixture of families: the components' posterior means weighed by
     ``p(component | prefix)`` (Panwar et al. 2023)."""
@@ -78,7 +83,7 @@ class _FeatureLearner(ReferenceLearner):
 
     @classmethod
     def applies_to(cls, task) -> str | None:
-        if task.features(torch.zeros(1, 1, task.n_dims)) is None:
+        if not task.has_features:
             return "the task has no fixed feature map"
         return None
 
@@ -86,6 +91,7 @@ class _FeatureLearner(ReferenceLearner):
         return self.task.features(xs)
 
 
+@LEARNERS.register
 class FeatureRidge(_FeatureLearner):
     """Ridge regression on the task's feature map ``Phi(x)`` (representation, Fourier and monomial tasks);
     with ``lam = noise_std^2`` it is the posterior mean for a N(0, I) prior on the feature weights."""
@@ -104,6 +110,7 @@ class FeatureRidge(_FeatureLearner):
         return Ridge(self.lam)._predict(self._features(xs), ys)
 
 
+@LEARNERS.register
 class FeatureLeastSquares(_FeatureLearner):
     """Minimum-norm least squares on the task's feature map (the noiseless posterior mean)."""
 

@@ -9,11 +9,12 @@ on the prefix of ``i`` examples:
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check, exclusive_cumsum
+from iclab.learners.base import LEARNERS, ReferenceLearner, check, exclusive_cumsum
 
 
+@LEARNERS.register
 class GD(ReferenceLearner):
     """``steps`` steps of full-batch gradient descent with step size ``lr`` from ``w = 0``."""
 
@@ -40,6 +41,7 @@ class GD(ReferenceLearner):
         return (self.weights(xs, ys) * xs).sum(-1)
 
 
+@LEARNERS.register
 class OnlineGD(ReferenceLearner):
     """One SGD step per example, in prompt order, with step size ``lr``, from ``w = 0``."""
 
@@ -64,6 +66,7 @@ class OnlineGD(ReferenceLearner):
         return (self.weights(xs, ys) * xs).sum(-1)
 
 
+@LEARNERS.register
 class GDConstruction(ReferenceLearner):
     """Von Oswald et al.'s construction: ``steps`` linear self-attention layers whose weights implement
     one gradient-descent step each with step size ``lr`` (:func:`iclab.models.lsa.gd_construction`), run

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 
+@LEARNERS.register
 class KNN(ReferenceLearner):
     """Average label of the ``k`` prefix points nearest to the query (all of them while fewer than k).
 

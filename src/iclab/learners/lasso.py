@@ -10,9 +10,9 @@ optimality conditions checked, so the answers are certified optima, not a descen
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 
 def _polish(g, c, w, alpha):
@@ -363,6 +363,7 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
     return out.view(b, n, d).to(dtype)
 
 
+@LEARNERS.register
 class Lasso(ReferenceLearner):
     """L1-regularised least squares on the prefix (scikit-learn's objective and ``alpha``)."""
 

@@ -16,9 +16,9 @@ prefixes (fewer examples than dimensions, inactive curriculum coordinates, subsp
 
 from __future__ import annotations
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 NEW_DIRECTION_RTOL = 1e-9  # |Q x|^2 / |x|^2 below this counts as "x lies in the span already"
 
@@ -104,6 +104,7 @@ def _greville_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@LEARNERS.register
 class LeastSquares(ReferenceLearner):
     """Minimum-norm least squares fitted to the prefix; predicts 0 with no examples.
 
@@ -142,6 +143,7 @@ def ridge_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, lam: float) -> to
     return out
 
 
+@LEARNERS.register
 class Ridge(ReferenceLearner):
     """Ridge regression on the prefix: ``w = argmin |X w - y|^2 + lam |w|^2``.
 

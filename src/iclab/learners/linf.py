@@ -10,9 +10,9 @@ scipy's HiGHS one problem at a time: this learner is exact but not batched.
 from __future__ import annotations
 
 import numpy as np
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner
+from iclab.learners.base import LEARNERS, ReferenceLearner
 from iclab.learners.least_squares import min_norm_prefix_solutions
 
 
@@ -33,6 +33,7 @@ def linf_min_solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return res.x[:d]
 
 
+@LEARNERS.register
 class LinfMin(ReferenceLearner):
     """Minimum L-infinity-norm interpolation of the prefix; least squares once the prefix determines w."""
 

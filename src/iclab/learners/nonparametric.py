@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
-import torch
+from iclab.lazy import torch
 
 from iclab.errors import ConfigError
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 
+@LEARNERS.register
 class NNGD(ReferenceLearner):
     """A two-layer ReLU network (``hidden`` units) trained on the prefix with Adam for ``steps`` steps
     on the mean squared error, from a seeded initialisation, as Garg et al.'s reference (hidden 100,
@@ -56,6 +57,7 @@ class NNGD(ReferenceLearner):
         return out
 
 
+@LEARNERS.register
 class GreedyTree(ReferenceLearner):
     """A CART regression tree (scikit-learn, greedy splits) fitted to the prefix; predicts 0 with no examples."""
 
@@ -82,6 +84,7 @@ class GreedyTree(ReferenceLearner):
         return out.to(ys.device)
 
 
+@LEARNERS.register
 class XGBoost(GreedyTree):
     """Gradient-boosted trees (XGBoost, an optional extra: ``pip install xgboost``) fitted to the prefix."""
 

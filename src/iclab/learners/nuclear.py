@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-import torch
+from iclab.lazy import torch
 
-from iclab.learners.base import ReferenceLearner, check
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
 from iclab.learners.least_squares import min_norm_prefix_solutions
 
 
@@ -73,6 +73,7 @@ def nuclear_min_solutions(xs: torch.Tensor, ys: torch.Tensor, rho: float = 1.0, 
     return out
 
 
+@LEARNERS.register
 class NuclearMin(ReferenceLearner):
     """Minimum nuclear-norm interpolation of the prefix (inputs and weights are square matrices)."""
 

@@ -1,30 +1,41 @@
-"""Model families. ``MODELS`` maps a config's ``model.name`` to its class; each works behind the
-prompt encoders of :mod:`iclab.models.encoders` and exposes named hooks (:mod:`iclab.models.hooks`)."""
+"""Model families. ``MODELS`` maps a config's ``model.name`` to the family's config class
+(:mod:`iclab.models.configs`); :func:`build_model` puts the family's blocks in the one shell
+(:mod:`iclab.models.shell`) behind a prompt encoder (:mod:`iclab.models.encoders`). Every family exposes
+named hooks (:mod:`iclab.models.hooks`).
 
-from iclab.models.base import ICLModel
+Reading configs needs only the registry, so this package imports torch only when a network is built
+(the names in ``_TORCH`` below are imported on first use).
+"""
+
+from importlib import import_module
+
+from iclab.models.configs import (MODELS, LinearSelfAttentionConfig, MambaConfig, MemoryConfig, ModelConfig, RNNConfig,
+                                  TransformerConfig)
 from iclab.models.encoders import ENCODERS, Layout
-from iclab.models.hooks import HookPoint, capture, hook_points
-from iclab.models.lsa import LinearSelfAttention, LinearSelfAttentionConfig, gd_construction
-from iclab.models.memory import Memory, MemoryConfig
-from iclab.models.rnn import RNN, RNNConfig
-from iclab.models.ssm import Mamba, MambaConfig
-from iclab.models.transformer import Transformer, TransformerConfig
 from iclab.schema import require
 
-MODELS = {
-    "transformer": Transformer,
-    "linear_self_attention": LinearSelfAttention,
-    "rnn": RNN,
-    "memory": Memory,
-    "mamba": Mamba,
+_TORCH = {
+    "ICLModel": "iclab.models.base",
+    "Network": "iclab.models.shell",
+    "MLP": "iclab.models.shell",
+    "HookPoint": "iclab.models.hooks",
+    "capture": "iclab.models.hooks",
+    "hook_points": "iclab.models.hooks",
+    "gd_construction": "iclab.models.lsa",
 }
 
 
+def __getattr__(name: str):
+    if name in _TORCH:
+        value = getattr(import_module(_TORCH[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'iclab.models' has no attribute {name!r}")
+
+
 def check_model_fits_task(model_config, task_config) -> None:
-    """Check the encoder and position budget against the task; resolve ``n_positions`` when null."""
-    family = MODELS[model_config.name]
-    require(model_config.encoder in family.encoders, "model.encoder",
-            f"model {model_config.name!r} takes the encoders {', '.join(family.encoders)}", model_config.encoder)
+    """Check the position budget against the task; resolve ``n_positions`` when null. (The encoder is
+    checked against the family's ``encoders`` when the config is read.)"""
     if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
         return
     needed = ENCODERS[model_config.encoder].positions_needed(task_config.n_points)
@@ -36,13 +47,14 @@ def check_model_fits_task(model_config, task_config) -> None:
                 f"with the {model_config.encoder} encoder", model_config.n_positions)
 
 
-def build_model(model_config, n_dims: int, n_classes: int | None = None) -> ICLModel:
+def build_model(model_config, n_dims: int, n_classes: int | None = None):
     """The network of a run: ``build_model(cfg.model, cfg.task.n_dims)``; classification tasks pass
-    ``n_classes`` (labels one-hot in the tokens, C logits out)."""
+    ``n_classes`` (labels one-hot in the tokens, C logits out). Returns an :class:`ICLModel`."""
+    from iclab.models.base import ICLModel
+
     return ICLModel(model_config, n_dims, n_classes)
 
 
-__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttention", "LinearSelfAttentionConfig",
-           "Mamba", "MambaConfig", "Memory", "MemoryConfig", "RNN", "RNNConfig",
-           "Transformer", "TransformerConfig", "gd_construction",
-           "build_model", "capture", "check_model_fits_task", "hook_points"]
+__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttentionConfig", "MLP", "MambaConfig",
+           "MemoryConfig", "ModelConfig", "Network", "RNNConfig", "TransformerConfig", "build_model", "capture",
+           "check_model_fits_task", "gd_construction", "hook_points"]

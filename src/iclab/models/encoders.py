@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from iclab.lazy import torch
+from iclab.registry import Registry
+
+ENCODERS = Registry("encoder")  # name -> encoder class
 
 
 @dataclass
@@ -31,6 +34,7 @@ def _label_features(ys: torch.Tensor) -> torch.Tensor:
     return ys.unsqueeze(-1) if ys.dim() == 2 else ys
 
 
+@ENCODERS.register
 class Interleaved:
     name = "interleaved"
 
@@ -58,6 +62,7 @@ class Interleaved:
         return tokens, layout
 
 
+@ENCODERS.register
 class Stacked:
     name = "stacked"
 
@@ -90,6 +95,7 @@ class Stacked:
         return tokens, layout
 
 
+@ENCODERS.register
 class SetBased(Stacked):
     """Set-based prompting: like ``stacked``, but the demonstrations cannot attend to each other and all
     share position 0 (queries take position 1), so a prediction cannot depend on the demonstrations'
@@ -112,5 +118,3 @@ class SetBased(Stacked):
                                torch.ones(n, dtype=torch.long, device=xs.device)])
         return tokens, Layout(positions=positions, readout=layout.readout, attn_mask=mask)
 
-
-ENCODERS = {"interleaved": Interleaved, "stacked": Stacked, "set": SetBased}

@@ -24,36 +24,13 @@ Hooks: ``blocks.{l}.hook_resid_pre`` (B, T, D), ``blocks.{l}.attn.hook_scores`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from iclab.models.configs import LinearSelfAttentionConfig
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
-from iclab.schema import require, require_positive
-
-
-@dataclass
-class LinearSelfAttentionConfig:
-    name: str = "linear_self_attention"
-    encoder: str = "stacked"  # the only encoder it takes: one token per (x, y) pair
-    n_layer: int = 1
-    share_weights: bool = False  # one set of weights applied n_layer times (a recurrent GD-like iteration)
-    normalize: bool = True  # divide each token's sum by the number of context tokens it sees
-    layernorm: bool = False  # LayerNorm on each sub-layer's input (pre-LN); the GD construction has none
-    mlp: bool = False  # a GELU MLP sub-layer (4x the token width) after each attention sub-layer
-    init_std: float = 0.02
-
-    def label(self) -> str:
-        """The network's name in tables and plots: ``LSA 1 layer``, ``LSA 3 layers (shared)``."""
-        shared = " (shared)" if self.share_weights else ""
-        return f"LSA {self.n_layer} layer{'s' if self.n_layer != 1 else ''}{shared}"
-
-    def validate(self, path: str = "model") -> None:
-        require(self.encoder == "stacked", f"{path}.encoder", "linear_self_attention takes the stacked encoder",
-                self.encoder)
-        require_positive(self, path, "n_layer", "init_std")
+from iclab.models.shell import MLP, Network
 
 
 class LSALayer(nn.Module):
@@ -75,59 +52,43 @@ class LSALayer(nn.Module):
 
 
 class LSABlock(nn.Module):
-    def __init__(self, attn: LSALayer, width: int, layernorm: bool, mlp: bool) -> None:
+    """``h + attn(ln1(h))`` with linear self-attention over the context tokens, then (with ``mlp``)
+    ``+ mlp(ln2(h))``. With ``share_weights`` every block holds the same attention layer."""
+
+    def __init__(self, c: LinearSelfAttentionConfig, width: int, attn: LSALayer | None = None) -> None:
         super().__init__()
+        self.normalize = c.normalize
         self.hook_resid_pre = HookPoint()
-        self.ln1 = nn.LayerNorm(width) if layernorm else nn.Identity()
-        self.attn = attn
+        self.ln1 = nn.LayerNorm(width) if c.layernorm else nn.Identity()
+        self.attn = attn or LSALayer(width, c.init_std)
         self.hook_attn_out = HookPoint()
-        if mlp:
+        if c.mlp:
             self.hook_resid_mid = HookPoint()
-            self.ln2 = nn.LayerNorm(width) if layernorm else nn.Identity()
-            self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
+            self.ln2 = nn.LayerNorm(width) if c.layernorm else nn.Identity()
+            self.mlp = MLP(width, 4 * width)
             self.hook_mlp_out = HookPoint()
         else:
             self.mlp = None
         self.hook_resid_post = HookPoint()
 
-    def forward(self, h, allowed, normalize):
+    @classmethod
+    def stack(cls, c: LinearSelfAttentionConfig, width: int) -> list["LSABlock"]:
+        shared = LSALayer(width, c.init_std) if c.share_weights else None
+        return [cls(c, width, shared) for _ in range(c.n_layer)]
+
+    def forward(self, h: torch.Tensor, layout: Layout) -> torch.Tensor:
+        n = (h.shape[1] + 1) // 2
+        allowed = layout.attn_mask.clone()  # keys and values are context tokens only, never a query
+        allowed[:, n - 1 :] = False
         h = self.hook_resid_pre(h)
-        h = h + self.hook_attn_out(self.attn(self.ln1(h), allowed, normalize))
+        h = h + self.hook_attn_out(self.attn(self.ln1(h), allowed.to(h.dtype), self.normalize))
         if self.mlp is not None:
             h = self.hook_resid_mid(h)
             h = h + self.hook_mlp_out(self.mlp(self.ln2(h)))
         return self.hook_resid_post(h)
 
 
-class LinearSelfAttention(nn.Module):
-    """Stacked-token linear self-attention; returns the y-slot of every token, ``(B, T)``."""
-
-    Config = LinearSelfAttentionConfig
-    encoders = ("stacked",)
-
-    def __init__(self, config: LinearSelfAttentionConfig, d_in: int, n_outputs: int = 1) -> None:
-        super().__init__()
-        if n_outputs != 1:
-            raise ValueError("linear_self_attention predicts one real value per position")
-        self.config = config
-        self.y_slot = d_in - 2  # stacked tokens are (x, y, is_query)
-        shared = LSALayer(d_in, config.init_std) if config.share_weights else None
-        self.blocks = nn.ModuleList(LSABlock(shared or LSALayer(d_in, config.init_std), d_in, config.layernorm,
-                                             config.mlp) for _ in range(config.n_layer))
-
-    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
-        t = tokens.shape[1]
-        n = (t + 1) // 2
-        allowed = layout.attn_mask.clone()  # keys and values are context tokens only, never a query
-        allowed[:, n - 1 :] = False
-        allowed = allowed.to(tokens.dtype)
-        h = tokens
-        for block in self.blocks:
-            h = block(h, allowed, self.config.normalize)
-        return -h[..., self.y_slot]
-
-
-def prefix_predictions(model: LinearSelfAttention, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+def prefix_predictions(model: Network, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """``(B, N)`` predictions, prefix ``i`` run as its own sequence whose context tokens all see each
     other (von Oswald et al.'s setting: one query after a full context). In the model's usual causal
     stream a context token sees only the tokens before it, which is the same thing for one layer but not
@@ -144,7 +105,7 @@ def prefix_predictions(model: LinearSelfAttention, xs: torch.Tensor, ys: torch.T
     return torch.stack(out, dim=1)
 
 
-def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> LinearSelfAttention:
+def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> Network:
     """The LSA weights that make each layer one gradient-descent step (von Oswald et al. 2022,
     Proposition 1), for the stacked encoder's tokens (x, y, is_query): ``K`` layers, ``K`` steps. ``eta``
     is one step size for every layer or a list of ``n_layer`` of them."""
@@ -152,7 +113,7 @@ def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> 
     if len(etas) != n_layer:
         raise ValueError(f"gd_construction: {len(etas)} step sizes for {n_layer} layers")
     width = n_dims + 2
-    model = LinearSelfAttention(LinearSelfAttentionConfig(n_layer=n_layer), d_in=width)
+    model = Network(LinearSelfAttentionConfig(n_layer=n_layer), d_in=width)
     with torch.no_grad():
         for block, step in zip(model.blocks, etas):
             layer = block.attn

@@ -13,7 +13,8 @@ with ``A = -exp(A_log) < 0`` (initialised to ``-1 .. -d_state``, S4D-real) and
 ``[0.001, 0.1]``). Two equal computations (``form``): ``scan`` (a parallel prefix scan over the tokens, log2 T
 steps of the associative combine ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)``) and ``loop`` (the
 recurrence, one token at a time: the definition). No position embeddings: order comes from the
-recurrence and the convolution. Reads the interleaved stream.
+recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`) adds the
+read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.
 
 Hooks (``E`` channels, ``N = d_state``)::
 
@@ -30,39 +31,14 @@ Hooks (``E`` channels, ``N = d_state``)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iclab.models.configs import MambaConfig
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
-from iclab.schema import require, require_positive
-
-
-@dataclass
-class MambaConfig:
-    name: str = "mamba"
-    encoder: str = "interleaved"  # reads the token stream in order
-    form: str = "scan"  # "scan" (parallel prefix scan) or "loop" (token by token): the same function
-    n_layer: int = 2
-    n_embd: int = 64
-    d_state: int = 16  # N: state size per channel
-    expand: int = 2  # E = expand * n_embd channels inside a block
-    d_conv: int = 4  # causal depthwise convolution width
-    dt_rank: int | None = None  # rank of the step's projection; null = ceil(n_embd / 16)
-
-    def label(self) -> str:
-        """The network's name in tables and plots: ``Mamba 2x64``."""
-        return f"Mamba {self.n_layer}x{self.n_embd}"
-
-    def validate(self, path: str = "model") -> None:
-        require(self.encoder == "interleaved", f"{path}.encoder", "mamba takes the interleaved encoder", self.encoder)
-        require(self.form in ("scan", "loop"), f"{path}.form", "must be 'scan' or 'loop'", self.form)
-        require_positive(self, path, "n_layer", "n_embd", "d_state", "expand", "d_conv")
-        if self.dt_rank is not None:
-            require_positive(self, path, "dt_rank")
 
 
 def selective_scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -123,7 +99,9 @@ class SelectiveSSM(nn.Module):
 
 
 class MambaBlock(nn.Module):
-    def __init__(self, c: MambaConfig) -> None:
+    """Pre-LN residual block around the selective SSM: ``x + ssm(ln(x))``."""
+
+    def __init__(self, c: MambaConfig, width: int) -> None:
         super().__init__()
         self.hook_resid_pre = HookPoint()
         self.ln = nn.LayerNorm(c.n_embd)
@@ -131,32 +109,6 @@ class MambaBlock(nn.Module):
         self.hook_ssm_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         x = self.hook_resid_pre(x)
         return self.hook_resid_post(x + self.hook_ssm_out(self.ssm(self.ln(x))))
-
-
-class Mamba(nn.Module):
-    """A stack of selective state-space blocks on the interleaved stream; ``(B, T, d_in) -> (B, T)``."""
-
-    Config = MambaConfig
-    encoders = ("interleaved",)
-
-    def __init__(self, config: MambaConfig, d_in: int, n_outputs: int = 1) -> None:
-        super().__init__()
-        self.config = config
-        self.read_in = nn.Linear(d_in, config.n_embd)
-        self.hook_embed = HookPoint()
-        self.blocks = nn.ModuleList(MambaBlock(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd)
-        self.hook_final = HookPoint()
-        self.read_out = nn.Linear(config.n_embd, n_outputs)
-
-    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
-        if layout.attn_mask is not None:
-            raise ValueError("mamba reads a causal token stream; use the interleaved encoder")
-        x = self.hook_embed(self.read_in(tokens))
-        for block in self.blocks:
-            x = block(x)
-        out = self.read_out(self.hook_final(self.ln_f(x)))
-        return out.squeeze(-1) if out.shape[-1] == 1 else out

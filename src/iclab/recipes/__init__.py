@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 from iclab.config import RunConfig, run_config_from_dict
+from iclab.registry import Registry
+
+RECIPES = Registry("recipe")  # name -> function returning a RunConfig; named by the function
 
 
+@RECIPES.register
 def demo() -> RunConfig:
     """Linear regression at laptop scale: d = 5, 11 points, a 4-layer width-64 transformer on 2 CPU cores.
 
@@ -42,11 +46,13 @@ def _garg2022_full_scale(name: str, task: dict) -> RunConfig:
     })
 
 
+@RECIPES.register
 def garg2022_linear_regression() -> RunConfig:
     """Garg et al. 2022, linear regression at full scale (a GPU job; settings in :func:`_garg2022_full_scale`)."""
     return _garg2022_full_scale("garg2022_linear_regression", {"name": "linear_regression"})
 
 
+@RECIPES.register
 def garg2022_sparse_regression_full() -> RunConfig:
     """Garg et al. 2022, sparse regression (3 nonzero of 20) at full scale (a GPU job): the run whose model
     sits near Lasso for fewer than d examples; at CPU scale the model stays with least squares."""
@@ -62,6 +68,7 @@ def _cpu_train(steps: int = 3000) -> dict:
             "checkpoint_every": 1000}
 
 
+@RECIPES.register
 def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     """Raventós et al. 2023 at CPU scale: noisy regression (d = 8, 16 points, sigma = 0.5) over a fixed
     pool of M tasks; with small M the model tracks dMMSE on pool tasks (docs/catalogue.md)."""
@@ -72,6 +79,7 @@ def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     })
 
 
+@RECIPES.register
 def garg2022_sparse_regression() -> RunConfig:
     """Garg et al. 2022's sparse regression (k = 3 of d = 10) at CPU scale; compared with Lasso."""
     return run_config_from_dict({
@@ -81,6 +89,7 @@ def garg2022_sparse_regression() -> RunConfig:
     })
 
 
+@RECIPES.register
 def guo2023_representation() -> RunConfig:
     """Guo et al. 2023 at CPU scale: y = <w, Phi(x)> + noise with a fixed random MLP Phi; the model
     approaches ridge on Phi(x), not ridge on x."""
@@ -91,6 +100,7 @@ def guo2023_representation() -> RunConfig:
     })
 
 
+@RECIPES.register
 def kirsch2022_digits(n_tasks: int | None = None) -> RunConfig:
     """Kirsch et al. 2022 at CPU scale: in-context classification of randomly projected, label-permuted
     digits; ``n_tasks`` fixed tasks (null: a fresh task per prompt)."""
@@ -101,6 +111,7 @@ def kirsch2022_digits(n_tasks: int | None = None) -> RunConfig:
     })
 
 
+@RECIPES.register
 def von_oswald2022_lsa(steps: int = 5000) -> RunConfig:
     """von Oswald et al. 2022: one linear self-attention layer on d = 10, N = 10 context points,
     x ~ U(-0.5, 0.5), w ~ N(0, I), no noise; Adam 1e-3, batch 2048, loss at the query. Compare with one GD
@@ -117,6 +128,7 @@ def von_oswald2022_lsa(steps: int = 5000) -> RunConfig:
     })
 
 
+@RECIPES.register
 def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfig:
     """Akyürek et al. 2022 at CPU scale: linear regression d = 5, 16 points (so k >= d has room), optional
     label noise; a 4-layer width-64 transformer (stacked encoder). Evaluated against least squares, ridge
@@ -135,18 +147,6 @@ def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfi
                                                  "knn(k=3)", "zero"]},
     })
 
-
-RECIPES = {
-    "demo": demo,
-    "garg2022_linear_regression": garg2022_linear_regression,
-    "garg2022_sparse_regression": garg2022_sparse_regression,
-    "garg2022_sparse_regression_full": garg2022_sparse_regression_full,
-    "raventos2023_task_pool": raventos2023_task_pool,
-    "guo2023_representation": guo2023_representation,
-    "kirsch2022_digits": kirsch2022_digits,
-    "von_oswald2022_lsa": von_oswald2022_lsa,
-    "akyurek2022_alignment": akyurek2022_alignment,
-}
 
 __all__ = ["RECIPES", "akyurek2022_alignment", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
            "garg2022_sparse_regression_full", "guo2023_representation",

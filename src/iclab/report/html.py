@@ -106,9 +106,11 @@ def _table(rows: list[dict], learners: list[str], ks: list[int], network: str | 
 
 
 def _analysis_section(run_dir: Path, d: int) -> list[str]:
-    """The figures and key numbers of ``iclab analyze`` when the run has them."""
-    import csv
+    """Each analysis instrument's part of the report (:data:`iclab.analysis.INSTRUMENTS`), when the run was
+    analysed: built from the files ``iclab analyze`` wrote."""
     import json
+
+    from iclab.analysis.instruments import INSTRUMENTS, Figure, Note, Table
 
     folder = run_dir / "analysis"
     if not (folder / "summary.json").is_file():
@@ -116,37 +118,16 @@ def _analysis_section(run_dir: Path, d: int) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
     parts = [f"<h2>Analysis (iclab analyze, checkpoint step {summary.get('step')}, "
              f"{summary.get('n_prompts')} prompts)</h2>"]
-    if (folder / "alignment.csv").is_file():
-        with open(folder / "alignment.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        ks = sorted({int(r["k"]) for r in rows})
-        pick = [k for k in (d // 2, d, 2 * d, ks[-1]) if k in ks]
-        body = []
-        for k in dict.fromkeys(pick):
-            at = [r for r in rows if int(r["k"]) == k]
-            best_spd = min(at, key=lambda r: float(r["spd"]))
-            best_ilwd = min(at, key=lambda r: float(r["ilwd"]))
-            body.append(f"<tr><td>{k}</td><td>{html.escape(best_spd['learner'])} ({float(best_spd['spd']):.3g})</td>"
-                        f"<td>{html.escape(best_ilwd['learner'])} ({float(best_ilwd['ilwd']):.3g})</td></tr>")
-        parts.append("<p>Closest reference learner to the model (smallest squared prediction difference and "
-                     "implicit linear weight difference, both divided by the task's error scale):</p>"
-                     "<table><tr><th>k</th><th>lowest SPD</th><th>lowest ILWD</th></tr>" + "".join(body) + "</table>")
-    for name, title in (("alignment_spd", "SPD between the model and each reference learner"),
-                        ("alignment_ilwd", "ILWD between the model and each reference learner"),
-                        ("alignment_sensitivity", "Cosine similarity of query sensitivities"),
-                        ("probes", "Probes per layer (solid: trained network; dashed: random-initialisation control)"),
-                        ("weights", "Weight recovery (Panwar et al.): the model's implied w"),
-                        ("attention", "Mean attention per layer and head"),
-                        ("lsa_products", "Linear self-attention weight products"),
-                        ("paste", "Pasting (Guo et al.): upper layers on a fresh (Phi(x), y) embedding")):
-        png = folder / f"{name}.png"
-        if png.is_file():
-            parts.append(f"<h3>{html.escape(title)}</h3>{_img(png)}")
-    if (folder / "order.json").is_file():
-        order = json.loads((folder / "order.json").read_text())
-        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3g}</td></tr>" for k, v in order.items())
-        parts.append("<h3>Order sensitivity (variance of the last prediction under permutations of the "
-                     f"demonstrations)</h3><table>{cells}</table>")
+    for instrument in INSTRUMENTS.values():
+        for item in instrument.section(folder, d) if instrument.section else []:
+            if isinstance(item, Figure):
+                parts.append(f"<h3>{html.escape(item.title)}</h3>{_img(item.path)}")
+            elif isinstance(item, Table):
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in item.header)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in item.rows)
+                parts.append(f"<p>{html.escape(item.caption)}</p><table><tr>{head}</tr>{body}</table>")
+            elif isinstance(item, Note):
+                parts.append(f"<p>{html.escape(item.text)}</p>")
     if summary.get("skipped"):
         parts.append('<p class="muted">Skipped: ' + "; ".join(f"{html.escape(k)}: {html.escape(v)}"
                                                               for k, v in summary["skipped"].items()) + "</p>")

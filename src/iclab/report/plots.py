@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from iclab.plotting import pyplot
+
 # display names and colours in the spirit of Garg et al. 2022, Figure 2
 _STYLE = {
     "model": ("Trained network", "black", 2.6),  # named by its family and size where the config is known
@@ -26,19 +28,10 @@ def display_name(label: str, network: str | None = None) -> str:
     return _STYLE.get(label, (label,))[0]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "",
                 ylabel: str = "squared error / d", network: str | None = None) -> Path:
     """Error vs number of in-context examples, one line (with its 95% band) per learner."""
-    plt = _pyplot()
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     _draw_curves(ax, rows, n_dims, ylabel, network)
@@ -53,7 +46,7 @@ def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: 
 def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, ylabel: str = "squared error / d",
                       network: str | None = None) -> Path:
     """One panel per distribution shift, side by side (Garg et al. 2022, Figure 3 style)."""
-    plt = _pyplot()
+    plt = pyplot()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     cols = min(3, len(shifts))
     nrows = (len(shifts) + cols - 1) // cols
@@ -104,7 +97,7 @@ def plot_training(records: list[dict], path: Path, k_mark: int | None = None) ->
     val = [(r["step"], r["val_err_by_k"]) for r in records if "val_err_by_k" in r]
     if not loss and not val:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), dpi=120)
     if loss:

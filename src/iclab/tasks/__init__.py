@@ -1,10 +1,11 @@
-"""Task families: distributions over prompts. ``TASKS`` maps a config's ``task.name`` to its class.
+"""Task families: distributions over prompts. ``TASKS`` maps a config's ``task.name`` to its class; each
+family registers itself with ``@TASKS.register`` in its own file (importing this package imports them all).
 
 Each family names its relevant reference learners (``relevant_learners()``, the Bayes-optimal one first
 where it is known) and how its errors are normalised (``error_scale``).
 """
 
-from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
 from iclab.tasks.linear import (GaussianMixtureRegression, LinearClassification, LinearRegression, LinearRegressionConfig,
@@ -16,24 +17,6 @@ from iclab.tasks.pool import TaskPool
 from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.representation import Representation
 from iclab.tasks.shifts import SHIFTS, apply_shift
-
-TASKS: dict[str, type[Task]] = {
-    "linear_regression": LinearRegression,
-    "sparse_linear_regression": SparseLinearRegression,
-    "sign_vector_regression": SignVectorRegression,
-    "low_rank_regression": LowRankRegression,
-    "gaussian_mixture_regression": GaussianMixtureRegression,
-    "linear_classification": LinearClassification,
-    "task_pool": TaskPool,
-    "representation": Representation,
-    "fourier_series": FourierSeries,
-    "monomial_regression": MonomialRegression,
-    "decision_tree": DecisionTree,
-    "relu_network": ReluNetwork,
-    "mixture": Mixture,
-    "digits_classification": DigitsClassification,
-    "associative_recall": AssociativeRecall,
-}
 
 
 def make_task(config) -> Task:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from iclab.lazy import torch
 
+from iclab.registry import Registry
 from iclab.types import Prompts
 from iclab.utils import derive_seed
 from iclab.schema import require_positive
@@ -54,8 +55,16 @@ class Curriculum:
         return min(n_points, self.points_start + self.points_inc * (step // self.points_every))
 
 
+def _set_name(name: str, cls) -> None:
+    cls.name = name  # a task's name is written once, as its Config's ``name`` default
+
+
+TASKS = Registry("task", on_register=_set_name)  # name -> task class; ``@TASKS.register`` on each family
+
+
 class Task:
-    """A distribution over prompts. Subclasses define ``Config`` and ``sample``.
+    """A distribution over prompts. Subclasses define ``Config`` (whose ``name`` field is the registered name)
+    and ``sample``, and are registered with ``@TASKS.register``.
 
     ``sample(batch_size, generator, n_active_dims, n_points)`` draws prompts with inputs of width
     ``config.n_dims`` whose coordinates beyond ``n_active_dims`` are zero.
@@ -93,6 +102,11 @@ class Task:
     def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``."""
         return (pred - ys) ** 2 / self.error_scale
+
+    @property
+    def has_features(self) -> bool:
+        """Whether ``y`` is linear in a fixed feature map :meth:`features` (feature learners apply)."""
+        return type(self).features is not Task.features
 
     def features(self, xs: torch.Tensor) -> torch.Tensor | None:
         """The task's fixed feature map ``(B, N, d) -> (B, N, F)`` when ``y`` is linear in it, else None."""

@@ -11,11 +11,11 @@ or null for a fresh task per prompt (general-purpose learning). Trained with cro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
-import torch
+from iclab.lazy import torch
 
-from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.base import Curriculum, TASKS, Task
 from iclab.types import Prompts
 from iclab.schema import require, require_non_negative, require_positive
 
@@ -48,21 +48,43 @@ class DigitsClassificationConfig:
         require_non_negative(self, path, "task_seed")
 
 
+@TASKS.register
 class DigitsClassification(Task):
     """Randomly projected, label-permuted ``digits`` (Kirsch et al. 2022)."""
 
     Config = DigitsClassificationConfig
-    name = "digits_classification"
 
     def __init__(self, config) -> None:
         super().__init__(config)
         self.n_classes = config.n_classes
+
+    # the data and the finite task set are made on first use, so building the task to check a config is cheap
+    @cached_property
+    def _data(self) -> tuple:
         x, y = _digits()
-        keep = y < config.n_classes
-        self.images, self.labels = x[keep], y[keep]
-        if config.n_tasks is not None:
-            g = torch.Generator().manual_seed(4_000_037 + config.task_seed)
-            self.projections, self.permutations = self._draw_tasks(config.n_tasks, g)
+        keep = y < self.config.n_classes
+        return x[keep], y[keep]
+
+    @property
+    def images(self):
+        return self._data[0]
+
+    @property
+    def labels(self):
+        return self._data[1]
+
+    @cached_property
+    def _tasks(self) -> tuple:
+        g = torch.Generator().manual_seed(4_000_037 + self.config.task_seed)
+        return self._draw_tasks(self.config.n_tasks, g)
+
+    @property
+    def projections(self):
+        return self._tasks[0]
+
+    @property
+    def permutations(self):
+        return self._tasks[1]
 
     @property
     def error_label(self) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import torch
+from iclab.lazy import torch
 
-from iclab.tasks.base import Curriculum, FeatureTask
+from iclab.tasks.base import Curriculum, FeatureTask, TASKS
 from iclab.schema import require, require_non_negative, require_positive
 
 
@@ -33,13 +33,13 @@ class FourierSeriesConfig:
         require_non_negative(self, path, "noise_std")
 
 
+@TASKS.register
 class FourierSeries(FeatureTask):
     """Random 1-D Fourier series up to frequency ``max_frequency``, ``x ~ U(-L, L)`` (Panwar et al. 2023)."""
 
     """Random Fourier series up to frequency ``max_frequency``; ``info["w"]`` holds the coefficients."""
 
     Config = FourierSeriesConfig
-    name = "fourier_series"
 
     @property
     def error_scale(self) -> float:

@@ -21,10 +21,10 @@ import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
-import torch
+from iclab.lazy import torch
 
 from iclab.schema import require, require_finite, require_non_negative, require_positive
-from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.base import Curriculum, TASKS, Task
 from iclab.tasks.posterior import combine, discrete_predictive, gaussian_predictive, likelihood_var, too_many
 from iclab.types import Prompts
 
@@ -89,11 +89,11 @@ class LinearTask(Task):
         return ["least_squares", "knn(k=3)", "averaging", "zero"]
 
 
+@TASKS.register
 class LinearRegression(LinearTask):
     """Noisy or noiseless linear regression with a standard Gaussian prior on the weights."""
 
     Config = LinearRegressionConfig
-    name = "linear_regression"
 
     def sample_w(self, batch_size, generator, n_active_dims):
         return torch.randn(batch_size, self.n_dims, generator=generator), {}
@@ -124,11 +124,11 @@ class SparseLinearRegressionConfig(LinearRegressionConfig):
                 self.sparsity)
 
 
+@TASKS.register
 class SparseLinearRegression(LinearTask):
     """``sparsity`` nonzero N(0, 1) coordinates on a uniformly random support."""
 
     Config = SparseLinearRegressionConfig
-    name = "sparse_linear_regression"
 
     @property
     def error_scale(self) -> float:
@@ -169,11 +169,11 @@ class SignVectorRegressionConfig(LinearRegressionConfig):
     n_points: int = 17
 
 
+@TASKS.register
 class SignVectorRegression(LinearTask):
     """``w`` uniform on the corners of the hypercube ``{-1, +1}^d``."""
 
     Config = SignVectorRegressionConfig
-    name = "sign_vector_regression"
 
     def relevant_learners(self) -> list[str]:
         bayes = ["sign_posterior"] if self.posterior_unsupported() is None else []
@@ -206,11 +206,11 @@ class LowRankRegressionConfig(LinearRegressionConfig):
         require(self.rank <= m, f"{path}.rank", f"must be at most sqrt(task.n_dims) = {m}", self.rank)
 
 
+@TASKS.register
 class LowRankRegression(LinearTask):
     """``w = U V^T / sqrt(rank)`` with ``U, V`` of shape ``(m, rank)``, entries N(0, 1); ``y = <w, x>``."""
 
     Config = LowRankRegressionConfig
-    name = "low_rank_regression"
 
     def relevant_learners(self) -> list[str]:
         return ["nuclear_min", "least_squares", "knn(k=3)", "averaging", "zero"]
@@ -229,12 +229,12 @@ class LinearClassificationConfig(LinearRegressionConfig):
     n_points: int = 21
 
 
+@TASKS.register
 class LinearClassification(LinearTask):
     """Labels ``sign(w . x)`` with ``w ~ N(0, I)`` (Garg et al. 2022). Trained with the logistic loss on
     the network's output; evaluated by classification error (a prediction of exactly 0 counts half)."""
 
     Config = LinearClassificationConfig
-    name = "linear_classification"
 
     @property
     def error_label(self) -> str:
@@ -284,11 +284,11 @@ class GaussianMixtureRegressionConfig(LinearRegressionConfig):
                 f"{path}.weights", "must be two non-negative numbers summing to 1", self.weights)
 
 
+@TASKS.register
 class GaussianMixtureRegression(LinearTask):
     """``w ~ pi_1 N(+m e_1, I) + pi_2 N(-m e_1, I)``; ``info["component"]`` says which."""
 
     Config = GaussianMixtureRegressionConfig
-    name = "gaussian_mixture_regression"
 
     @property
     def error_scale(self) -> float:

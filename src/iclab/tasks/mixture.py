@@ -9,12 +9,13 @@ sparse regression, Gaussian-mixture prior, task pools).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-import torch
+from iclab.lazy import torch
 
 from iclab.schema import family_config, require, require_positive
-from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.base import Curriculum, TASKS, Task
 from iclab.tasks.posterior import combine
 from iclab.types import Prompts
 
@@ -57,11 +58,11 @@ class MixtureConfig:
                     f"must be {len(self.components)} non-negative numbers summing to 1", self.weights)
 
 
+@TASKS.register
 class Mixture(Task):
     """Each prompt from one of several task families, chosen at random per prompt (Panwar et al. 2023)."""
 
     Config = MixtureConfig
-    name = "mixture"
 
     def __init__(self, config) -> None:
         from iclab.tasks import TASKS
@@ -69,8 +70,11 @@ class Mixture(Task):
         super().__init__(config)
         self.components = [TASKS[c["name"]](family_config(TASKS, "task.components", c, "linear_regression"))
                            for c in config.components]
+
+    @cached_property
+    def weights(self) -> torch.Tensor:  # (C,) the components' probabilities
         k = len(self.components)
-        self.weights = torch.tensor(config.weights if config.weights is not None else [1.0 / k] * k)
+        return torch.tensor(self.config.weights if self.config.weights is not None else [1.0 / k] * k)
 
     @property
     def error_scale(self) -> float:

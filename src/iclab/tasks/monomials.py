@@ -8,11 +8,12 @@ mean is (min-norm) least squares on those monomials: ``feature_least_squares`` /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-import torch
+from iclab.lazy import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
-from iclab.tasks.base import FeatureTask
+from iclab.tasks.base import FeatureTask, TASKS
 from iclab.schema import require, require_non_negative, require_positive
 
 
@@ -33,18 +34,19 @@ class MonomialRegressionConfig(LinearRegressionConfig):
                 self.n_monomials)
 
 
+@TASKS.register
 class MonomialRegression(FeatureTask):
     """Linear combinations of a fixed set of degree-2 monomials ``x_i x_j`` (Panwar et al. 2023)."""
 
     Config = MonomialRegressionConfig
-    name = "monomial_regression"
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
-        pairs = torch.triu_indices(config.n_dims, config.n_dims)  # (2, d (d + 1) / 2), i <= j
-        g = torch.Generator().manual_seed(3_000_017 + config.monomial_seed)
-        chosen = torch.randperm(pairs.shape[1], generator=g)[: config.n_monomials].sort().values
-        self.pairs = pairs[:, chosen]  # (2, S)
+    @cached_property
+    def pairs(self) -> torch.Tensor:  # (2, S): the chosen monomials x_i x_j, made on first use
+        c = self.config
+        pairs = torch.triu_indices(c.n_dims, c.n_dims)  # (2, d (d + 1) / 2), i <= j
+        g = torch.Generator().manual_seed(3_000_017 + c.monomial_seed)
+        chosen = torch.randperm(pairs.shape[1], generator=g)[: c.n_monomials].sort().values
+        return pairs[:, chosen]
 
     @property
     def error_scale(self) -> float:

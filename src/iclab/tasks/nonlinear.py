@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from iclab.lazy import torch
 
-from iclab.tasks.base import Task
+from iclab.tasks.base import TASKS, Task
 from iclab.tasks.linear import LinearRegressionConfig
 from iclab.types import Prompts
 from iclab.schema import require, require_positive
@@ -40,11 +40,11 @@ class DecisionTreeConfig(LinearRegressionConfig):
         require(self.depth <= 12, f"{path}.depth", "must be at most 12", self.depth)
 
 
+@TASKS.register
 class DecisionTree(Task):
     """Random depth-``depth`` trees; ``info`` holds ``coords (B, 2^depth - 1)`` and ``leaves (B, 2^depth)``."""
 
     Config = DecisionTreeConfig
-    name = "decision_tree"
 
     @property
     def error_scale(self) -> float:
@@ -89,11 +89,11 @@ class ReluNetworkConfig(LinearRegressionConfig):
         require_positive(self, path, "hidden")
 
 
+@TASKS.register
 class ReluNetwork(Task):
     """Random two-layer ReLU networks; ``info`` holds ``w1 (B, d, H)`` and ``w2 (B, H)``."""
 
     Config = ReluNetworkConfig
-    name = "relu_network"
 
     def label(self, xs, info):
         h = self.config.hidden

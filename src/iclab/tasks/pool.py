@@ -10,11 +10,13 @@ tasks it is ridge with ``lam = noise_std^2``. Held-out prompts on fresh tasks: `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-import torch
+from iclab.lazy import torch
 
 from iclab.schema import require_non_negative, require_positive
+from iclab.tasks.base import TASKS
 from iclab.tasks.linear import LinearRegressionConfig, LinearTask
 from iclab.tasks.posterior import discrete_predictive, likelihood_var
 
@@ -88,19 +90,19 @@ def same_pool(file_a: str | None, file_b: str | None) -> bool:
         return False
 
 
+@TASKS.register
 class TaskPool(LinearTask):
     """Linear regression whose weights come from a fixed pool of ``pool_size`` tasks."""
 
     Config = TaskPoolConfig
-    name = "task_pool"
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
-        if config.pool_file is not None:
-            self.pool = load_pool_file(config.pool_file, config.pool_size, config.n_dims)  # (M, d)
-        else:
-            g = torch.Generator().manual_seed(1_000_003 + config.pool_seed)
-            self.pool = torch.randn(config.pool_size, config.n_dims, generator=g)  # (M, d)
+    @cached_property
+    def pool(self) -> torch.Tensor:  # (M, d), made on first use
+        c = self.config
+        if c.pool_file is not None:
+            return load_pool_file(c.pool_file, c.pool_size, c.n_dims)
+        g = torch.Generator().manual_seed(1_000_003 + c.pool_seed)
+        return torch.randn(c.pool_size, c.n_dims, generator=g)
 
     def sample_w(self, batch_size, generator, n_active_dims):
         ids = torch.randint(0, self.config.pool_size, (batch_size,), generator=generator)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from iclab.lazy import torch
 
 from iclab.utils import exclusive_cumsum
 

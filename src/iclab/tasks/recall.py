@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
+from iclab.lazy import torch
 
-from iclab.tasks.base import Curriculum, Task
+from iclab.tasks.base import Curriculum, TASKS, Task
 from iclab.types import Prompts
 from iclab.schema import require, require_positive
 
@@ -38,11 +38,11 @@ class AssociativeRecallConfig:
                 "associative_recall has no curriculum (leave dims_start and points_start null)", "set")
 
 
+@TASKS.register
 class AssociativeRecall(Task):
     """Key-value pairs, then queries of the stored keys (multi-query associative recall)."""
 
     Config = AssociativeRecallConfig
-    name = "associative_recall"
 
     @property
     def error_scale(self) -> float:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
-import torch
+from iclab.lazy import torch
 
 from iclab.tasks.linear import LinearRegressionConfig
-from iclab.tasks.base import FeatureTask
+from iclab.tasks.base import FeatureTask, TASKS
 from iclab.schema import require_non_negative, require_positive
 
 
@@ -33,26 +34,28 @@ class RepresentationConfig(LinearRegressionConfig):
         require_non_negative(self, path, "phi_seed")
 
 
+@TASKS.register
 class Representation(FeatureTask):
     """``y = <w, Phi(x)> + noise`` with a fixed random two-layer ReLU MLP ``Phi`` (Guo et al. 2023)."""
 
     """``y = <w, Phi(x)> + noise`` with a fixed random ReLU MLP ``Phi``."""
 
     Config = RepresentationConfig
-    name = "representation"
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
-        g = torch.Generator().manual_seed(2_000_003 + config.phi_seed)
-        self.a1 = torch.randn(config.n_dims, config.phi_hidden, generator=g) * math.sqrt(2 / config.n_dims)
-        self.a2 = torch.randn(config.phi_hidden, config.phi_dim, generator=g) / math.sqrt(config.phi_hidden)
+    @cached_property
+    def _phi(self) -> tuple:  # Phi's two weight matrices, made on first use
+        c = self.config
+        g = torch.Generator().manual_seed(2_000_003 + c.phi_seed)
+        a1 = torch.randn(c.n_dims, c.phi_hidden, generator=g) * math.sqrt(2 / c.n_dims)
+        a2 = torch.randn(c.phi_hidden, c.phi_dim, generator=g) / math.sqrt(c.phi_hidden)
+        return a1, a2
 
     @property
     def error_scale(self) -> float:
         return float(self.config.phi_dim)
 
     def features(self, xs: torch.Tensor) -> torch.Tensor:
-        a1, a2 = self.a1.to(xs), self.a2.to(xs)
+        a1, a2 = (a.to(xs) for a in self._phi)
         return torch.relu(xs @ a1) @ a2  # (B, N, phi_dim)
 
     @property

@@ -18,13 +18,15 @@ import math
 import re
 from typing import Any, Callable
 
-import torch
+from iclab.lazy import torch
 
 from iclab.errors import ConfigError
+from iclab.registry import Registry
 from iclab.types import Prompts
 from iclab.utils import derive_seed
 
 SHIFT_STREAM = 3
+SHIFTS = Registry("shift")  # name -> shift function (task, n_prompts, seed, **params); named by the function
 
 
 def _relabel(task, xs: torch.Tensor, info: dict, generator: torch.Generator) -> torch.Tensor:
@@ -37,26 +39,30 @@ def _base(task, n_prompts, seed, n_points=None):
     return prompts, g
 
 
-def _standard(task, n_prompts, seed):
+@SHIFTS.register
+def standard(task, n_prompts, seed):
     """The training distribution (held-out prompts)."""
     return [(None, task.eval_prompts(n_prompts, seed))]
 
 
-def _noisy_y(task, n_prompts, seed, std: float = 1.0):
+@SHIFTS.register
+def noisy_y(task, n_prompts, seed, std: float = 1.0):
     """Extra label noise of standard deviation ``std`` on every point."""
     p = task.eval_prompts(n_prompts, seed)
     g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, 1))
     return [(None, Prompts(p.xs, p.ys + std * torch.randn(p.ys.shape, generator=g), p.info))]
 
 
-def _scale_x(task, n_prompts, seed, scale: float = 2.0):
+@SHIFTS.register
+def scale_x(task, n_prompts, seed, scale: float = 2.0):
     """Inputs multiplied by ``scale`` (von Oswald et al.'s input-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
     xs = p.xs * scale
     return [(None, Prompts(xs, _relabel(task, xs, p.info, g), p.info))]
 
 
-def _scale_w(task, n_prompts, seed, scale: float = 2.0):
+@SHIFTS.register
+def scale_w(task, n_prompts, seed, scale: float = 2.0):
     """Weights multiplied by ``scale`` (von Oswald et al.'s weight-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
     if "w" not in p.info:
@@ -65,7 +71,8 @@ def _scale_w(task, n_prompts, seed, scale: float = 2.0):
     return [(None, Prompts(p.xs, _relabel(task, p.xs, info, g), info))]
 
 
-def _skewed_covariance(task, n_prompts, seed, decay: float = 2.0):
+@SHIFTS.register
+def skewed_covariance(task, n_prompts, seed, decay: float = 2.0):
     """Inputs ``x -> A x`` with a fixed random eigenbasis and eigenvalues ``∝ 1 / i^decay`` (trace d)."""
     p, g = _base(task, n_prompts, seed)
     d = task.n_dims
@@ -86,7 +93,8 @@ def _per_query(task, n_prompts, seed, move: Callable) -> list:
     return out
 
 
-def _orthant(task, n_prompts, seed):
+@SHIFTS.register
+def orthant(task, n_prompts, seed):
     """In-context inputs in one random orthant, the query in the opposite one."""
     def move(xs, g):
         sign = torch.randint(0, 2, (xs.shape[0], 1, xs.shape[2]), generator=g).float() * 2 - 1
@@ -117,16 +125,8 @@ def _subspace(query_in: bool):
     return shift
 
 
-SHIFTS: dict[str, Callable] = {
-    "standard": _standard,
-    "noisy_y": _noisy_y,
-    "scale_x": _scale_x,
-    "scale_w": _scale_w,
-    "skewed_covariance": _skewed_covariance,
-    "orthant": _orthant,
-    "half_subspace": _subspace(query_in=True),
-    "orthogonal_query": _subspace(query_in=False),
-}
+SHIFTS.register(_subspace(query_in=True), name="half_subspace")
+SHIFTS.register(_subspace(query_in=False), name="orthogonal_query")
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
