@@ -9,7 +9,7 @@ import time
 
 def train_fresh(cfg, out) -> float:
     """Train ``cfg`` into an emptied folder ``out`` without progress output; return the seconds it took."""
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import pytest
@@ -18,3 +19,23 @@ def tiny_overrides():
         "train.log_every=5", "train.eval_every=10", "train.eval_prompts=32", "train.checkpoint_every=10",
         "eval.n_prompts=64",
     ]
+
+
+def tiny_model(name: str, width: int = 16) -> list[str]:
+    """``--set`` overrides for a small network of the registered family ``name``, derived from its config's
+    fields (so every registered family, built-in or not, gets one)."""
+    from iclab.models import MODELS
+
+    fields = {f.name for f in dataclasses.fields(MODELS[name])}
+    out = [f"model.name={name}"]
+    out += [f"model.n_embd={width}"] if "n_embd" in fields else []
+    out += ["model.n_head=2"] if "n_head" in fields else []
+    out += ["model.d_state=4"] if "d_state" in fields else []
+    return out
+
+
+def quick_model(name: str) -> list[str]:
+    """``--set`` overrides of family ``name``'s ``quick`` settings (a short CPU run that learns in context)."""
+    from iclab.models import MODELS
+
+    return [f"model.name={name}", *(f"model.{k}={v}" for k, v in MODELS[name].quick.items())]

@@ -15,6 +15,8 @@ from iclab.learners import make_learner
 from iclab.models import ICLModel, build_model, gd_construction, hook_points
 from iclab.tasks import make_task
 from iclab.types import Prompts
+from iclab.models import MODELS
+from conftest import tiny_model
 
 
 def _task(*overrides):
@@ -140,7 +142,7 @@ def test_pasting_runs_and_needs_a_feature_task():
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     run = tmp_path_factory.mktemp("analyze") / "r"
     cfg = load_config(None, ["task.n_dims=3", "task.n_points=7", "model.n_layer=2", "model.n_embd=16", "model.n_head=2",
@@ -192,19 +194,11 @@ def test_analyze_a_run_without_checkpoint_is_exit_2(tmp_path, capsys):
     assert "checkpoint" in err and err.count("\n") == 1
 
 
-FAMILIES = {"transformer": ["model.n_embd=16", "model.n_head=2"], "linear_self_attention": ["model.encoder=stacked"],
-            "rnn": ["model.n_embd=16"], "memory": ["model.n_embd=16", "model.n_head=2"],
-            "mamba": ["model.n_embd=16", "model.d_state=4"]}
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(MODELS))
 def test_instruments_work_on_every_model_family(family):
     from iclab.analysis import probe_model
-    from iclab.models import MODELS
 
-    assert set(FAMILIES) == set(MODELS)
-    cfg = load_config(None, [f"model.name={family}", "model.n_layer=2", *FAMILIES[family], "task.n_dims=3",
-                             "task.n_points=6"])
+    cfg = load_config(None, [*tiny_model(family), "model.n_layer=2", "task.n_dims=3", "task.n_points=6"])
     torch.manual_seed(0)
     model = build_model(cfg.model, 3)
     task = make_task(cfg.task)
@@ -216,7 +210,7 @@ def test_instruments_work_on_every_model_family(family):
 
 
 def test_analyze_an_lsa_run_compares_its_products_with_the_construction(tmp_path):
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     run = tmp_path / "lsa"
     cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1",
@@ -233,7 +227,7 @@ def test_analyze_an_lsa_run_compares_its_products_with_the_construction(tmp_path
 
 
 def test_analyze_skips_slow_learners_unless_named(tmp_path):
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     run = tmp_path / "tree"
     cfg = load_config(None, ["task.name=decision_tree", "task.n_points=8", "model.n_layer=1", "model.n_embd=16",

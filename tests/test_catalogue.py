@@ -559,10 +559,29 @@ def test_impossible_task_parameters(overrides, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("name, same_as", [("linear_regression", "ridge(lam=0.09)"), ("task_pool", "dmmse"),
+                                           ("sparse_linear_regression", "sparse_posterior"), ("mixture", "bayes_mixture")])
+def test_posterior_mean_is_each_task_s_own_bayes_predictor(name, same_as):
+    """``posterior_mean`` asks the task for its posterior: on noisy linear regression it is ridge with
+    lam = sigma^2 (the closed form), elsewhere the family's named posterior learner."""
+    cfg = load_config(None, [f"task.name={name}", "task.noise_std=0.3"] if name == "linear_regression" else
+                      [f"task.name={name}"])
+    task = make_task(cfg.task)
+    p = task.eval_prompts(64, seed=0)
+    ours = make_learner("posterior_mean", task=task).predict(p)
+    torch.testing.assert_close(ours, make_learner(same_as, task=task).predict(p), rtol=1e-5, atol=1e-5)
+
+
+def test_posterior_mean_names_tasks_without_a_closed_form():
+    with pytest.raises(ConfigError, match="learner 'posterior_mean' does not apply to task 'decision_tree': it has no "
+                                          "closed-form posterior mean"):
+        load_config(None, ["task.name=decision_tree", "eval.learners=[posterior_mean]"])
+
+
 def test_every_learner_is_tested():
     tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd", "gd_lsa",  # test_learners.py
               "lasso", "linf_min", "nuclear_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
-              "sign_posterior", "bayes_mixture", "nn_gd", "tree", "xgboost"}
+              "sign_posterior", "bayes_mixture", "posterior_mean", "nn_gd", "tree", "xgboost"}
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",
                            "half_subspace", "orthogonal_query"}
@@ -572,7 +591,7 @@ def test_every_learner_is_tested():
 def test_short_training_on_classification_and_a_query_shift(tmp_path):
     """Classification trains with the logistic loss and evaluates by error rate; query shifts evaluate."""
     from iclab.evaluate import error_at, evaluate_run
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     cfg = load_config(None, ["task.name=linear_classification", "task.n_dims=2", "task.n_points=9",
                              "model.encoder=stacked", "model.n_layer=2", "model.n_embd=32", "model.n_head=2",
@@ -591,7 +610,7 @@ def test_every_family_trains_evaluates_and_reports(name, tmp_path):
     """Each family goes through the same path as linear regression: train, evaluate, report."""
     from iclab.evaluate import evaluate_run
     from iclab.report import write_report
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     overrides = [f"task.name={name}", "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "train.steps=4",
                  "train.batch_size=8", "train.warmup_steps=1", "train.device=cpu", "train.eval_every=2",

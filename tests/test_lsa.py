@@ -84,7 +84,7 @@ def test_lsa_rejects_the_interleaved_encoder():
 def test_trained_layer_matches_one_gd_step(tmp_path):
     """Short version of benchmarks/von_oswald.py (5000 steps there: 0.2021 vs 0.2018, cosine 0.9996)."""
     from iclab.rundir import load_model
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(800)), ["model.init_std=0.1",
         "train.device=cpu", "train.threads=1", "train.batch_size=512", "train.lr=3e-3", "train.eval_every=0",

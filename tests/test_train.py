@@ -12,10 +12,10 @@ import torch
 
 from iclab.config import load_config
 from iclab.errors import RunFolderError, TrainingError
-from iclab.train import checkpoint as ckpt_mod
-from iclab.train.checkpoint import latest_checkpoint, list_checkpoints
-from iclab.train.loop import train
-from iclab.train.schedule import lr_at
+from iclab.training import checkpoint as ckpt_mod
+from iclab.training.checkpoint import latest_checkpoint, list_checkpoints
+from iclab.training.loop import train
+from iclab.training.schedule import lr_at
 
 
 def _params(run_dir):
@@ -238,7 +238,7 @@ def test_short_training_beats_the_zero_predictor(tmp_path):
 def test_progress_bar_and_plain_lines(bar):
     import io
 
-    from iclab.train.progress import Progress
+    from iclab.training.progress import Progress
 
     out = io.StringIO()
     progress = Progress(total=10, stream=out, bar=bar, every=5)

@@ -33,7 +33,7 @@ _EXPORTS = {
     "capture": "iclab.models",
     "LEARNERS": "iclab.learners",
     "make_learner": "iclab.learners",
-    "train": "iclab.train.loop",
+    "train": "iclab.training.loop",
     "evaluate_run": "iclab.evaluate",
     "error_curves": "iclab.evaluate",
     "write_report": "iclab.report",

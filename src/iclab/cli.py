@@ -22,6 +22,9 @@ from pathlib import Path
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="iclab", description="Train small sequence models on in-context learning "
                                 "tasks and compare them with the learning algorithms they might implement.")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="a module or .py file that registers extra tasks, models, learners, instruments or recipes "
+                        "(repeatable; a config's `imports:` does the same for its runs)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train, evaluate and report on linear regression (d=5) in a few CPU minutes")
@@ -63,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help="cpu, cuda, ... (default: the run's train.device)")
     a.add_argument("--threads", type=int, help="torch CPU threads (default: the run's train.threads)")
 
-    sub.add_parser("list", help="registered tasks, models, encoders, learners, shifts and recipes")
+    ls = sub.add_parser("list", help="registered tasks, models, encoders, memory rules, learners, shifts, analysis "
+                        "instruments and recipes")
+    ls.add_argument("--markdown", action="store_true", help="as Markdown tables (docs/registry.md)")
     return p
 
 
@@ -75,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     from iclab.errors import TrainingError, UserError
 
     try:
+        if args.imports:
+            from iclab.config import import_extensions
+
+            import_extensions(args.imports, "--import")
         return {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "report": cmd_report,
                 "analyze": cmd_analyze, "list": cmd_list}[args.command](args)
     except UserError as e:
@@ -112,7 +121,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool, cfg) -> None:
 def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
     from iclab.evaluate import evaluate_run
     from iclab.report import write_report
-    from iclab.train.loop import train
+    from iclab.training.loop import train
 
     t0 = time.perf_counter()
     result = train(cfg, run_dir, resume=resume)
@@ -248,70 +257,10 @@ def cmd_report(args) -> int:
 
 def cmd_list(args) -> int:
     """Everything registered, read from the registries (so a registered extension shows up too)."""
-    import dataclasses
-    import inspect
+    from iclab.listing import as_markdown, as_text
 
-    from iclab.analysis import INSTRUMENTS
-    from iclab.learners import LEARNERS
-    from iclab.models import ENCODERS, MODELS
-    from iclab.models.memory_rules import RULES
-    from iclab.recipes import RECIPES
-    from iclab.tasks import SHIFTS, TASKS
-
-    def first_line(obj) -> str:
-        doc = inspect.getdoc(obj)
-        return doc.splitlines()[0] if doc else ""
-
-    def fields(config_cls, skip=("name",)) -> str:
-        return ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(config_cls) if f.name not in skip)
-
-    def params(fn, skip) -> str:
-        return ", ".join(f"{p.name}={p.default!r}" for p in inspect.signature(fn).parameters.values()
-                         if p.name not in skip)
-
-    print("tasks (task.name; its fields and defaults):")
-    for name in sorted(TASKS):
-        cls = TASKS[name]
-        print(f"  {name:<28} {first_line(cls)}")
-        print(f"  {'':<28}   {fields(cls.Config, ('name', 'curriculum'))}")
-    print("models (model.name; its fields and defaults):")
-    for name in sorted(MODELS):
-        cls = MODELS[name]
-        print(f"  {name:<28} {first_line(cls)} Encoders: {', '.join(cls.encoders)}.")
-        print(f"  {'':<28}   {fields(cls, ('name', 'encoder'))}")
-    print("encoders (model.encoder):")
-    for name, cls in ENCODERS.items():
-        print(f"  {name:<28} {first_line(cls)}")
-    print("memory rules (model.rule of the memory family):")
-    for name, rule in RULES.items():
-        print(f"  {name:<28} {'recurrent and parallel forms' if rule.parallel else 'recurrent form'}")
-    print("learners (eval.learners, --learner):")
-    for name in sorted(LEARNERS):
-        cls = LEARNERS[name]
-        spec = params(cls.__init__, ("self", "task"))
-        print(f"  {name + ('(' + spec + ')' if spec else ''):<28} {first_line(cls)}")
-    print("shifts (eval.shifts, --shift):")
-    for name, fn in SHIFTS.items():
-        spec = params(fn, ("task", "n_prompts", "seed"))
-        print(f"  {name + ('(' + spec + ')' if spec else ''):<28} {first_line(fn)}")
-    print("analysis instruments (iclab analyze --only):")
-    for name, ins in INSTRUMENTS.items():
-        print(f"  {name:<28} {first_line(ins.run)}")
-    print("recipes (iclab train --recipe):")
-    for name, fn in RECIPES.items():
-        print(f"  {name:<28} {first_line(fn)}")
+    print(as_markdown() if args.markdown else as_text(), end="")
     return 0
-
-
-def _default(f) -> str:
-    import dataclasses
-
-    if f.default is not dataclasses.MISSING:
-        return repr(f.default)
-    if f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-        return repr(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value)
-    return "?"
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def run_config_from_dict(data: Any) -> RunConfig:
     return cfg
 
 
-def import_extensions(entries: Any) -> list[str]:
+def import_extensions(entries: Any, field: str = "imports") -> list[str]:
     """Import the modules a config's ``imports`` names (so their ``@TASKS.register`` & co. run) and return
     the entries as they are saved: ``.py`` files with absolute paths, module names as given. A module name
     is looked up on ``sys.path`` and in the working folder."""
@@ -159,10 +159,10 @@ def import_extensions(entries: Any) -> list[str]:
     import importlib.util
     import sys
 
-    entries = convert(list[str], entries, "imports")
+    entries = convert(list[str], entries, field)
     resolved = []
     for i, entry in enumerate(entries):
-        where = f"imports[{i}]"
+        where = f"{field}[{i}]" if field == "imports" else f"{field} {entry}"
         try:
             if entry.endswith(".py"):
                 path = Path(entry).expanduser().resolve()

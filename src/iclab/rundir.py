@@ -1,5 +1,5 @@
 """Run-folder I/O: where a run keeps its config, metrics, checkpoints, curves, plots and report, and the
-functions that read them back (the entry points that *write* them are :func:`iclab.train.train`,
+functions that read them back (the entry points that *write* them are :func:`iclab.train` (:mod:`iclab.training`),
 :func:`iclab.evaluate.evaluate_run`, :func:`iclab.analysis.analyze_run` and :func:`iclab.report.write_report`).
 
     runs/<name>/
@@ -35,7 +35,7 @@ def load_model(run_dir: Path, device=None):
 
     from iclab.models import build_model
     from iclab.tasks import make_task
-    from iclab.train.checkpoint import latest_checkpoint
+    from iclab.training.checkpoint import latest_checkpoint
 
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))

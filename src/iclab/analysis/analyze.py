@@ -40,14 +40,14 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
 
     run_dir = Path(run_dir)
     explicit = instruments is not None
+    if n_prompts < 8:
+        raise UserError(f"--prompts: must be at least 8, got {n_prompts}")
+    run_cfg = read_run_config(run_dir)  # first: it imports the extensions the run's config names
     for name in instruments or []:
         if name not in INSTRUMENTS:
             raise UserError(f"--only: unknown instrument {name!r}; choose from {', '.join(INSTRUMENTS)}")
-    if n_prompts < 8:
-        raise UserError(f"--prompts: must be at least 8, got {n_prompts}")
     for spec in learners or []:
         parse_learner_spec(spec, "--learner")
-    run_cfg = read_run_config(run_dir)
     if device is None:
         device = resolve_device(run_cfg.train.device)
     threads = threads or run_cfg.train.threads

@@ -12,8 +12,8 @@ form. Build one from a spec::
 
 from iclab.learners.base import LEARNERS, ReferenceLearner, make_learner, parse_learner_spec
 from iclab.learners.baselines import Averaging, Zero
-from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, SignPosterior,
-                                  SparsePosterior)
+from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, PosteriorMean,
+                                  SignPosterior, SparsePosterior)
 from iclab.learners.gd import GD, GDConstruction, OnlineGD
 from iclab.learners.knn import KNN
 from iclab.learners.lasso import Lasso
@@ -23,5 +23,5 @@ from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
 
 __all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
-           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "ReferenceLearner", "Ridge",
+           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "PosteriorMean", "ReferenceLearner", "Ridge",
            "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

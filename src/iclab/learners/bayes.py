@@ -37,6 +37,13 @@ class _Posterior(ReferenceLearner):
 
 
 @LEARNERS.register
+class PosteriorMean(_Posterior):
+    """The posterior mean of the task's own prior, for any task with a closed form (``Task.posterior``)."""
+
+    name = "posterior_mean"
+
+
+@LEARNERS.register
 class DMMSE(_Posterior):
     """Discrete MMSE (Raventós et al. 2023): the posterior mean over a finite task pool, uniform prior."""
 

@@ -15,7 +15,9 @@ attributes tell the shell what to put around the blocks:
 - ``read_in``: a linear read-in to ``n_embd`` (else the tokens are the residual stream);
 - ``final_norm``: a LayerNorm after the last block;
 - ``readout``: ``"linear"`` (a linear map per token) or ``"y_slot"`` (minus the y-slot of each token,
-  von Oswald et al.'s convention for linear self-attention).
+  von Oswald et al.'s convention for linear self-attention);
+- ``quick``: field overrides for a seconds-long CPU run in which the family learns in context (d = 3,
+  400 steps); the test suite checks every registered family with them.
 
 A family with an ``n_positions`` field gets learned position embeddings; one with ``dropout``, dropout on
 the embeddings. :meth:`ModelConfig.label` names the network in tables and plots ("LSTM 2x64").
@@ -46,6 +48,7 @@ class ModelConfig:
     read_in: ClassVar[bool] = True
     final_norm: ClassVar[bool] = True
     readout: ClassVar[str] = "linear"
+    quick: ClassVar[dict] = {}
 
     def validate(self, path: str = "model") -> None:
         if self.encoder not in self.encoders:
@@ -84,6 +87,7 @@ class TransformerConfig(ModelConfig):
 
     block: ClassVar[Any] = "iclab.models.transformer:TransformerBlock"
     encoders: ClassVar[tuple[str, ...]] = ("interleaved", "stacked", "set")
+    quick: ClassVar[dict] = {"encoder": "stacked", "n_layer": 2, "n_embd": 32, "n_head": 2}
 
     def validate(self, path: str = "model") -> None:
         super().validate(path)
@@ -117,6 +121,7 @@ class LinearSelfAttentionConfig(ModelConfig):
     read_in: ClassVar[bool] = False
     final_norm: ClassVar[bool] = False
     readout: ClassVar[str] = "y_slot"
+    quick: ClassVar[dict] = {"init_std": 0.1}
 
     def validate(self, path: str = "model") -> None:
         super().validate(path)
@@ -174,6 +179,7 @@ class MemoryConfig(ModelConfig):
     n_positions: int | None = None  # learned position embeddings; null = fitted to the task
 
     block: ClassVar[Any] = "iclab.models.memory:MemoryBlock"
+    quick: ClassVar[dict] = {"n_layer": 1, "n_embd": 32, "n_head": 2}
 
     def validate(self, path: str = "model") -> None:
         from iclab.models.memory_rules import FEATURE_MAPS, RULES
@@ -209,6 +215,7 @@ class MambaConfig(ModelConfig):
     dt_rank: int | None = None  # rank of the step's projection; null = ceil(n_embd / 16)
 
     block: ClassVar[Any] = "iclab.models.ssm:MambaBlock"
+    quick: ClassVar[dict] = {"n_layer": 1, "n_embd": 32, "d_state": 8}
 
     def validate(self, path: str = "model") -> None:
         super().validate(path)

@@ -36,6 +36,9 @@ def _label_features(ys: torch.Tensor) -> torch.Tensor:
 
 @ENCODERS.register
 class Interleaved:
+    """Garg et al. 2022: tokens ``x_1, y_1, ..., x_N`` in one ``d + 1``-wide causal stream, predictions read at
+    the x-tokens."""
+
     name = "interleaved"
 
     @staticmethod
@@ -64,6 +67,9 @@ class Interleaved:
 
 @ENCODERS.register
 class Stacked:
+    """von Oswald et al. 2022: a context token ``(x_j, y_j, 0)`` per example and a query token ``(x_i, 0, 1)``
+    per position; each query sees the examples before it."""
+
     name = "stacked"
 
     @staticmethod
