@@ -14,8 +14,8 @@ import argparse
 import statistics
 
 import torch
-
 from _common import train_fresh
+
 from iclab.analysis import alignment_table
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner

@@ -18,8 +18,8 @@ import argparse
 import json
 
 import torch
-
 from _common import train_fresh
+
 from iclab.config import load_config
 from iclab.learners import make_learner
 from iclab.rundir import load_model

@@ -13,6 +13,7 @@ import argparse
 import json
 
 from _common import train_fresh
+
 from iclab.config import load_config
 
 

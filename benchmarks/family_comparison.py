@@ -13,8 +13,8 @@ import argparse
 from pathlib import Path
 
 import torch
-
 from _common import train_fresh
+
 from iclab.config import load_config
 from iclab.evaluate import error_at, evaluate_run
 from iclab.rundir import read_curves

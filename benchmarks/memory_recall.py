@@ -16,10 +16,10 @@ import argparse
 import json
 
 import torch
-
 from _common import train_fresh
-from iclab.config import load_config
+
 from iclab.analysis.memory_capacity import recall_error
+from iclab.config import load_config
 from iclab.rundir import load_model
 from iclab.tasks import make_task
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from iclab.rundir import read_curves, read_metrics, read_run_config, shift_slug
+from iclab.rundir import read_metrics, read_run_config
 
 
 def main() -> None:

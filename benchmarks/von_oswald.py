@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from _common import train_fresh
+
 from iclab.analysis import query_sensitivity, sensitivity_cosine
+from iclab.analysis.step_size import gd_lr_scan, gd_query_error, learn_gd_lrs
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
-from iclab.analysis.step_size import gd_query_error, gd_lr_scan, learn_gd_lrs
 from iclab.recipes import von_oswald2022_lsa
 from iclab.rundir import load_model
 from iclab.tasks import make_task

@@ -5,18 +5,25 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 
-from iclab.analysis import (alignment_table, fit_probe, implicit_weights, lsa_products, probe_target, query_inputs,
-                            run_with_cache, weight_recovery)
+from iclab.analysis import (
+    alignment_table,
+    fit_probe,
+    implicit_weights,
+    lsa_products,
+    probe_target,
+    query_inputs,
+    run_with_cache,
+    weight_recovery,
+)
 from iclab.cli import main
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.learners import make_learner
-from iclab.models import ICLModel, build_model, gd_construction, hook_points
+from iclab.models import MODELS, ICLModel, build_model, gd_construction, hook_points
 from iclab.tasks import make_task
 from iclab.types import Prompts
-from iclab.models import MODELS
-from conftest import tiny_model
 
 
 def _task(*overrides):

@@ -14,8 +14,8 @@ from sklearn.linear_model import Ridge as SkRidge
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner, parse_learner_spec
-from iclab.tasks.posterior import gaussian_predictive
 from iclab.tasks import SHIFTS, TASKS, apply_shift, make_task
+from iclab.tasks.posterior import gaussian_predictive
 from iclab.types import Prompts
 
 

@@ -2,7 +2,13 @@
 
 import pytest
 
-from iclab.config import apply_overrides, load_config, run_config_from_dict, save_config, to_dict
+from iclab.config import (
+    apply_overrides,
+    load_config,
+    run_config_from_dict,
+    save_config,
+    to_dict,
+)
 from iclab.errors import ConfigError
 from iclab.recipes import RECIPES
 

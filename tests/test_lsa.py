@@ -45,7 +45,7 @@ def test_k_constructed_layers_are_k_gd_steps(layers):
 
 
 def test_step_size_scan_and_learned_step_size_reach_the_closed_form():
-    from iclab.analysis.step_size import gd_query_error, gd_lr_scan, learn_gd_lrs
+    from iclab.analysis.step_size import gd_lr_scan, gd_query_error, learn_gd_lrs
 
     g = torch.Generator().manual_seed(3)
     xs = torch.rand(4000, 11, 5, generator=g, dtype=torch.float64) - 0.5

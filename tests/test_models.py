@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import quick_model, tiny_model
 
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.models import ENCODERS, MODELS, build_model, capture, hook_points
 from iclab.tasks import make_task
-from conftest import quick_model, tiny_model
 
 TRANSFORMER_HOOKS_2_LAYERS = [
     "hook_embed", "hook_pos_embed",
@@ -360,3 +360,22 @@ def test_polynomial_features_raise_a_memory_s_capacity():
         assert errs[(rule, "poly2", 24)] < 0.95 * errs[(rule, "identity", 24)]
         assert errs[(rule, "identity", 4)] < 0.5 * errs[(rule, "identity", 24)]
     assert errs[("delta", "poly2", 4)] < 0.5 * errs[("delta", "identity", 4)]
+
+
+@pytest.mark.parametrize("family", ["memory", "linear_self_attention"])
+def test_checkpoints_from_before_the_shared_mlp_still_load(family):
+    """Memory and LSA blocks kept their MLP as nn.Sequential(Linear, GELU, Linear) before the one shell:
+    state dicts with those keys ("mlp.0.", "mlp.2.") load into the shared MLP and predict the same."""
+    overrides = [*tiny_model(family), "model.n_layer=2", "task.n_dims=3", "task.n_points=6"]
+    if family == "linear_self_attention":
+        overrides.append("model.mlp=true")
+    cfg = load_config(None, overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 3)
+    old = {k.replace("mlp.fc.", "mlp.0.").replace("mlp.proj.", "mlp.2."): v for k, v in model.state_dict().items()}
+    assert any(".mlp.0." in k for k in old)
+    torch.manual_seed(1)
+    fresh = build_model(cfg.model, 3)
+    fresh.load_state_dict(old)
+    p = make_task(cfg.task).eval_prompts(4, seed=0)
+    torch.testing.assert_close(fresh.predict(p), model.predict(p), rtol=0, atol=0)

@@ -1,7 +1,6 @@
 """Training: exact resume, atomic checkpoints, non-finite loss, signals, and that it learns."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -12,7 +12,7 @@ algorithms they might implement::
 The names below are imported on first use, so ``import iclab`` (and ``iclab --help``) stays fast.
 """
 
-from importlib import import_module
+from iclab.lazy import exports
 
 __version__ = "0.1.0"
 
@@ -42,10 +42,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'iclab' has no attribute {name!r}")
+__getattr__ = exports(_EXPORTS, globals(), __name__)

@@ -169,7 +169,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from iclab.config import apply_overrides, load_config, read_yaml, run_config_from_dict, to_dict
+    from iclab.config import (
+        apply_overrides,
+        load_config,
+        read_yaml,
+        run_config_from_dict,
+        to_dict,
+    )
     from iclab.errors import UserError
 
     if args.config and args.recipe:

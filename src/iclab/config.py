@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iclab.errors import ConfigError, RunFolderError
-from iclab.learners import LEARNERS, parse_learner_spec
+from iclab.learners import parse_learner_spec
 from iclab.models import MODELS, check_model_fits_task
-from iclab.schema import (convert, family_config, from_dict, require, require_finite, require_non_negative,
-                          require_positive, to_dict)
+from iclab.schema import (
+    convert,
+    family_config,
+    from_dict,
+    require,
+    require_finite,
+    require_non_negative,
+    require_positive,
+    to_dict,
+)
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.shifts import parse_shift
 

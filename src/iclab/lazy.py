@@ -29,5 +29,19 @@ class LazyModule:
         return f"<lazy module {self._name!r}>"
 
 
+def exports(table: dict[str, str], namespace: dict, module: str):
+    """A module ``__getattr__`` (PEP 562) that imports ``name`` from ``table[name]`` on first use and keeps it
+    in ``namespace``: ``__getattr__ = exports({"train": "iclab.training.loop"}, globals(), __name__)``."""
+
+    def __getattr__(name: str):
+        if name in table:
+            value = getattr(importlib.import_module(table[name]), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 torch = LazyModule("torch")
 F = LazyModule("torch.nn.functional")

@@ -31,8 +31,6 @@ def load_model(run_dir: Path, device=None):
 
     Returns ``(config, model, step)``.
     """
-    import torch
-
     from iclab.models import build_model
     from iclab.tasks import make_task
     from iclab.training.checkpoint import latest_checkpoint

@@ -11,15 +11,35 @@
 - :mod:`~iclab.analysis.memory_capacity`, :mod:`~iclab.analysis.step_size`: a memory rule's capacity, GD step sizes.
 """
 
+from iclab.analysis.alignment import (
+                                      alignment_table,
+                                      ilwd,
+                                      implicit_weights,
+                                      query_inputs,
+                                      sensitivity_alignment,
+                                      spd,
+                                      weight_recovery,
+)
 from iclab.analysis.analyze import analyze_run
-from iclab.analysis.alignment import (alignment_table, ilwd, implicit_weights, query_inputs, sensitivity_alignment,
-                                      spd, weight_recovery)
 from iclab.analysis.attention import attention_patterns, lsa_products
 from iclab.analysis.cache import ActivationCache, run_with_cache
-from iclab.analysis.instruments import INSTRUMENTS, Context, Figure, Inapplicable, Note, Result, Table, instrument
+from iclab.analysis.instruments import (
+                                      INSTRUMENTS,
+                                      Context,
+                                      Figure,
+                                      Inapplicable,
+                                      Note,
+                                      Result,
+                                      Table,
+                                      instrument,
+)
 from iclab.analysis.pasting import paste
 from iclab.analysis.probes import fit_probe, probe_model, probe_target
-from iclab.analysis.sensitivity import order_sensitivity, query_sensitivity, sensitivity_cosine
+from iclab.analysis.sensitivity import (
+                                      order_sensitivity,
+                                      query_sensitivity,
+                                      sensitivity_cosine,
+)
 
 __all__ = ["INSTRUMENTS", "ActivationCache", "Context", "Figure", "Inapplicable", "Note", "Result", "Table", "analyze_run", "instrument", "alignment_table", "attention_patterns", "fit_probe", "ilwd", "implicit_weights",
            "lsa_products", "order_sensitivity", "paste", "probe_model", "probe_target", "query_inputs",

@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from pathlib import Path
 
 import torch
 
+from iclab.rundir import CURVE_COLUMNS as COLUMNS
 from iclab.types import Learner, Prompts
 
-from iclab.rundir import CURVE_COLUMNS as COLUMNS  # noqa: E402
 Z_95 = 1.959964
 
 

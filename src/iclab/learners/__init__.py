@@ -10,10 +10,23 @@ form. Build one from a spec::
     dmmse = make_learner("dmmse", task=task)  # posterior means need the task's prior
 """
 
-from iclab.learners.base import LEARNERS, ReferenceLearner, make_learner, parse_learner_spec
+from iclab.learners.base import (
+                                  LEARNERS,
+                                  ReferenceLearner,
+                                  make_learner,
+                                  parse_learner_spec,
+)
 from iclab.learners.baselines import Averaging, Zero
-from iclab.learners.bayes import (DMMSE, BayesMixture, FeatureLeastSquares, FeatureRidge, GMMPosterior, PosteriorMean,
-                                  SignPosterior, SparsePosterior)
+from iclab.learners.bayes import (
+                                  DMMSE,
+                                  BayesMixture,
+                                  FeatureLeastSquares,
+                                  FeatureRidge,
+                                  GMMPosterior,
+                                  PosteriorMean,
+                                  SignPosterior,
+                                  SparsePosterior,
+)
 from iclab.learners.gd import GD, GDConstruction, OnlineGD
 from iclab.learners.knn import KNN
 from iclab.learners.lasso import Lasso

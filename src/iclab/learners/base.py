@@ -12,12 +12,11 @@ import re
 import typing
 from typing import Any
 
-from iclab.lazy import torch
-
 from iclab.errors import ConfigError
-from iclab.types import Prompts
+from iclab.lazy import torch
 from iclab.registry import Registry
 from iclab.schema import convert
+from iclab.types import Prompts
 from iclab.utils import exclusive_cumsum  # noqa: F401  (re-exported: the learners' prefix sums)
 
 LEARNERS = Registry("learner")  # name -> learner class; ``@LEARNERS.register`` on each, named by its ``name``

@@ -9,7 +9,6 @@ learner here names the task family it is the posterior mean of (``task_types``).
 from __future__ import annotations
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 

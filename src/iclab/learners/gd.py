@@ -10,7 +10,6 @@ on the prefix of ``i`` examples:
 from __future__ import annotations
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check, exclusive_cumsum
 
 

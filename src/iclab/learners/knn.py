@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 

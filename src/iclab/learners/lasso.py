@@ -11,7 +11,6 @@ optimality conditions checked, so the answers are certified optima, not a descen
 from __future__ import annotations
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 

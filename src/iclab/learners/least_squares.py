@@ -17,7 +17,6 @@ prefixes (fewer examples than dimensions, inactive curriculum coordinates, subsp
 from __future__ import annotations
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 NEW_DIRECTION_RTOL = 1e-9  # |Q x|^2 / |x|^2 below this counts as "x lies in the span already"

@@ -10,8 +10,8 @@ scipy's HiGHS one problem at a time: this learner is exact but not batched.
 from __future__ import annotations
 
 import numpy as np
-from iclab.lazy import torch
 
+from iclab.lazy import torch
 from iclab.learners.base import LEARNERS, ReferenceLearner
 from iclab.learners.least_squares import min_norm_prefix_solutions
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 
-from iclab.lazy import torch
-
 from iclab.errors import ConfigError
+from iclab.lazy import torch
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 from iclab.lazy import torch
-
 from iclab.learners.base import LEARNERS, ReferenceLearner, check
 from iclab.learners.least_squares import min_norm_prefix_solutions
 

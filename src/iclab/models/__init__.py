@@ -7,10 +7,16 @@ Reading configs needs only the registry, so this package imports torch only when
 (the names in ``_TORCH`` below are imported on first use).
 """
 
-from importlib import import_module
-
-from iclab.models.configs import (MODELS, LinearSelfAttentionConfig, MambaConfig, MemoryConfig, ModelConfig, RNNConfig,
-                                  TransformerConfig)
+from iclab.lazy import exports
+from iclab.models.configs import (
+    MODELS,
+    LinearSelfAttentionConfig,
+    MambaConfig,
+    MemoryConfig,
+    ModelConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 from iclab.models.encoders import ENCODERS, Layout
 from iclab.schema import require
 
@@ -24,13 +30,7 @@ _TORCH = {
     "gd_construction": "iclab.models.lsa",
 }
 
-
-def __getattr__(name: str):
-    if name in _TORCH:
-        value = getattr(import_module(_TORCH[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'iclab.models' has no attribute {name!r}")
+__getattr__ = exports(_TORCH, globals(), __name__)
 
 
 def check_model_fits_task(model_config, task_config) -> None:

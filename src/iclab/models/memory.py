@@ -41,7 +41,14 @@ from torch import nn
 from iclab.models.configs import MemoryConfig
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
-from iclab.models.memory_rules import RULES, Gates, memory_parallel, memory_recurrent, poly2_features, recurrent
+from iclab.models.memory_rules import (
+    RULES,
+    Gates,
+    memory_parallel,
+    memory_recurrent,
+    poly2_features,
+    recurrent,
+)
 from iclab.models.shell import MLP
 
 __all__ = ["MemoryBlock", "MemorySublayer", "memory_parallel", "memory_recurrent", "poly2_features"]

@@ -7,7 +7,12 @@ import html
 import time
 from pathlib import Path
 
-from iclab.report.plots import display_name, plot_curves, plot_shift_panels, plot_training
+from iclab.report.plots import (
+    display_name,
+    plot_curves,
+    plot_shift_panels,
+    plot_training,
+)
 from iclab.rundir import read_curves, read_metrics, read_run_config, shift_slug
 from iclab.utils import atomic_write_text
 

@@ -8,8 +8,15 @@ where it is known) and how its errors are normalised (``error_scale``).
 from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
-from iclab.tasks.linear import (GaussianMixtureRegression, LinearClassification, LinearRegression, LinearRegressionConfig,
-                                LowRankRegression, SignVectorRegression, SparseLinearRegression)
+from iclab.tasks.linear import (
+    GaussianMixtureRegression,
+    LinearClassification,
+    LinearRegression,
+    LinearRegressionConfig,
+    LowRankRegression,
+    SignVectorRegression,
+    SparseLinearRegression,
+)
 from iclab.tasks.mixture import Mixture
 from iclab.tasks.monomials import MonomialRegression
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork

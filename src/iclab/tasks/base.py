@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iclab.lazy import torch
-
 from iclab.registry import Registry
+from iclab.schema import require_positive
 from iclab.types import Prompts
 from iclab.utils import derive_seed
-from iclab.schema import require_positive
 
 TRAIN_STREAM = 0
 EVAL_STREAM = 1

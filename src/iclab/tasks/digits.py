@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 from iclab.lazy import torch
-
-from iclab.tasks.base import Curriculum, TASKS, Task
-from iclab.types import Prompts
 from iclab.schema import require, require_non_negative, require_positive
+from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.types import Prompts
 
 
 @lru_cache(maxsize=1)

@@ -12,9 +12,8 @@ import math
 from dataclasses import dataclass, field
 
 from iclab.lazy import torch
-
-from iclab.tasks.base import Curriculum, FeatureTask, TASKS
 from iclab.schema import require, require_non_negative, require_positive
+from iclab.tasks.base import TASKS, Curriculum, FeatureTask
 
 
 @dataclass

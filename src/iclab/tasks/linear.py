@@ -20,12 +20,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Literal
 
 from iclab.lazy import torch
-
 from iclab.schema import require, require_finite, require_non_negative, require_positive
-from iclab.tasks.base import Curriculum, TASKS, Task
-from iclab.tasks.posterior import combine, discrete_predictive, gaussian_predictive, likelihood_var, too_many
+from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.tasks.posterior import (
+    combine,
+    discrete_predictive,
+    gaussian_predictive,
+    likelihood_var,
+    too_many,
+)
 from iclab.types import Prompts
 
 
@@ -36,12 +42,10 @@ class LinearRegressionConfig:
     n_points: int = 11  # (x, y) pairs per prompt at the end of the curriculum
     noise_std: float = 0.0  # label noise sigma; ridge(lam = sigma^2) is then Bayes-optimal
     x_scale: float = 1.0  # standard deviation of each input coordinate (half-width for "uniform")
-    x_distribution: str = "gaussian"  # "gaussian": N(0, x_scale^2); "uniform": U(-x_scale, x_scale) (von Oswald)
+    x_distribution: Literal["gaussian", "uniform"] = "gaussian"  # N(0, x_scale^2), or U(-x_scale, x_scale) (von Oswald)
     curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        require(self.x_distribution in ("gaussian", "uniform"), f"{path}.x_distribution",
-                "must be 'gaussian' or 'uniform'", self.x_distribution)
         require_positive(self, path, "n_dims", "n_points", "x_scale")
         require_non_negative(self, path, "noise_std")
         require_finite(self, path, "noise_std", "x_scale")

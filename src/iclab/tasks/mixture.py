@@ -13,9 +13,8 @@ from functools import cached_property
 from typing import Any
 
 from iclab.lazy import torch
-
 from iclab.schema import family_config, require, require_positive
-from iclab.tasks.base import Curriculum, TASKS, Task
+from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.posterior import combine
 from iclab.types import Prompts
 

@@ -12,11 +12,10 @@ import math
 from dataclasses import dataclass
 
 from iclab.lazy import torch
-
+from iclab.schema import require, require_positive
 from iclab.tasks.base import TASKS, Task
 from iclab.tasks.linear import LinearRegressionConfig
 from iclab.types import Prompts
-from iclab.schema import require, require_positive
 
 
 def _gaussian_inputs(task, batch_size, generator, n_active_dims, n_points):

@@ -14,7 +14,6 @@ from functools import cached_property
 from pathlib import Path
 
 from iclab.lazy import torch
-
 from iclab.schema import require_non_negative, require_positive
 from iclab.tasks.base import TASKS
 from iclab.tasks.linear import LinearRegressionConfig, LinearTask

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 from iclab.lazy import torch
-
 from iclab.utils import exclusive_cumsum
 
 NOISE_FLOOR = 1e-3

@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iclab.lazy import torch
-
-from iclab.tasks.base import Curriculum, TASKS, Task
-from iclab.types import Prompts
 from iclab.schema import require, require_positive
+from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.types import Prompts
 
 
 @dataclass

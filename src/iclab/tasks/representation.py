@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from iclab.lazy import torch
-
-from iclab.tasks.linear import LinearRegressionConfig
-from iclab.tasks.base import FeatureTask, TASKS
 from iclab.schema import require_non_negative, require_positive
+from iclab.tasks.base import TASKS, FeatureTask
+from iclab.tasks.linear import LinearRegressionConfig
 
 
 @dataclass

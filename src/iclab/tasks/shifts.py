@@ -18,9 +18,8 @@ import math
 import re
 from typing import Any, Callable
 
-from iclab.lazy import torch
-
 from iclab.errors import ConfigError
+from iclab.lazy import torch
 from iclab.registry import Registry
 from iclab.types import Prompts
 from iclab.utils import derive_seed

@@ -22,8 +22,13 @@ from iclab.errors import ConfigError, RunFolderError, TrainingError
 from iclab.models import build_model
 from iclab.tasks import make_task
 from iclab.tasks.pool import keep_pool_with_run, same_pool
-from iclab.training.checkpoint import (clean_temporaries, latest_checkpoint, list_checkpoints, save_checkpoint,
-                                    set_rng_state)
+from iclab.training.checkpoint import (
+    clean_temporaries,
+    latest_checkpoint,
+    list_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+)
 from iclab.training.progress import Progress
 from iclab.training.schedule import lr_at
 from iclab.utils import atomic_write_text, derive_seed, resolve_device
