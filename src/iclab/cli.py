@@ -13,7 +13,6 @@ Bad input prints one line, ``iclab: error: ...``, and exits with code 2.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"iclab: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not a file-system failure of a path: a bug, keep the traceback
+            raise
+        # the disk said no (permission, full, read-only, missing folder): one line naming the path
+        print(f"iclab: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except TrainingError as e:
         print(f"iclab: training stopped: {e}", file=sys.stderr)
         return 1
@@ -97,34 +102,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool, cfg) -> None:
-    from iclab.errors import RunFolderError
+def _check_run(cfg) -> None:
+    """Everything about a run that can fail, checked before anything on disk changes: the device, and whether
+    a training step fits in its memory (shifts, learners and sizes were checked when the config was read)."""
+    from iclab.training.memory import check_fits
+    from iclab.utils import resolve_device
 
-    if not run_dir.exists():
-        return
-    pool_file = getattr(cfg.task, "pool_file", None)
-    if overwrite and pool_file is not None and run_dir.resolve() in Path(pool_file).resolve().parents:
-        raise RunFolderError(f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
-                             f"copy it elsewhere first, or choose another --out")
-    if not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir}: exists and is not a folder")
-    if not any(run_dir.iterdir()):
-        return
-    if not (run_dir / "config.yaml").is_file():
-        raise RunFolderError(f"{run_dir}: exists, is not empty and is not an iclab run folder; choose another --out")
-    if not overwrite:
-        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it, --overwrite to "
-                             f"replace it, or --out to choose another folder")
-    shutil.rmtree(run_dir)
+    check_fits(cfg, resolve_device(cfg.train.device))
 
 
-def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
+def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | None = None) -> int:
     from iclab.evaluate import evaluate_run
     from iclab.report import write_report
+    from iclab.rundir import discard_replaced, restore_replaced
     from iclab.training.loop import train
 
     t0 = time.perf_counter()
-    result = train(cfg, run_dir, resume=resume)
+    try:
+        # a run replaced by --overwrite is deleted only once the new one has its first checkpoint
+        result = train(cfg, run_dir, resume=resume, on_checkpoint=lambda path: discard_replaced(replaced))
+    except BaseException:
+        if replaced is not None and replaced.exists():
+            restore_replaced(run_dir, replaced)
+            print(f"iclab: the new run did not start; {run_dir} holds the previous run again", file=sys.stderr)
+        raise
     if result.status == "interrupted":
         return 0
     print(f"trained {result.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
@@ -137,15 +138,13 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool) -> int:
 
 
 def _print_summary(rows: list[dict], cfg) -> None:
-    from iclab.report.plots import display_name
+    from iclab.report.plots import display_name, diverged, fmt_error, summary_ks
     from iclab.tasks import make_task
 
-    d = cfg.task.n_dims
     std = [r for r in rows if r["shift"] == "standard"]
     if not std:
         return
-    max_k = max(r["k"] for r in std)
-    ks = [k for k in sorted({1, d, 2 * d, max_k}) if k <= max_k]
+    ks = summary_ks(std, cfg.task.n_dims)
     learners = list(dict.fromkeys(r["learner"] for r in std))
     by = {(r["learner"], r["k"]): r["mean"] for r in std}
     network = cfg.model.label()
@@ -153,19 +152,25 @@ def _print_summary(rows: list[dict], cfg) -> None:
     print(f"{make_task(cfg.task).error_label} at k in-context examples (standard prompts)")
     print(" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks))
     for lab in learners:
-        print(f"{display_name(lab, network):<{width}}" + "".join(f"{by[(lab, k)]:>9.3f}" for k in ks))
+        print(f"{display_name(lab, network):<{width}}" + "".join(
+            f"{fmt_error(by[(lab, k)]) if (lab, k) in by else '':>9}" for k in ks))
+    for lab, bad in diverged(rows).items():
+        print(f"iclab: warning: {display_name(lab, network)} has non-finite errors at k = "
+              f"{', '.join(map(str, sorted(set(bad))))}: it diverged", file=sys.stderr)
 
 
 def cmd_demo(args) -> int:
     from iclab.config import apply_overrides, run_config_from_dict, to_dict
     from iclab.recipes import demo
+    from iclab.rundir import prepare_new_run
 
     cfg = run_config_from_dict(apply_overrides(to_dict(demo()), args.set))
     run_dir = Path(args.out)
-    _prepare_run_dir(run_dir, args.overwrite, cfg)
+    _check_run(cfg)
+    replaced = prepare_new_run(run_dir, args.overwrite, cfg)
     print(f"iclab demo: training a {cfg.model.label()} on {cfg.task.name} (d={cfg.task.n_dims}, "
           f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}", file=sys.stderr)
-    return _train_evaluate_report(cfg, run_dir, resume=False)
+    return _train_evaluate_report(cfg, run_dir, resume=False, replaced=replaced)
 
 
 def cmd_train(args) -> int:
@@ -195,14 +200,21 @@ def cmd_train(args) -> int:
         cfg = run_config_from_dict(apply_overrides(read_yaml(Path(args.out) / "config.yaml"), args.set))
     else:
         raise UserError("train needs a CONFIG file (or --recipe NAME, or --resume --out RUN_DIR)")
+    if args.resume and args.overwrite:
+        raise UserError("give --resume or --overwrite, not both")
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
+    _check_run(cfg)
+    replaced = None
     if args.resume:
-        from iclab.rundir import read_run_config
+        from iclab.rundir import check_run_location, read_run_config
 
+        check_run_location(run_dir)
         read_run_config(run_dir)
     else:
-        _prepare_run_dir(run_dir, args.overwrite, cfg)
-    return _train_evaluate_report(cfg, run_dir, resume=args.resume)
+        from iclab.rundir import prepare_new_run
+
+        replaced = prepare_new_run(run_dir, args.overwrite, cfg)
+    return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced)
 
 
 def cmd_eval(args) -> int:
@@ -221,7 +233,7 @@ def cmd_eval(args) -> int:
     if args.device:
         from iclab.utils import resolve_device
 
-        resolve_device(args.device)
+        resolve_device(args.device, "--device")
     rows = evaluate_run(args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts,
                         device=args.device)
     _print_summary(rows, cfg)
@@ -242,7 +254,7 @@ def cmd_analyze(args) -> int:
     if args.device:
         from iclab.utils import resolve_device
 
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, "--device")
     summary = analyze_run(args.run_dir, instruments=args.only, hooks=args.hook, targets=args.target,
                           learners=args.learner, n_prompts=args.prompts, per_position=args.per_position,
                           paste_steps=args.paste_steps, device=device, threads=args.threads)

@@ -34,7 +34,7 @@ from iclab.schema import (
     to_dict,
 )
 from iclab.tasks import TASKS, make_task
-from iclab.tasks.shifts import parse_shift
+from iclab.tasks.shifts import check_shift, parse_shift
 
 __all__ = ["EvalConfig", "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "from_dict", "load_config",
            "read_run_config", "read_yaml", "run_config_from_dict", "save_config", "to_dict"]
@@ -115,7 +115,7 @@ def _default_model() -> Any:
 class RunConfig:
     """Everything that defines a run; ``config.yaml`` in the run folder is this, fully resolved."""
 
-    name: str = "run"  # the run folder is runs/<name> unless --out says otherwise
+    name: str = "run"  # the run folder is runs/<name> unless --out says otherwise (a plain name, not a path)
     # modules (dotted names) or .py files that register extra tasks, models, learners or analysis instruments;
     # imported before the rest of the config is read, so a run of your own family is one config away
     imports: list[str] = field(default_factory=list)
@@ -125,12 +125,14 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self, path: str = "") -> None:
-        require(bool(self.name) and "/" not in self.name, "name", "must be a non-empty name without '/'", self.name)
+        require(bool(self.name) and not set(self.name) & set("/\\") and self.name not in (".", "..") and
+                not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
         check_model_fits_task(self.model, self.task)
-        if self.eval.learners is not None:  # each chosen learner must apply to this task
-            task = make_task(self.task)
-            for i, spec in enumerate(self.eval.learners):
-                parse_learner_spec(spec, f"eval.learners[{i}]", task=task)
+        task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
+        for i, shift in enumerate(self.eval.shifts):  # each shift and learner must apply to this task
+            check_shift(shift, task, f"eval.shifts[{i}]")
+        for i, spec in enumerate(self.eval.learners or []):
+            parse_learner_spec(spec, f"eval.learners[{i}]", task=task)
 
 
 def run_config_from_dict(data: Any) -> RunConfig:

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
 from iclab.config import read_run_config
 from iclab.errors import RunFolderError
+from iclab.utils import check_run_location
 
 CURVE_COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv, one row per (learner, shift, k)
 
-__all__ = ["CURVE_COLUMNS", "load_model", "read_curves", "read_metrics", "read_run_config", "shift_slug"]
+__all__ = ["CURVE_COLUMNS", "check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "shift_slug"]
 
 
 def load_model(run_dir: Path, device=None):
@@ -81,3 +85,47 @@ def shift_slug(shift: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", shift).strip("_")
+
+
+# ----------------------------------------------------------------------------------------------
+# making a run folder: every check before anything on disk changes
+
+
+def prepare_new_run(run_dir: Path, overwrite: bool, cfg) -> Path | None:
+    """Check that ``run_dir`` can take a new run, then make room for it. With ``overwrite`` an existing run
+    is not deleted but moved aside (a hidden sibling folder, returned), so that it can come back if the new
+    run fails to start: :func:`discard_replaced` deletes it once the new run has a checkpoint,
+    :func:`restore_replaced` puts it back."""
+    run_dir = Path(run_dir)
+    check_run_location(run_dir)
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return None
+    pool_file = getattr(cfg.task, "pool_file", None)
+    if overwrite and pool_file is not None and run_dir.resolve() in Path(pool_file).resolve().parents:
+        raise RunFolderError(f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
+                             f"copy it elsewhere first, or choose another --out")
+    if not (run_dir / "config.yaml").is_file():
+        raise RunFolderError(f"{run_dir}: exists, is not empty and is not an iclab run folder; choose another --out")
+    if not overwrite:
+        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it, --overwrite to "
+                             f"replace it, or --out to choose another folder")
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{run_dir}: cannot replace it (permission denied)")
+    aside = run_dir.parent / f".{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    os.replace(run_dir, aside)
+    return aside
+
+
+def discard_replaced(aside: Path | None) -> None:
+    """Delete the run that ``--overwrite`` moved aside (the new run has its first checkpoint)."""
+    if aside is not None and aside.exists():
+        shutil.rmtree(aside)
+
+
+def restore_replaced(run_dir: Path, aside: Path | None) -> None:
+    """Put back the run that ``--overwrite`` moved aside, removing what the failed new run wrote."""
+    if aside is None or not aside.exists():
+        return
+    if Path(run_dir).exists():
+        shutil.rmtree(run_dir)
+    os.replace(aside, run_dir)

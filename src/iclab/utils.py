@@ -31,21 +31,62 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def resolve_device(name: str):
-    """``"auto"`` means CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+def check_run_location(run_dir: Path) -> None:
+    """A run folder is a folder of its own: never the working folder or one of its ancestors, the home
+    folder or the root, never an existing file, and somewhere this user can write. Raises
+    :class:`RunFolderError` (one line) otherwise; touches nothing."""
+    from iclab.errors import RunFolderError
+
+    run_dir = Path(run_dir)
+    where = run_dir.expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise RunFolderError(f"{run_dir}: is the working folder or one of its ancestors; a run needs a folder of "
+                             f"its own (e.g. --out runs/NAME)")
+    if where == Path.home().resolve() or where == Path(where.anchor):
+        raise RunFolderError(f"{run_dir}: is the home folder or the root; a run needs a folder of its own")
+    if where.exists() and not where.is_dir():
+        raise RunFolderError(f"{run_dir}: exists and is not a folder")
+    probe = where
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RunFolderError(f"{run_dir}: {probe} is a file, so the run folder cannot be made")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{run_dir}: cannot write in {probe} (permission denied)")
+
+
+def resolve_device(name: str, field: str = "train.device"):
+    """``"auto"`` means CUDA when available, else CPU; otherwise ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, each
+    only when this machine has it. Anything else (``meta``, a missing GPU index) is a :class:`ConfigError`
+    naming ``field``."""
     import torch
 
     from iclab.errors import ConfigError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    allowed = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device: must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but no CUDA device is available here")
-    return device
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{field}: must be {allowed}, got {name!r}") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{field}: {name!r} asked for, but no CUDA device is available here")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{field}: {name!r} asked for, but this machine has {count} CUDA device(s) "
+                              f"(cuda:0 .. cuda:{count - 1})")
+        return device
+    if device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"{field}: 'mps' asked for, but this machine has no Apple GPU (MPS)")
+        return device
+    raise ConfigError(f"{field}: must be {allowed}, got {name!r} (a {device.type!r} device cannot train or "
+                      f"evaluate here)")
 
 
 def derive_seed(*parts: int) -> int:

@@ -39,19 +39,15 @@ def probe_target(task, prompts: Prompts, name: str) -> torch.Tensor:
 
     if name not in TARGETS:
         raise UserError(f"probe target {name!r} is unknown; choose from {', '.join(TARGETS)}")
+    reason = task.probe_target_unsupported(name)
+    if reason is not None:
+        raise UserError(f"probe target {name!r} does not apply to task {task.name!r}: {reason}")
     b, n, d = prompts.xs.shape
     xs, ys = prompts.xs.double(), prompts.ys.double()
     if name == "phi":
-        phi = task.features(prompts.xs)
-        if phi is None:
-            raise UserError(f"probe target 'phi' does not apply to task {task.name!r}: it has no fixed feature map")
-        return phi.double()
-    if prompts.n_classes is not None or getattr(task, "n_classes", None) is not None:
-        raise UserError(f"probe target {name!r} does not apply to task {task.name!r}: its labels are classes")
+        return task.features(prompts.xs).double()
     if name == "w":
-        w = prompts.info.get("w")
-        if w is None or w.dim() != 2 or w.shape[0] != b:
-            raise UserError(f"probe target 'w' does not apply to task {task.name!r}: its prompts carry no weight vector")
+        w = prompts.info["w"]
         return w.double().unsqueeze(1).expand(b, n, w.shape[1])
     if name == "xty":
         return exclusive_cumsum(xs * ys.unsqueeze(-1), dim=1)

@@ -25,18 +25,30 @@ def squared_errors(learner: Learner, prompts: Prompts, n_dims: float, error_fn=N
     ``error_fn(y_hat, y)`` when given (a task's own metric, e.g. classification error)."""
     pred = learner.predict(prompts).to(torch.float64).cpu()
     ys = prompts.ys.to(torch.float64).cpu()
-    return error_fn(pred, ys) if error_fn is not None else (pred - ys) ** 2 / n_dims
+    errors = error_fn(pred, ys) if error_fn is not None else (pred - ys) ** 2 / n_dims
+    finite = torch.isfinite(pred) if pred.dim() == 2 else torch.isfinite(pred).all(-1)
+    # a non-finite prediction is a non-finite error, whatever the metric (an argmax of NaN logits is not a class)
+    return errors.masked_fill(~finite, float("nan"))
 
 
-def curve_rows(errors: torch.Tensor, label: str, shift: str) -> list[dict]:
-    n = errors.shape[0]
-    mean = errors.mean(0)
-    sd = errors.std(0, unbiased=True) if n > 1 else torch.zeros_like(mean)
-    half = Z_95 * sd / math.sqrt(n)
-    return [  # a position a task does not score (NaN error, e.g. associative recall's writes) has no row
-        {"learner": label, "shift": shift, "k": k, "mean": float(m), "ci_low": float(m - h), "ci_high": float(m + h)}
-        for k, (m, h) in enumerate(zip(mean.tolist(), half.tolist())) if not math.isnan(m)
-    ]
+def curve_rows(errors: torch.Tensor, label: str, shift: str, scored: torch.Tensor | None = None) -> list[dict]:
+    """One row per scored position ``k``: the mean error over the prompts scored there and its 95% interval.
+
+    ``scored`` (B, N) marks the (prompt, position) pairs the task scores (default: all); a position no prompt
+    scores (associative recall's writes) has no row. A learner whose error is NaN or infinite at a scored
+    position keeps its row, with a non-finite mean: it diverged, and tables and plots say so."""
+    if scored is None:
+        scored = torch.ones(errors.shape, dtype=torch.bool)
+    rows = []
+    for k in range(errors.shape[1]):
+        e = errors[scored[:, k], k]
+        if e.numel() == 0:
+            continue
+        n = e.numel()
+        m = e.mean().item()
+        half = Z_95 * (e.std(unbiased=True).item() if n > 1 else 0.0) / math.sqrt(n)
+        rows.append({"learner": label, "shift": shift, "k": k, "mean": m, "ci_low": m - half, "ci_high": m + half})
+    return rows
 
 
 def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard",
@@ -53,11 +65,20 @@ def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float
         rows = error_curves([model, make_learner("least_squares")], task.eval_prompts(1280, seed=1), 5)
     """
     parts = [(None, prompts)] if isinstance(prompts, Prompts) else prompts
+    # the positions the task scores: where a perfect prediction has a (finite) error
+    masks = []
+    for _, batch in parts:
+        ys = batch.ys.to(torch.float64).cpu()
+        truth = torch.nn.functional.one_hot(ys.long(), batch.n_classes).to(ys) if batch.n_classes else ys
+        perfect = error_fn(truth, ys) if error_fn is not None else torch.zeros_like(ys)
+        masks.append(~torch.isnan(perfect))
     rows = []
     for learner in learners:
-        for k, batch in parts:
+        for (k, batch), scored in zip(parts, masks):
             errors = squared_errors(learner, batch, n_dims, error_fn)
-            found = curve_rows(errors if k is None else errors[:, k : k + 1], learner.label, shift)
+            if k is not None:
+                errors, scored = errors[:, k : k + 1], scored[:, k : k + 1]
+            found = curve_rows(errors, learner.label, shift, scored)
             if k is not None and found:
                 found[0]["k"] = k
             rows.extend(found)
@@ -69,7 +90,7 @@ def rows_to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, **{k: f"{row[k]:.6g}" for k in ("mean", "ci_low", "ci_high")}})
+        writer.writerow({**row, **{k: f"{row[k]:.6g}" for k in ("mean", "ci_low", "ci_high")}})  # nan, inf kept
     return buf.getvalue()
 
 

@@ -20,7 +20,7 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     The network's rows are under learner ``model``.
     """
     from iclab.tasks import apply_shift, make_task
-    from iclab.tasks.shifts import parse_shift
+    from iclab.tasks.shifts import check_shift
 
     run_dir = Path(run_dir)
     cfg, model, step = load_model(run_dir)
@@ -28,7 +28,7 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     task = make_task(cfg.task)
     shifts = shifts or cfg.eval.shifts
     for shift in shifts:
-        parse_shift(shift, "--shift")
+        check_shift(shift, task, "--shift")
     specs = learners if learners is not None else (cfg.eval.learners or task.relevant_learners())
     refs = [make_learner(spec, f"learner {spec!r}", task=task) for spec in specs]
     n = n_prompts or cfg.eval.n_prompts

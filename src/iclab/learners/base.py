@@ -108,7 +108,11 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
                 key, sep, raw = part.partition("=")
                 if not sep:
                     raise ConfigError(f"{path}: arguments must be key=value, got {part.strip()!r} in {spec!r}")
-                kwargs[key.strip()] = yaml.safe_load(raw.strip())
+                try:
+                    kwargs[key.strip()] = yaml.safe_load(raw.strip())
+                except yaml.YAMLError:
+                    raise ConfigError(f"{path}: cannot read the value of {key.strip()!r} in {spec!r}: "
+                                      f"{raw.strip()!r} is not a number, string or list") from None
     else:
         raise ConfigError(f"{path}: expected a learner name, call string or mapping, got {spec!r}")
     if name not in LEARNERS:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import time
 from pathlib import Path
 
+from iclab.errors import RunFolderError
 from iclab.report.plots import (
     display_name,
+    diverged,
+    fmt_error,
     plot_curves,
     plot_shift_panels,
     plot_training,
@@ -47,8 +51,10 @@ def write_report(run_dir: str | Path) -> Path:
     network = cfg.model.label()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
     learners = list(dict.fromkeys(r["learner"] for r in rows))
-    max_k = max(r["k"] for r in rows)
-    ks = sorted({k for k in (0, d // 2, d, 2 * d, max_k) if 0 <= k <= max_k})
+    if not rows:
+        raise RunFolderError(f"{run_dir / 'eval' / 'curves.csv'}: holds no curves; run `iclab eval {run_dir}`")
+    have = sorted({r["k"] for r in rows})
+    ks = sorted({k for k in (0, d // 2, d, 2 * d, have[-1]) if k in have}) or [have[0], have[-1]]
 
     parts = [f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
              f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
@@ -60,13 +66,21 @@ def write_report(run_dir: str | Path) -> Path:
                      f"model <b>{html.escape(network)}</b> ({html.escape(_model_summary(cfg.model))}); "
                      f"trained {r['step']} steps in {r.get('elapsed_s', 0):.0f} s, final training loss "
                      f"{r['loss']:.4g}.</p>")
-    if "standard" in shifts and "model" in learners and 2 * d <= max_k:
-        std = {(r["learner"], r["k"]): r for r in rows if r["shift"] == "standard"}
-        others = ", ".join(f"{html.escape(display_name(lab, network))} {std[(lab, 2 * d)]['mean']:.3f}"
-                           for lab in learners if lab != "model" and (lab, 2 * d) in std)
-        m = std[("model", 2 * d)]
-        parts.append(f'<p class="key">At k = 2d = {2 * d} in-context examples the trained model\'s {ylabel} '
-                     f"is <b>{m['mean']:.3f}</b> (95% CI {m['ci_low']:.3f} to {m['ci_high']:.3f}); {others}.</p>")
+    std = {(r["learner"], r["k"]): r for r in rows if r["shift"] == "standard"}
+    model_ks = sorted(k for lab, k in std if lab == "model")
+    if model_ks:  # the headline: at k = 2d, or the nearest k the task scores
+        k = min(model_ks, key=lambda k: (abs(k - 2 * d), k))
+        at = f"k = 2d = {k}" if k == 2 * d else f"k = {k}"
+        others = ", ".join(f"{html.escape(display_name(lab, network))} {fmt_error(std[(lab, k)]['mean'])}"
+                           for lab in learners if lab != "model" and (lab, k) in std)
+        m = std[("model", k)]
+        value = (f"<b>{m['mean']:.3f}</b> (95% CI {m['ci_low']:.3f} to {m['ci_high']:.3f})"
+                 if math.isfinite(m["mean"]) else "<b>not finite: the network diverged</b>")
+        parts.append(f'<p class="key">At {at} in-context examples the trained model\'s {ylabel} is {value}; '
+                     f"{others}.</p>")
+    for lab, bad in diverged(rows).items():
+        parts.append(f'<p class="key">Warning: {html.escape(display_name(lab, network))} has non-finite errors at '
+                     f"k = {', '.join(map(str, sorted(set(bad))))} (marked x in the plots): it diverged.</p>")
 
     if len(shifts) > 1:
         png = plot_shift_panels(rows, run_dir / "plots" / "curves_all_shifts.png", n_dims=d, ylabel=ylabel,
@@ -104,7 +118,7 @@ def _table(rows: list[dict], learners: list[str], ks: list[int], network: str | 
     head = "".join(f"<th>k = {k}</th>" for k in ks)
     body = []
     for lab in learners:
-        cells = "".join(f"<td>{by[(lab, k)]:.3f}</td>" if (lab, k) in by else "<td></td>" for k in ks)
+        cells = "".join(f"<td>{fmt_error(by[(lab, k)])}</td>" if (lab, k) in by else "<td></td>" for k in ks)
         body.append(f"<tr><td>{html.escape(display_name(lab, network))} <span class='muted'>{html.escape(lab)}</span></td>"
                     f"{cells}</tr>")
     return f"<table><tr><th>learner</th>{head}</tr>{''.join(body)}</table>"

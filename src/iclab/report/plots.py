@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from iclab.plotting import pyplot
@@ -20,6 +21,30 @@ _STYLE = {
 _EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod"]
 
 
+def summary_ks(rows: list[dict], n_dims: int) -> list[int]:
+    """The k columns of summary tables: 1, d, 2d and the last k, among those the curves have (a task may
+    score only some positions, e.g. associative recall's queries)."""
+    have = sorted({r["k"] for r in rows})
+    if not have:
+        return []
+    picked = {k for k in (1, n_dims, 2 * n_dims, have[-1]) if k in have}
+    return sorted(picked | ({have[0]} if have[0] > 1 else set()))
+
+
+def diverged(rows: list[dict]) -> dict[str, list[int]]:
+    """``{learner: [k, ...]}`` for every learner with a non-finite mean error (per shift, in ``rows``)."""
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        if not math.isfinite(r["mean"]):
+            out.setdefault(r["learner"], []).append(r["k"])
+    return out
+
+
+def fmt_error(value: float) -> str:
+    """A table cell: the error to 3 decimals, or ``diverged`` when it is NaN or infinite."""
+    return f"{value:.3f}" if math.isfinite(value) else "diverged"
+
+
 def display_name(label: str, network: str | None = None) -> str:
     """A learner's name in tables and legends; the trained network (learner ``model``) is called ``network``
     (its family and size, e.g. ``LSTM 2x64``: :meth:`label` of the model config) when given."""
@@ -36,7 +61,7 @@ def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     _draw_curves(ax, rows, n_dims, ylabel, network)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, pad=22)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -66,28 +91,37 @@ def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, y
 def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str, network: str | None = None) -> None:
     labels = list(dict.fromkeys(r["learner"] for r in rows))
     labels.sort(key=lambda lab: lab != "model")  # the network first, drawn on top
+    diverged = []
     for i, label in enumerate(reversed(labels)):
         pts = sorted((r for r in rows if r["learner"] == label), key=lambda r: r["k"])
         ks = [r["k"] for r in pts]
         name, color, width = _STYLE.get(label, (label, _EXTRA_COLORS[i % len(_EXTRA_COLORS)], 1.6))
         name = display_name(label, network)
         style = "--" if label == "zero" else "-"
-        ax.plot(ks, [r["mean"] for r in pts], style, color=color, lw=width, label=name)
+        bad = [r["k"] for r in pts if not math.isfinite(r["mean"])]
+        if bad:
+            name += " (diverged)"
+        ax.plot(ks, [r["mean"] if math.isfinite(r["mean"]) else float("nan") for r in pts], style, color=color,
+                lw=width, label=name)
         ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
+        diverged.append((bad, color))
     if n_dims:
         ax.axvline(n_dims, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("in-context examples")
     ax.set_ylabel(ylabel)
-    top = max((r["mean"] for r in rows), default=1.0)
+    finite = [r["mean"] for r in rows if math.isfinite(r["mean"])]
+    top = max(finite, default=1.0)
     upper = min(top * 1.1, 1.5 * max(1.0, _value(rows, "zero", top)))  # baselines may leave the frame
     ax.set_ylim(bottom=-0.02 * upper, top=upper)
+    for bad, color in diverged:  # a non-finite error: a cross just above the frame, where no curve is
+        ax.plot(bad, [upper * 1.05] * len(bad), "x", color=color, ms=7, mew=2, clip_on=False)
     handles, names = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], names[::-1], frameon=False, fontsize=8)
     ax.grid(alpha=0.25)
 
 
 def _value(rows: list[dict], learner: str, default: float) -> float:
-    vals = [r["mean"] for r in rows if r["learner"] == learner]
+    vals = [r["mean"] for r in rows if r["learner"] == learner and math.isfinite(r["mean"])]
     return max(vals) if vals else default
 
 

@@ -72,6 +72,7 @@ class Task:
     Config: type
     name: str = ""
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
+    weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
 
     def __init__(self, config) -> None:
         self.config = config
@@ -101,6 +102,49 @@ class Task:
     def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``."""
         return (pred - ys) ** 2 / self.error_scale
+
+    # ------------------------------------------------------------------------------------------
+    # what applies to this task: each answer is None, or the reason it does not apply
+
+    @property
+    def can_relabel(self) -> bool:
+        """Whether :meth:`label` can label moved inputs (what most distribution shifts need)."""
+        return type(self).label is not Task.label
+
+    def shift_unsupported(self, name: str) -> str | None:
+        """Why the distribution shift ``name`` cannot be evaluated on this task, or None."""
+        from iclab.tasks.shifts import SHIFTS
+
+        reasons = {
+            "relabel": None if self.can_relabel else "it cannot label moved inputs (no label function)",
+            "real_labels": None if self.n_classes is None else "its labels are classes, label noise is defined for "
+                                                                "real values",
+            "weights": None if self.weight_vector else "its prompts carry no weight vector to scale",
+        }
+        for need in getattr(SHIFTS[name], "requires", ()):
+            if reasons[need] is not None:
+                return reasons[need]
+        return None
+
+    def probe_target_unsupported(self, name: str) -> str | None:
+        """Why the probe target ``name`` (``w``, ``xty``, ``w_ols``, ``w_ridge``, ``phi``) does not apply, or None."""
+        if name == "phi":
+            return None if self.has_features else "it has no fixed feature map"
+        if self.n_classes is not None:
+            return "its labels are classes"
+        if name == "w" and not self.weight_vector:
+            return "its prompts carry no weight vector"
+        return None
+
+    def applicable(self) -> dict[str, list[str]]:
+        """Everything registered that applies to this task: shifts, learners, probe targets, analyses."""
+        from iclab.learners import LEARNERS
+        from iclab.tasks.shifts import SHIFTS
+
+        return {"shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
+                "learners": [n for n, cls in LEARNERS.items() if cls.applies_to(self) is None],
+                "probe targets": [t for t in ("w", "xty", "w_ols", "w_ridge", "phi")
+                                  if self.probe_target_unsupported(t) is None]}
 
     @property
     def has_features(self) -> bool:
@@ -159,6 +203,8 @@ class Task:
 class FeatureTask(Task):
     """Functions linear in a fixed feature map: ``y = <w, features(x)> + noise_std * eps``, ``w ~ N(0, I)``
     per prompt. Subclasses define ``features``, ``n_features`` and, if not Gaussian, ``sample_inputs``."""
+
+    weight_vector = True
 
     n_features: int
 

@@ -61,6 +61,8 @@ class LinearRegressionConfig:
 class LinearTask(Task):
     """Shared sampling of the linear families; subclasses draw ``w`` in :meth:`sample_w`."""
 
+    weight_vector = True
+
     def sample_w(self, batch_size: int, generator: torch.Generator, n_active_dims: int
                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weights ``(B, d)`` and any extra ground truth for ``Prompts.info``."""

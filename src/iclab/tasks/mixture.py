@@ -70,6 +70,10 @@ class Mixture(Task):
         self.components = [TASKS[c["name"]](family_config(TASKS, "task.components", c, "linear_regression"))
                            for c in config.components]
 
+    @property
+    def weight_vector(self) -> bool:
+        return all(c.weight_vector for c in self.components)
+
     @cached_property
     def weights(self) -> torch.Tensor:  # (C,) the components' probabilities
         k = len(self.components)

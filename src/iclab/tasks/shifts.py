@@ -28,6 +28,15 @@ SHIFT_STREAM = 3
 SHIFTS = Registry("shift")  # name -> shift function (task, n_prompts, seed, **params); named by the function
 
 
+def shift(*requires: str, name: str | None = None):
+    """Register a shift; ``requires`` names what it needs of a task (``Task.shift_unsupported`` checks):
+    ``relabel`` (labels for moved inputs), ``real_labels`` (not classes), ``weights`` (a weight vector)."""
+    def register(fn):
+        fn.requires = requires
+        return SHIFTS.register(fn, name=name)
+    return register
+
+
 def _relabel(task, xs: torch.Tensor, info: dict, generator: torch.Generator) -> torch.Tensor:
     return task.noisy_label(xs, info, generator)
 
@@ -38,13 +47,13 @@ def _base(task, n_prompts, seed, n_points=None):
     return prompts, g
 
 
-@SHIFTS.register
+@shift()
 def standard(task, n_prompts, seed):
     """The training distribution (held-out prompts)."""
     return [(None, task.eval_prompts(n_prompts, seed))]
 
 
-@SHIFTS.register
+@shift("real_labels")
 def noisy_y(task, n_prompts, seed, std: float = 1.0):
     """Extra label noise of standard deviation ``std`` on every point."""
     p = task.eval_prompts(n_prompts, seed)
@@ -52,7 +61,7 @@ def noisy_y(task, n_prompts, seed, std: float = 1.0):
     return [(None, Prompts(p.xs, p.ys + std * torch.randn(p.ys.shape, generator=g), p.info))]
 
 
-@SHIFTS.register
+@shift("relabel")
 def scale_x(task, n_prompts, seed, scale: float = 2.0):
     """Inputs multiplied by ``scale`` (von Oswald et al.'s input-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
@@ -60,7 +69,7 @@ def scale_x(task, n_prompts, seed, scale: float = 2.0):
     return [(None, Prompts(xs, _relabel(task, xs, p.info, g), p.info))]
 
 
-@SHIFTS.register
+@shift("relabel", "weights")
 def scale_w(task, n_prompts, seed, scale: float = 2.0):
     """Weights multiplied by ``scale`` (von Oswald et al.'s weight-scale sweep)."""
     p, g = _base(task, n_prompts, seed)
@@ -70,7 +79,7 @@ def scale_w(task, n_prompts, seed, scale: float = 2.0):
     return [(None, Prompts(p.xs, _relabel(task, p.xs, info, g), info))]
 
 
-@SHIFTS.register
+@shift("relabel")
 def skewed_covariance(task, n_prompts, seed, decay: float = 2.0):
     """Inputs ``x -> A x`` with a fixed random eigenbasis and eigenvalues ``∝ 1 / i^decay`` (trace d)."""
     p, g = _base(task, n_prompts, seed)
@@ -92,7 +101,7 @@ def _per_query(task, n_prompts, seed, move: Callable) -> list:
     return out
 
 
-@SHIFTS.register
+@shift("relabel")
 def orthant(task, n_prompts, seed):
     """In-context inputs in one random orthant, the query in the opposite one."""
     def move(xs, g):
@@ -124,8 +133,8 @@ def _subspace(query_in: bool):
     return shift
 
 
-SHIFTS.register(_subspace(query_in=True), name="half_subspace")
-SHIFTS.register(_subspace(query_in=False), name="orthogonal_query")
+shift("relabel", name="half_subspace")(_subspace(query_in=True))
+shift("relabel", name="orthogonal_query")(_subspace(query_in=False))
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
@@ -154,8 +163,18 @@ def parse_shift(spec: str, path: str = "shift") -> tuple[str, dict[str, Any]]:
     return name, kwargs
 
 
+def check_shift(spec: str, task, path: str = "shift") -> tuple[str, dict[str, Any]]:
+    """:func:`parse_shift`, then a :class:`ConfigError` naming ``path`` when the shift does not apply to ``task``."""
+    name, kwargs = parse_shift(spec, path)
+    reason = task.shift_unsupported(name)
+    if reason is not None:
+        raise ConfigError(f"{path}: shift {name!r} does not apply to task {task.name!r}: {reason}; it takes "
+                          f"{', '.join(task.applicable()['shifts'])}")
+    return name, kwargs
+
+
 def apply_shift(spec: str, task, n_prompts: int, seed: int) -> list[tuple[int | None, Prompts]]:
     """Held-out prompts under a shift: ``[(None, prompts)]`` for a prompt shift (every k scored), or
     ``[(k, prompts_k), ...]`` for a query shift (only position k of ``prompts_k`` scored)."""
-    name, kwargs = parse_shift(spec)
+    name, kwargs = check_shift(spec, task)
     return SHIFTS[name](task, n_prompts, seed, **kwargs)

@@ -61,9 +61,11 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["cpu"])
+    """Restore the generators: the CPU one from ``state["cpu"]``, each CUDA device's from its own entry of
+    ``state["cuda"]``. Both take CPU byte tensors, wherever the checkpoint was loaded to."""
+    torch.set_rng_state(state["cpu"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -131,12 +133,32 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         raise RunFolderError(f"{path / 'state.json'}: corrupt checkpoint state (expected JSON with a 'step')") from None
     loaded = {}
     for name in ("model.pt", "optimizer.pt", "rng.pt"):
+        # generator states stay on the CPU: torch.set_rng_state (and the CUDA one) take CPU byte tensors
+        where = "cpu" if name == "rng.pt" else map_location
         try:
-            loaded[name] = torch.load(path / name, map_location=map_location, weights_only=True)
+            loaded[name] = torch.load(path / name, map_location=where, weights_only=True)
         except Exception as e:  # torch raises several types for truncated or foreign files
             reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
             raise RunFolderError(f"{path / name}: corrupt checkpoint file ({reason})") from None
+        problem = _shape_problem(name, loaded[name])
+        if problem:
+            raise RunFolderError(f"{path / name}: not an iclab checkpoint file ({problem})")
     return Checkpoint(path, step, loaded["model.pt"], loaded["optimizer.pt"], loaded["rng.pt"], state)
+
+
+def _shape_problem(name: str, obj: Any) -> str | None:
+    """Why a readable checkpoint file does not hold what iclab writes there, or None."""
+    if name == "model.pt":
+        if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in obj.items()):
+            return "expected a state dict of named tensors"
+    elif name == "optimizer.pt":
+        if not isinstance(obj, dict) or not {"state", "param_groups"} <= set(obj):
+            return "expected an optimiser state dict with 'state' and 'param_groups'"
+    elif name == "rng.pt":
+        if not isinstance(obj, dict) or not isinstance(obj.get("cpu"), torch.Tensor) or obj["cpu"].dtype != torch.uint8:
+            return "expected generator states with a 'cpu' byte tensor"
+    return None
 
 
 def latest_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -29,9 +29,15 @@ from iclab.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from iclab.training.memory import check_fits
 from iclab.training.progress import Progress
 from iclab.training.schedule import lr_at
-from iclab.utils import atomic_write_text, derive_seed, resolve_device
+from iclab.utils import (
+    atomic_write_text,
+    check_run_location,
+    derive_seed,
+    resolve_device,
+)
 
 INIT_STREAM = 2  # seed stream of the initial weights; tasks use 0 (train) and 1 (eval)
 
@@ -113,17 +119,21 @@ def validation_errors(model, prompts, task) -> list[float]:
 
 
 def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
-          progress_bar: bool | None = None, stream=None) -> TrainResult:
+          progress_bar: bool | None = None, stream=None, on_checkpoint=None) -> TrainResult:
     """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
 
     ``resume`` continues from the newest complete checkpoint. ``stop_after`` stops (with a checkpoint)
-    once that step is reached, as if interrupted; used to test exact resumption.
+    once that step is reached, as if interrupted; used to test exact resumption. ``on_checkpoint(path)`` is
+    called after each checkpoint is written. Everything that can be checked (device, memory, the folder) is
+    checked before the first file is written.
     """
     run_dir = Path(run_dir)
     t = cfg.train
     if t.threads is not None:
         torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
+    check_fits(cfg, device)
+    check_run_location(run_dir)
     task = make_task(cfg.task)
     torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
     model = build_model(cfg.model, cfg.task.n_dims, task.n_classes).to(device)
@@ -215,6 +225,8 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
             stopping = stop.received is not None or (stop_after is not None and step >= stop_after)
             if step % t.checkpoint_every == 0 or step == t.steps or stopping:
                 last_ckpt = save_checkpoint(run_dir, step, model, optimizer, state(), t.keep_checkpoints)
+                if on_checkpoint is not None:
+                    on_checkpoint(last_ckpt)
             if stopping and step < t.steps:
                 status = "interrupted"
                 why = stop.received or f"stop_after={stop_after}"

@@ -1,0 +1,147 @@
+"""How much memory a run's training step needs, from its config alone, and a refusal when the device lacks it.
+
+The estimate (bytes, float32 training):
+
+- parameters: counted exactly by building the network on PyTorch's ``meta`` device (no memory is used);
+- gradients: one float per parameter; optimiser: AdamW keeps two more;
+- activations: the same ``meta`` forward pass of one training batch at the full prompt length, summing the
+  output of every module (every hook point included) and doubling it for what autograd keeps for the
+  backward pass;
+- data: the batch (inputs, labels and the encoded tokens) and the held-out prompts of ``train.eval_every``.
+
+It is a planning figure, not a bound: it is within a small factor of what training uses (for the demo it
+estimates 60 MB; fused kernels and PyTorch's allocator move the real peak either way), and it is meant to
+catch configs that cannot run at all (``task.n_dims=1000000000``) before anything is written. The memory of
+the reference learners at evaluation is not part of it (least squares keeps a ``d x d`` matrix per prompt and
+prefix, so ``eval.n_prompts`` x ``task.n_points`` x ``task.n_dims``^2 doubles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FLOAT = 4  # bytes per float32
+
+
+@dataclass
+class MemoryEstimate:
+    parameters: int  # bytes
+    gradients: int
+    optimizer: int
+    activations: int
+    data: int
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.gradients + self.optimizer + self.activations + self.data
+
+    def dominant(self) -> str:
+        parts = {"parameters": self.parameters + self.gradients + self.optimizer, "activations": self.activations,
+                 "data": self.data}
+        return max(parts, key=parts.get)
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+
+def estimate_step_memory(cfg) -> MemoryEstimate:
+    """The memory one training step of ``cfg`` needs (see the module docstring)."""
+    import torch
+
+    from iclab.models import build_model
+    from iclab.models.encoders import ENCODERS
+    from iclab.tasks import make_task
+
+    t, task_cfg = cfg.train, cfg.task
+    b, n, d = t.batch_size, task_cfg.n_points, task_cfg.n_dims
+    task = make_task(task_cfg)
+    classes = task.n_classes
+    label_width = classes or 1
+    encoder = ENCODERS[cfg.model.encoder]
+    tokens = encoder.positions_needed(n) if cfg.model.encoder != "set" else 2 * n - 1
+    token_floats = b * (2 * n - 1) * encoder.width(d, label_width)
+    data = FLOAT * (b * n * (d + label_width) + token_floats)
+    if t.eval_every:
+        data += FLOAT * t.eval_prompts * n * (d + 2 * label_width)
+    with torch.device("meta"):
+        model = build_model(cfg.model, d, classes)
+        n_params = sum(p.numel() for p in model.parameters())
+        outputs = [0]
+
+        def count(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                outputs[0] += output.numel()
+            elif isinstance(output, tuple):
+                outputs[0] += sum(o.numel() for o in output if isinstance(o, torch.Tensor))
+
+        handles = [m.register_forward_hook(count) for m in model.modules()]
+        try:
+            xs = torch.empty(b, n, d)
+            ys = torch.empty(b, n)
+            model(xs, ys)
+        finally:
+            for h in handles:
+                h.remove()
+    del tokens
+    return MemoryEstimate(parameters=FLOAT * n_params, gradients=FLOAT * n_params, optimizer=2 * FLOAT * n_params,
+                          activations=2 * FLOAT * outputs[0], data=data)
+
+
+def available_memory(device) -> int | None:
+    """Bytes the device can give a run now: free GPU memory, or the machine's available RAM (None if unknown)."""
+    import torch
+
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+_FIELDS = {
+    "parameters": "model.n_embd, model.n_layer and task.n_dims (the read-in)",
+    "activations": "train.batch_size, task.n_points and model.n_embd",
+    "data": "train.batch_size, task.n_points, task.n_dims and train.eval_prompts",
+}
+
+
+def check_fits(cfg, device) -> MemoryEstimate:
+    """Raise :class:`~iclab.errors.ConfigError` (one line, naming the fields to lower) when a training step of
+    ``cfg`` needs more memory than ``device`` has available."""
+    from iclab.errors import ConfigError
+
+    est = _cheap_bound(cfg)
+    have = available_memory(device)
+    if have is not None and est is not None and est > have:  # hopeless before any model is built
+        raise ConfigError(f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
+                          f"{human(have)} available; lower {_FIELDS['data']}")
+    full = estimate_step_memory(cfg)
+    if have is not None and full.total > have:
+        raise ConfigError(
+            f"train: a training step needs about {human(full.total)} (parameters, gradients and optimiser "
+            f"{human(full.parameters + full.gradients + full.optimizer)}, activations {human(full.activations)}, "
+            f"data {human(full.data)}) but {device} has {human(have)} available; lower {_FIELDS[full.dominant()]}")
+    return full
+
+
+def _cheap_bound(cfg) -> int | None:
+    """The data batch's size, computed without building anything (guards the meta model against sizes so large
+    that even counting them is slow)."""
+    t, task = cfg.train, cfg.task
+    return FLOAT * t.batch_size * task.n_points * (task.n_dims + 1)
