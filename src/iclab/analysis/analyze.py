@@ -53,6 +53,9 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     threads = threads or run_cfg.train.threads
     if threads is not None:
         torch.set_num_threads(threads)
+    from iclab.training.memory import check_eval_fits
+
+    check_eval_fits(run_cfg.task, n_prompts, device, "--prompts")
     cfg, model, step = load_model(run_dir, device=device)
     task = make_task(cfg.task)
     if hooks is not None:
@@ -74,17 +77,20 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     ctx = Context(run_dir=run_dir, cfg=cfg, model=model, task=task, prompts=prompts, refs=refs, step=step,
                   hooks=hooks, targets=targets, probe_kinds=tuple(probe_kinds), per_position=per_position,
                   paste_steps=paste_steps, log=log)
-    out = run_dir / "analysis"
-    out.mkdir(exist_ok=True)
     summary = {"step": step, "n_prompts": n_prompts, "ran": [], "skipped": {}}
-    for name in instruments or list(INSTRUMENTS):
+    results = []
+    for name in instruments or list(INSTRUMENTS):  # compute everything first: a refusal leaves no file behind
         try:
-            result = INSTRUMENTS[name].run(ctx)
+            results.append(INSTRUMENTS[name].run(ctx))
         except Inapplicable as e:
             if explicit:
                 raise UserError(f"--only {name}: {e}") from None
             summary["skipped"][name] = str(e)
             continue
+        summary["ran"].append(name)
+    out = run_dir / "analysis"
+    out.mkdir(exist_ok=True)
+    for result in results:
         for file, rows in result.tables.items():
             atomic_write_text(out / file, write_csv(rows))
         for file, value in result.json.items():
@@ -92,6 +98,5 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
         for file, draw in result.figures.items():
             draw(out / file)
         summary.update(result.summary)
-        summary["ran"].append(name)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary

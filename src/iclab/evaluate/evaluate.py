@@ -21,10 +21,13 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     """
     from iclab.tasks import apply_shift, make_task
     from iclab.tasks.shifts import check_shift
+    from iclab.training.memory import check_eval_fits
 
     run_dir = Path(run_dir)
     cfg, model, step = load_model(run_dir)
-    model = model.to(resolve_device(device or cfg.train.device))
+    device = resolve_device(device or cfg.train.device, "--device" if device else "train.device")
+    check_eval_fits(cfg.task, n_prompts or cfg.eval.n_prompts, device, "--prompts" if n_prompts else "eval.n_prompts")
+    model = model.to(device)
     task = make_task(cfg.task)
     shifts = shifts or cfg.eval.shifts
     for shift in shifts:

@@ -73,6 +73,7 @@ class Task:
     name: str = ""
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
     weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
+    any_length: bool = True  # prompts of any number of points can be drawn (query shifts draw k + 1 points)
 
     def __init__(self, config) -> None:
         self.config = config
@@ -120,6 +121,8 @@ class Task:
             "real_labels": None if self.n_classes is None else "its labels are classes, label noise is defined for "
                                                                 "real values",
             "weights": None if self.weight_vector else "its prompts carry no weight vector to scale",
+            "any_length": None if self.any_length else "its prompts have a fixed structure, so prompts of k + 1 "
+                                                       "points cannot be drawn",
         }
         for need in getattr(SHIFTS[name], "requires", ()):
             if reasons[need] is not None:

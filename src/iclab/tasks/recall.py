@@ -41,6 +41,7 @@ class AssociativeRecallConfig:
 class AssociativeRecall(Task):
     """Key-value pairs, then queries of the stored keys (multi-query associative recall)."""
 
+    any_length = False  # the keys come first: a prompt needs more than n_keys points
     Config = AssociativeRecallConfig
 
     @property

@@ -30,7 +30,8 @@ SHIFTS = Registry("shift")  # name -> shift function (task, n_prompts, seed, **p
 
 def shift(*requires: str, name: str | None = None):
     """Register a shift; ``requires`` names what it needs of a task (``Task.shift_unsupported`` checks):
-    ``relabel`` (labels for moved inputs), ``real_labels`` (not classes), ``weights`` (a weight vector)."""
+    ``relabel`` (labels for moved inputs), ``real_labels`` (not classes), ``weights`` (a weight vector),
+    ``any_length`` (prompts of any number of points: the query shifts draw k + 1 of them)."""
     def register(fn):
         fn.requires = requires
         return SHIFTS.register(fn, name=name)
@@ -101,7 +102,7 @@ def _per_query(task, n_prompts, seed, move: Callable) -> list:
     return out
 
 
-@shift("relabel")
+@shift("relabel", "any_length")
 def orthant(task, n_prompts, seed):
     """In-context inputs in one random orthant, the query in the opposite one."""
     def move(xs, g):
@@ -133,8 +134,8 @@ def _subspace(query_in: bool):
     return shift
 
 
-shift("relabel", name="half_subspace")(_subspace(query_in=True))
-shift("relabel", name="orthogonal_query")(_subspace(query_in=False))
+shift("relabel", "any_length", name="half_subspace")(_subspace(query_in=True))
+shift("relabel", "any_length", name="orthogonal_query")(_subspace(query_in=False))
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 

@@ -137,7 +137,27 @@ def check_fits(cfg, device) -> MemoryEstimate:
             f"train: a training step needs about {human(full.total)} (parameters, gradients and optimiser "
             f"{human(full.parameters + full.gradients + full.optimizer)}, activations {human(full.activations)}, "
             f"data {human(full.data)}) but {device} has {human(have)} available; lower {_FIELDS[full.dominant()]}")
+    check_eval_fits(cfg.task, cfg.eval.n_prompts, device)  # the evaluation after training
     return full
+
+
+def estimate_eval_memory(task_cfg, n_prompts: int) -> int:
+    """Bytes to evaluate on ``n_prompts`` held-out prompts: the prompts (float32, and the float64 copies the
+    reference learners work on) and a few ``d x d`` matrices per prompt (least squares, ridge, GD keep one per
+    prompt while they sweep the prefixes)."""
+    n, d = task_cfg.n_points, task_cfg.n_dims
+    return n_prompts * (3 * n * (d + 2) * (FLOAT + 8) + 4 * d * d * 8)
+
+
+def check_eval_fits(task_cfg, n_prompts: int, device, field: str = "eval.n_prompts") -> None:
+    """Raise :class:`~iclab.errors.ConfigError` naming ``field`` when evaluating on ``n_prompts`` prompts
+    needs more memory than ``device`` has available."""
+    from iclab.errors import ConfigError
+
+    need, have = estimate_eval_memory(task_cfg, n_prompts), available_memory(device)
+    if have is not None and need > have:
+        raise ConfigError(f"{field}: evaluating {n_prompts} prompts needs about {human(need)} but {device} has "
+                          f"{human(have)} available; use fewer prompts (or a smaller task.n_dims)")
 
 
 def _cheap_bound(cfg) -> int | None:
