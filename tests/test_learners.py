@@ -208,3 +208,99 @@ def test_weights_give_the_predictions(spec):
     learner = make_learner(spec)
     w = learner.weights(prompts.xs, prompts.ys)  # (B, N, d): the w each prefix implies
     torch.testing.assert_close((w * prompts.xs).sum(-1), learner.predict(prompts), rtol=1e-9, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------
+# the slow learners, each against a separate implementation
+
+
+def _np_cart(x, y, query, max_depth):
+    """CART regression written out: at each node try every feature and every midpoint between sorted distinct
+    values, keep the split with the lowest summed squared error (scikit-learn's criterion, min 1 sample per
+    leaf), stop at max_depth or when no split lowers the error; predict the leaf mean."""
+    def grow(idx, depth):
+        ys = y[idx]
+        best = None
+        if depth < max_depth and len(idx) >= 2:
+            base = ((ys - ys.mean()) ** 2).sum()
+            for f in range(x.shape[1]):
+                values = np.unique(x[idx, f])
+                for lo, hi in zip(values[:-1], values[1:]):
+                    t = (lo + hi) / 2
+                    left, right = idx[x[idx, f] <= t], idx[x[idx, f] > t]
+                    sse = ((y[left] - y[left].mean()) ** 2).sum() + ((y[right] - y[right].mean()) ** 2).sum()
+                    if sse < base - 1e-12 and (best is None or sse < best[0] - 1e-12):
+                        best = (sse, f, t, left, right)
+        if best is None:
+            return ("leaf", ys.mean())
+        _, f, t, left, right = best
+        return ("split", f, t, grow(left, depth + 1), grow(right, depth + 1))
+
+    node = grow(np.arange(len(y)), 0)
+    while node[0] == "split":
+        node = node[3] if query[node[1]] <= node[2] else node[4]
+    return node[1]
+
+
+def test_tree_equals_a_cart_written_out():
+    """One input feature, so that no two features tie for the same split (scikit-learn breaks such ties by a
+    random feature order, which changes where the query falls though not the fit)."""
+    g = torch.Generator().manual_seed(3)
+    xs, ys = torch.randn(4, 12, 1, generator=g, dtype=torch.float64), torch.randn(4, 12, generator=g, dtype=torch.float64)
+    for depth in (1, 2, 4):
+        ours = make_learner(f"tree(max_depth={depth})").predict(Prompts(xs, ys)).numpy()
+        for b in range(4):
+            assert ours[b, 0] == 0.0
+            for i in range(1, 12):
+                ref = _np_cart(xs[b, :i].numpy(), ys[b, :i].numpy(), xs[b, i].numpy(), depth)
+                assert ours[b, i] == pytest.approx(ref, abs=1e-12), (depth, b, i)
+
+
+def _np_nn_gd(x, y, query, w1, w2, steps, lr):
+    """The two-layer ReLU network and Adam written out in numpy (gradients by hand, float64)."""
+    b1 = np.zeros((1, w1.shape[1]))
+    params = [w1.copy(), b1, w2.copy()]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    n = len(y)
+    for t in range(1, steps + 1):
+        h_pre = x @ params[0] + params[1]  # (n, H)
+        h = np.maximum(h_pre, 0)
+        pred = (h @ params[2])[:, 0]
+        r = 2 * (pred - y) / n  # d loss / d pred
+        g_w2 = h.T @ r[:, None]
+        g_h = r[:, None] @ params[2].T * (h_pre > 0)
+        grads = [x.T @ g_h, g_h.sum(0, keepdims=True), g_w2]
+        for j, gj in enumerate(grads):
+            m[j] = 0.9 * m[j] + 0.1 * gj
+            v[j] = 0.999 * v[j] + 0.001 * gj**2
+            params[j] = params[j] - lr * (m[j] / (1 - 0.9**t)) / (np.sqrt(v[j] / (1 - 0.999**t)) + 1e-8)
+    return (np.maximum(query @ params[0] + params[1], 0) @ params[2])[0, 0]
+
+
+def test_nn_gd_equals_a_network_written_out_in_numpy():
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    xs, ys = torch.randn(2, 6, 3, generator=g), torch.randn(2, 6, generator=g)
+    ours = make_learner("nn_gd(hidden=8, steps=30, lr=0.01)").predict(Prompts(xs, ys))
+    gi = torch.Generator().manual_seed(0)  # the learner's seeded initialisation, drawn the same way
+    w1_all = (torch.randn(2, 3, 8, generator=gi) / math.sqrt(3)).double().numpy()
+    w2_all = (torch.randn(2, 8, 1, generator=gi) / math.sqrt(8)).double().numpy()
+    for b in range(2):
+        for i in (1, 3, 5):
+            ref = _np_nn_gd(xs[b, :i].double().numpy(), ys[b, :i].double().numpy(), xs[b, i : i + 1].double().numpy(),
+                            w1_all[b], w2_all[b], steps=30, lr=0.01)
+            assert ours[b, i].item() == pytest.approx(ref, rel=1e-3, abs=1e-4), (b, i)
+
+
+def test_xgboost_equals_direct_calls_per_prefix():
+    xgboost = pytest.importorskip("xgboost")
+    g = torch.Generator().manual_seed(1)
+    xs, ys = torch.randn(2, 8, 3, generator=g, dtype=torch.float64), torch.randn(2, 8, generator=g, dtype=torch.float64)
+    ours = make_learner("xgboost(n_estimators=10, max_depth=3, learning_rate=0.5)").predict(Prompts(xs, ys)).numpy()
+    for b in range(2):
+        for i in range(1, 8):
+            model = xgboost.XGBRegressor(n_estimators=10, max_depth=3, learning_rate=0.5, random_state=0, n_jobs=1)
+            ref = model.fit(xs[b, :i].numpy(), ys[b, :i].numpy()).predict(xs[b, i : i + 1].numpy())[0]
+            assert ours[b, i] == pytest.approx(float(ref), rel=1e-5, abs=1e-6)

@@ -252,3 +252,108 @@ def test_progress_bar_and_plain_lines(bar):
     else:
         assert text.splitlines()[:2] == [line for line in text.splitlines() if line.startswith("step ")][:2]
         assert "step 5/10 loss 0.2" in text and "step 10/10 loss 0.1" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# the training promises, harder: many kills, a late non-finite loss, dropout, Ctrl-C, RNG on any device
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_across_many_saves(tmp_path, tiny_overrides):
+    """Three processes killed at random moments while they checkpoint every step (so some kills land inside
+    a save); each resumed run ends bitwise equal to the uninterrupted one."""
+    import random
+
+    overrides = [o for o in _cli_overrides(tiny_overrides) if not o.startswith("train.checkpoint_every")] + [
+        "train.checkpoint_every=1", "train.keep_checkpoints=2"]
+    cfg = load_config(None, overrides)
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    straight = _params(tmp_path / "straight")
+    rng = random.Random(20261130)
+    for trial in range(3):
+        run = tmp_path / f"killed{trial}"
+        proc = _spawn_train(run, overrides)
+        _wait_for_checkpoint(run, proc)
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert latest_checkpoint(run).step < 400  # killed before the end, and a complete checkpoint survived
+        train(cfg, run, resume=True, progress_bar=False)
+        _assert_same_params(_params(run), straight)
+
+
+def test_a_late_non_finite_loss_keeps_the_checkpoints_and_resumes_exactly(tmp_path, tiny_overrides, monkeypatch):
+    """The loss turns NaN at step 13, after checkpoints at steps 5 and 10: training stops before the optimiser
+    step, names the last checkpoint, and resuming from it (the fault gone) ends where an uninterrupted run ends."""
+    from iclab.tasks import TASKS
+
+    overrides = [o for o in tiny_overrides if not o.startswith(("train.steps", "train.checkpoint_every"))] + [
+        "train.steps=20", "train.checkpoint_every=5", "train.keep_checkpoints=5"]
+    cfg = load_config(None, overrides)
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    cls = TASKS[cfg.task.name]
+    real_loss, calls = cls.loss, {"n": 0}
+
+    def faulty(self, pred, ys):
+        calls["n"] += 1
+        loss = real_loss(self, pred, ys)
+        return loss * float("nan") if calls["n"] == 14 else loss  # the 14th batch is step 13
+
+    monkeypatch.setattr(cls, "loss", faulty)
+    run = tmp_path / "r"
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 13; .*the last checkpoint is .*step-00000010"):
+        train(cfg, run, progress_bar=False)
+    assert [p.name for p in list_checkpoints(run)] == ["step-00000005", "step-00000010"]
+    monkeypatch.setattr(cls, "loss", real_loss)
+    train(cfg, run, resume=True, progress_bar=False)
+    _assert_same_params(_params(run), _params(tmp_path / "straight"))
+
+
+def test_resume_with_dropout_restores_the_generator(tmp_path, tiny_overrides, monkeypatch):
+    """With dropout the masks come from torch's generator, so an exact resume needs its saved state: resumed
+    == uninterrupted, and the same resume without restoring the generator differs (the test can fail)."""
+    cfg = load_config(None, tiny_overrides + ["model.dropout=0.2"])
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    train(cfg, tmp_path / "split", stop_after=10, progress_bar=False)
+    train(cfg, tmp_path / "split", resume=True, progress_bar=False)
+    _assert_same_params(_params(tmp_path / "split"), _params(tmp_path / "straight"))
+    import iclab.training.loop as loop
+
+    train(cfg, tmp_path / "norestore", stop_after=10, progress_bar=False)
+    torch.manual_seed(999)  # what the generator holds when its state is not restored
+    monkeypatch.setattr(loop, "set_rng_state", lambda state: None)
+    train(cfg, tmp_path / "norestore", resume=True, progress_bar=False)
+    a, b = _params(tmp_path / "norestore"), _params(tmp_path / "straight")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_saves_and_exits_zero(tmp_path, tiny_overrides):
+    overrides = _cli_overrides(tiny_overrides) + ["train.checkpoint_every=1000"]
+    run = tmp_path / "int"
+    proc = _spawn_train(run, overrides)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGINT: saved" in err and "Traceback" not in err
+    assert 0 < latest_checkpoint(run).step < 400
+
+
+def test_generator_states_load_on_the_cpu_wherever_the_weights_go(tmp_path, tiny_overrides):
+    """A GPU resume loads the checkpoint with map_location=cuda; torch.set_rng_state takes a CPU byte tensor.
+    Loading onto another device (meta here, so no GPU is needed) must leave the generator states on the CPU
+    and restorable."""
+    cfg = load_config(None, tiny_overrides)
+    train(cfg, tmp_path / "r", progress_bar=False)
+    ckpt = latest_checkpoint(tmp_path / "r", map_location="meta")
+    assert next(iter(ckpt.model.values())).device.type == "meta"
+    assert ckpt.rng["cpu"].device.type == "cpu" and ckpt.rng["cpu"].dtype == torch.uint8
+    before = torch.get_rng_state()
+    ckpt_mod.set_rng_state(ckpt.rng)
+    assert torch.equal(torch.get_rng_state(), ckpt.rng["cpu"])
+    torch.set_rng_state(before)
+    with pytest.raises((RuntimeError, NotImplementedError, TypeError)):  # the bug this guards against
+        torch.set_rng_state(ckpt.rng["cpu"].to("meta"))

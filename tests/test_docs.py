@@ -1,0 +1,128 @@
+"""The examples in README.md and docs/ run, at tiny sizes, so they cannot rot.
+
+- README's Python blocks run in order as one script (training shortened by an override).
+- Every ``iclab ...`` command in README.md and docs/*.md, in code blocks and in inline code, runs: placeholder
+  run folders (``RUN``, ``RUN_DIR``, ``runs/demo``, ...) point at a tiny trained run, and training commands get
+  tiny-size overrides. A command shown with its ``iclab: error:`` output must print exactly that line.
+- docs/extending.md's Python blocks are run by tests/test_architecture.py.
+
+Not run here: the ``python benchmarks/...`` commands (measurements, run by hand and recorded in
+docs/benchmarks.md with their output) and command synopses (``iclab eval RUN_DIR [--shift NAME] ...``).
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TINY = ["train.steps=6", "train.batch_size=8", "train.eval_every=0", "train.checkpoint_every=3", "eval.n_prompts=32",
+        "train.threads=1", "train.device=cpu"]
+RUN_PLACEHOLDERS = ("RUN_DIR", "RUN", "runs/demo", "DIGITS_RUN")
+
+
+def code_blocks(path: Path) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w*)\n(.*?)```", path.read_text(), flags=re.S)]
+
+
+def commands() -> list[tuple[str, str, str | None]]:
+    """``(doc, command, expected error line or None)`` for every runnable ``iclab`` command in the docs."""
+    out = []
+    for path in DOCS:
+        if path.name == "registry.md":
+            continue
+        text = path.read_text()
+        for _lang, block in code_blocks(path):
+            lines = block.splitlines()
+            for i, line in enumerate(lines):
+                cmd = line.removeprefix("$ ").split("#")[0].strip()
+                if "iclab " not in cmd:
+                    continue
+                for part in cmd.split("&&"):
+                    part = part.strip()
+                    if part.startswith("iclab "):
+                        expected = lines[i + 1] if line.startswith("$ ") and i + 1 < len(lines) and \
+                            lines[i + 1].startswith("iclab: error:") else None
+                        out.append((path.name, part, expected))
+        for span in re.findall(r"(?<!`)`(iclab [^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S)):
+            out.append((path.name, span, None))
+    runnable = []
+    for doc, cmd, expected in out:
+        cmd = cmd.split(" > ")[0]  # `iclab list --markdown > docs/registry.md`: the command, not the redirection
+        if any(s in cmd for s in ("[", "...", "|", "COMMAND", "NAME", "CONFIG", "my_ext.py", "toy", "SPEC")):
+            continue  # a synopsis or an extension example (tests/test_architecture.py runs those)
+        if len(cmd.split()) == 2 and cmd.split()[1] in ("train", "eval", "analyze", "report"):
+            continue  # the command's name in a sentence, not an example
+        runnable.append((doc, cmd, expected))
+    return list(dict.fromkeys(runnable))
+
+
+COMMANDS = commands()
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A copy of configs/ and tiny trained runs that the placeholders point at: linear regression, and the
+    representation task for the commands that probe Phi."""
+    root = tmp_path_factory.mktemp("docs")
+    shutil.copytree(ROOT / "configs", root / "configs")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    sets = [x for s in TINY + ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
+    for name, extra in (("tiny_run", []), ("tiny_repr", ["--set", "task.name=representation", "--set",
+                                                          "model.n_positions=null"])):
+        out = subprocess.run([sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name,
+                              *sets, *extra], capture_output=True, text=True, cwd=root, env=env, timeout=600)
+        assert out.returncode == 0, out.stderr
+    return root
+
+
+def test_the_docs_have_commands():
+    assert len(COMMANDS) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc, command, expected", COMMANDS, ids=[f"{d}: {c}"[:90] for d, c, _ in COMMANDS])
+def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace, tmp_path):
+    argv = shlex.split(command)[1:]
+    run = tmp_path / "run"
+    if argv[0] == "train" and "--resume" not in argv or argv[0] == "demo":
+        argv = [a for a in argv if a != "--overwrite"]
+        if "--out" in argv:
+            argv[argv.index("--out") + 1] = str(run)
+        else:
+            argv += ["--out", str(run)]
+        argv += [x for s in TINY for x in ("--set", s)]  # later --set values win
+    else:  # a command on an existing run: the placeholders name a tiny trained copy
+        shutil.copytree(workspace / ("tiny_repr" if "phi" in command else "tiny_run"), run)
+        argv = [str(run) if a in RUN_PLACEHOLDERS or a.startswith("/tmp/iclab-") else a for a in argv]
+        if argv[0] == "train":
+            argv += ["--set", "train.steps=9"]
+        if argv[0] == "analyze":
+            argv += ["--prompts", "16", "--paste-steps", "2"]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, "-m", "iclab", *argv], capture_output=True, text=True, cwd=workspace,
+                         env=env, timeout=600)
+    if expected is not None:
+        assert out.returncode == 2 and out.stderr.strip() == expected, out.stderr
+    else:
+        assert out.returncode == 0, f"{command}\n{out.stderr}"
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs(tmp_path):
+    blocks = [code for lang, code in code_blocks(ROOT / "README.md") if lang == "python"]
+    assert len(blocks) >= 3
+    script = "\n".join(blocks).replace('overrides=["train.steps=1000"]', f"overrides={TINY!r}")
+    assert script != "\n".join(blocks), "the README's training override changed: update this test's substitution"
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    (tmp_path / "example.py").write_text(script)
+    out = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "runs" / "lr" / "report.html").is_file()
