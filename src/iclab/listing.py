@@ -48,6 +48,16 @@ def tables() -> list[tuple[str, list[str], list[list[str]]]]:
                      _fields(cls.Config, ("name", "curriculum"))])
     out.append(("Tasks (`task.name`)", ["task", "what", "reference learners (Bayes-optimal first where known)",
                                          "fields and defaults"], rows))
+    rows = []
+    for name in sorted(TASKS):
+        cls = TASKS[name]
+        task = cls(cls.Config())
+        can = task.applicable()
+        analyses = [n for n, ins in INSTRUMENTS.items() if ins.task_unsupported is None or ins.task_unsupported(task) is None]
+        rows.append([name, ", ".join(can["shifts"]), ", ".join(can["probe targets"]) or "none", ", ".join(analyses),
+                     ", ".join(sorted(can["learners"]))])
+    out.append(("What applies to each task (with its default fields)",
+                ["task", "shifts", "probe targets", "analyses", "learners"], rows))
     rows = [[name, first_line(MODELS[name]), ", ".join(MODELS[name].encoders), _fields(MODELS[name], ("name", "encoder"))]
             for name in sorted(MODELS)]
     out.append(("Model families (`model.name`)", ["model", "what", "encoders", "fields and defaults"], rows))

@@ -91,14 +91,21 @@ class Instrument:
     name: str
     run: Callable[[Context], Result]
     section: Callable[[Path, int], list] | None = None
+    task_unsupported: Callable[[Any], str | None] | None = None  # why it cannot apply to a task (None: it may)
 
 
-def instrument(name: str, section: Callable[[Path, int], list] | None = None):
-    """Register ``run`` as the analysis instrument ``name`` (with its report ``section``)."""
+def instrument(name: str, section: Callable[[Path, int], list] | None = None,
+               task_unsupported: Callable[[Any], str | None] | None = None):
+    """Register ``run`` as the analysis instrument ``name`` (with its report ``section``, and
+    ``task_unsupported(task)``: why it cannot apply to a task whatever the network, for ``iclab list``)."""
     def register(run):
-        INSTRUMENTS.register(Instrument(name, run, section), name=name)
+        INSTRUMENTS.register(Instrument(name, run, section, task_unsupported), name=name)
         return run
     return register
+
+
+def _real_valued(task) -> str | None:
+    return None if task.n_classes is None else "it is defined for real-valued predictions"
 
 
 def write_csv(rows: list[dict]) -> str:
@@ -149,7 +156,9 @@ def _probes_section(folder: Path, d: int) -> list:
                                             "control)")])
 
 
-@instrument("probes", section=_probes_section)
+@instrument("probes", section=_probes_section,
+            task_unsupported=lambda t: None if any(t.probe_target_unsupported(x) is None for x in ("w", "xty", "w_ols", "phi"))
+            else "no probe target applies")
 def probes(ctx: Context) -> Result:
     """Linear and MLP probes of the task's quantities per layer, with a random-initialisation control."""
     from iclab.analysis import plots
@@ -184,7 +193,7 @@ def _alignment_section(folder: Path, d: int) -> list:
                                      ("alignment_sensitivity.png", "Cosine similarity of query sensitivities")])
 
 
-@instrument("alignment", section=_alignment_section)
+@instrument("alignment", section=_alignment_section, task_unsupported=_real_valued)
 def alignment(ctx: Context) -> Result:
     """SPD, ILWD and query-sensitivity agreement with every reference learner, per k."""
     from iclab.analysis import plots
@@ -207,7 +216,9 @@ def _weights_section(folder: Path, d: int) -> list:
     return _figures(folder, [("weights.png", "Weight recovery (Panwar et al.): the model's implied w")])
 
 
-@instrument("weights", section=_weights_section)
+@instrument("weights", section=_weights_section,
+            task_unsupported=lambda t: _real_valued(t) or (None if t.weight_vector and not t.has_features
+                                                           else "it needs a task linear in x with a weight vector"))
 def weights(ctx: Context) -> Result:
     """Weight recovery (Panwar et al. 2023): the w implied by the model's answers to 2d + 1 probe queries."""
     from iclab.analysis import plots
@@ -262,7 +273,7 @@ def _order_section(folder: Path, d: int) -> list:
                   ["learner", "order sensitivity"], [[k, f"{v:.3g}"] for k, v in order.items()])]
 
 
-@instrument("order", section=_order_section)
+@instrument("order", section=_order_section, task_unsupported=_real_valued)
 def order(ctx: Context) -> Result:
     """Order sensitivity of the model and of each reference learner."""
     from iclab.analysis.sensitivity import order_sensitivity
@@ -281,7 +292,8 @@ def _paste_section(folder: Path, d: int) -> list:
     return _figures(folder, [("paste.png", "Pasting (Guo et al.): upper layers on a fresh (Phi(x), y) embedding")])
 
 
-@instrument("paste", section=_paste_section)
+@instrument("paste", section=_paste_section,
+            task_unsupported=lambda t: None if t.has_features else "it needs a task with a fixed feature map Phi")
 def paste(ctx: Context) -> Result:
     """Pasting (Guo et al. 2023): the upper layers behind a freshly trained (Phi(x), y) embedding."""
     from iclab.analysis import plots

@@ -140,14 +140,16 @@ class Task:
         return None
 
     def applicable(self) -> dict[str, list[str]]:
-        """Everything registered that applies to this task: shifts, learners, probe targets, analyses."""
+        """Everything registered that applies to this task: shifts, learners, probe targets (analysis
+        instruments say for themselves: ``iclab.analysis.INSTRUMENTS[name].task_unsupported``)."""
         from iclab.learners import LEARNERS
         from iclab.tasks.shifts import SHIFTS
 
-        return {"shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
-                "learners": [n for n, cls in LEARNERS.items() if cls.applies_to(self) is None],
-                "probe targets": [t for t in ("w", "xty", "w_ols", "w_ridge", "phi")
-                                  if self.probe_target_unsupported(t) is None]}
+        out = {"shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
+               "learners": [n for n, cls in LEARNERS.items() if cls.applies_to(self) is None],
+               "probe targets": [t for t in ("w", "xty", "w_ols", "w_ridge", "phi")
+                                 if self.probe_target_unsupported(t) is None]}
+        return out
 
     @property
     def has_features(self) -> bool:
