@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 
 
@@ -16,3 +17,22 @@ def train_fresh(cfg, out) -> float:
     with open(os.devnull, "w") as quiet:
         train(cfg, out, progress_bar=False, stream=quiet)
     return time.time() - t0
+
+
+# --smoke: every benchmark accepts it and runs at toy sizes in seconds, so the test suite can run each
+# command the docs show (tests/test_docs.py); the figures it prints mean nothing.
+SMOKE = "--smoke" in sys.argv
+if SMOKE:
+    sys.argv.remove("--smoke")
+SMOKE_OVERRIDES = ["train.steps=3", "train.batch_size=8", "train.warmup_steps=1", "train.eval_every=0",
+                   "train.eval_prompts=16", "train.checkpoint_every=100000", "eval.n_prompts=32"] if SMOKE else []
+
+
+def small(n: int, smoke: int) -> int:
+    """``n``, or ``smoke`` with --smoke."""
+    return smoke if SMOKE else n
+
+
+def scratch(name: str) -> str:
+    """Where a benchmark keeps its runs: /tmp/<name>, or under $ICLAB_BENCH_DIR."""
+    return os.path.join(os.environ.get("ICLAB_BENCH_DIR", "/tmp"), name)

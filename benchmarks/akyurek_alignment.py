@@ -14,7 +14,7 @@ import argparse
 import statistics
 
 import torch
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
 from iclab.analysis import alignment_table
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
@@ -25,14 +25,14 @@ from iclab.tasks import make_task
 
 
 def run(noise: float, steps: int, threads: int, reuse: bool = False) -> None:
-    out = f"/tmp/iclab-akyurek/noise{noise:g}"
+    out = scratch(f"iclab-akyurek/noise{noise:g}")
     cfg = run_config_from_dict(apply_overrides(to_dict(akyurek2022_alignment(noise, steps)),
-                                               ["train.device=cpu", f"train.threads={threads}"]))
+                                               ["train.device=cpu", f"train.threads={threads}", *SMOKE_OVERRIDES]))
     # --reuse: analyse the run already there (e.g. one continued with `iclab train --resume`)
     seconds = 0.0 if reuse else train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
-    prompts = task.eval_prompts(300, seed=11)
+    prompts = task.eval_prompts(small(300, 16), seed=11)
     d = cfg.task.n_dims
     specs = [s for s in cfg.eval.learners if s != "zero"]
     rows = alignment_table(model, task, prompts, [make_learner(s, task=task) for s in specs],

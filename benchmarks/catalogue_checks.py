@@ -18,7 +18,7 @@ import argparse
 import json
 
 import torch
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
 from iclab.config import load_config
 from iclab.learners import make_learner
@@ -47,12 +47,12 @@ CHECKS = {
 
 def run_check(name: str, steps: int, threads: int = 2, extra: tuple[str, ...] = ()) -> dict:
     overrides, learners = CHECKS[name]
-    out = f"/tmp/iclab-checks/{name}"
-    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}", *extra])
+    out = scratch(f"iclab-checks/{name}")
+    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}", *extra, *SMOKE_OVERRIDES])
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
-    prompts = task.eval_prompts(1000, seed=99)
+    prompts = task.eval_prompts(small(1000, 16), seed=99)
     pred = model.predict(prompts).double()
     ys = prompts.ys.double()
     scale = task.error_scale

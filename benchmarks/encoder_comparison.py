@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, train_fresh
 
 from iclab.config import load_config
 
@@ -22,9 +22,9 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--set", action="append", default=[])
     args = p.parse_args()
-    out = f"/tmp/iclab-encoders/{args.name}"
+    out = scratch(f"iclab-encoders/{args.name}")
     cfg = load_config(None, ["train.device=cpu", "train.log_every=250", "train.eval_every=250",
-                             "train.checkpoint_every=100000", *args.set])
+                             "train.checkpoint_every=100000", *args.set, *SMOKE_OVERRIDES])
     seconds = train_fresh(cfg, out)
     k = 2 * cfg.task.n_dims
     evals = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if "val_err_by_k" in line]

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, train_fresh
 
 from iclab.config import load_config
 from iclab.evaluate import error_at, evaluate_run
@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(2)
     curves = {}
     for name, overrides in FAMILIES.items():
-        run = Path("/tmp/iclab-families") / name.replace(" ", "_").replace("(", "").replace(")", "")
+        run = Path(scratch("iclab-families")) / name.replace(" ", "_").replace("(", "").replace(")", "")
         if args.plot_only:
             rows = read_curves(run / "eval" / "curves.csv")
             curves[name] = [r for r in rows if r["learner"] == "model"]
@@ -54,7 +54,7 @@ def main() -> None:
         cfg = load_config(None, [*overrides, "task.n_dims=5", "task.n_points=11", f"train.steps={args.steps}",
                                  "train.lr=3e-3", "train.warmup_steps=100", "train.threads=2", "train.device=cpu",
                                  "train.eval_every=0", "train.checkpoint_every=100000",
-                                 "eval.learners=[least_squares, zero]"])
+                                 "eval.learners=[least_squares, zero]", *SMOKE_OVERRIDES])
         seconds = train_fresh(cfg, run)
         rows = evaluate_run(run, plot=False)
         curves[name] = [r for r in rows if r["learner"] == "model"]

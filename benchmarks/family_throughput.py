@@ -17,6 +17,7 @@ import statistics
 import time
 
 import torch
+from _common import small
 
 from iclab.config import load_config
 from iclab.models import build_model
@@ -72,10 +73,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--points", type=int, default=21)
     args = p.parse_args()
+    args.steps, args.rounds = small(args.steps, 1), small(args.rounds, 1)
     torch.set_num_threads(args.threads)
     steps = {name: make_step(o, args.points) for name, o in FAMILIES.items()}
     for step in steps.values():  # warm-up
-        for i in range(3):
+        for i in range(small(3, 1)):
             step(i)
     rates = {name: [] for name in steps}
     for _ in range(args.rounds):

@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import torch
+from _common import small
 from sklearn.linear_model import Lasso as SkLasso
 
 from iclab.learners.lasso import lasso_prefix_solutions
@@ -35,6 +36,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="iclab's time is the median of this many runs")
     p.add_argument("--check-prompts", type=int, default=6, help="prompts on which answers are checked (<= loop prompts)")
     args = p.parse_args()
+    args.prompts, args.loop_prompts = small(args.prompts, 8), small(args.loop_prompts, 2)
+    args.repeats, args.check_prompts = small(args.repeats, 1), small(args.check_prompts, 1)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     g = torch.Generator().manual_seed(0)

@@ -14,6 +14,7 @@ import argparse
 import time
 
 import torch
+from _common import small
 
 from iclab.learners import make_learner
 from iclab.types import Prompts
@@ -46,7 +47,7 @@ def loop_knn(xs, ys, k=3):
     return torch.stack(preds, dim=1)
 
 
-def best_of(fn, reps=3):
+def best_of(fn, reps=small(3, 1)):
     times = []
     out = None
     for _ in range(reps):
@@ -62,8 +63,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
-    xs = torch.randn(1280, 41, 20, generator=g)
-    ys = torch.einsum("bnd,bd->bn", xs, torch.randn(1280, 20, generator=g))
+    b = small(1280, 8)
+    xs = torch.randn(b, 41, 20, generator=g)
+    ys = torch.einsum("bnd,bd->bn", xs, torch.randn(b, 20, generator=g))
     prompts = Prompts(xs, ys)
     cases = [
         ("least squares", lambda: make_learner("least_squares").predict(prompts), lambda: loop_least_squares(xs, ys)),

@@ -16,7 +16,7 @@ import argparse
 import json
 
 import torch
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
 from iclab.analysis.memory_capacity import recall_error
 from iclab.config import load_config
@@ -33,16 +33,16 @@ VARIANTS = {
 
 
 def run(name: str, steps: int, keys: int, threads: int) -> dict:
-    out = f"/tmp/iclab-recall/{abs(hash(name))}"
+    out = scratch(f"iclab-recall/{abs(hash(name))}")
     cfg = load_config(None, ["task.name=associative_recall", "task.n_dims=8", f"task.n_keys={keys}",
                              f"task.n_points={2 * keys}", *VARIANTS[name], "model.n_layer=1", "model.n_embd=32",
                              "model.n_head=4", f"train.steps={steps}", "train.lr=3e-3", "train.warmup_steps=100",
                              "train.batch_size=64", "train.device=cpu", f"train.threads={threads}",
-                             "train.eval_every=0", "train.checkpoint_every=100000"])
+                             "train.eval_every=0", "train.checkpoint_every=100000", *SMOKE_OVERRIDES])
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
-    prompts = task.eval_prompts(1000, seed=5)
+    prompts = task.eval_prompts(small(1000, 16), seed=5)
     with torch.no_grad():
         pred = model.predict(prompts)
     err = task.error(pred.double(), prompts.ys.double())[:, keys:].mean().item()
@@ -60,7 +60,7 @@ def main() -> None:
     for name in args.only.split("|"):
         print(json.dumps(run(name, args.steps, args.keys, args.threads)), flush=True)
     for k in (4, 8, 16, 24, 32):
-        row = {f"{rule}/{fm}": round(recall_error(rule, k, 8, fm, n_trials=200), 3)
+        row = {f"{rule}/{fm}": round(recall_error(rule, k, 8, fm, n_trials=small(200, 4)), 3)
                for rule in ("linear", "delta") for fm in ("identity", "poly2")}
         print(json.dumps({"write rules alone, keys": k, **row}), flush=True)
 

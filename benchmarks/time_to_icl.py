@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import _common  # noqa: F401  (takes --smoke off the command line: nothing here is slow)
+
 from iclab.rundir import read_metrics, read_run_config
 
 

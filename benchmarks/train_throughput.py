@@ -17,6 +17,7 @@ import platform
 import time
 
 import torch
+from _common import small
 from torch import nn
 
 from iclab.config import load_config
@@ -95,6 +96,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
+    args.steps, args.rounds = small(args.steps, 2), small(args.rounds, 1)
     torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
 
@@ -111,7 +113,7 @@ def main() -> None:
         print("transformers not installed: reference model skipped")
     steps = {name: step_fn(m, task, 64) for name, m in contenders.items()}
     for s in steps.values():
-        timed(s, 20)
+        timed(s, small(20, 1))
     totals = dict.fromkeys(steps, 0.0)
     for _ in range(args.rounds):
         for name, s in steps.items():
@@ -129,11 +131,11 @@ def main() -> None:
                              "task.n_dims=20", "task.n_points=41", "train.batch_size=64"])
     model = iclab_model(big)
     s = step_fn(model, make_task(big.task), 64)
-    timed(s, 5)
-    peak = matmul_gflops()
-    dt = timed(s, 30) / 30
+    timed(s, small(5, 1))
+    peak = matmul_gflops(reps=small(20, 1))
+    dt = timed(s, small(30, 1)) / small(30, 1)
     flops = step_flops(model, 64 * (2 * 41 - 1), big)
-    peak = max(peak, matmul_gflops())
+    peak = max(peak, matmul_gflops(reps=small(20, 1)))
     print("\n## width 256, 8 layers, 8 heads, d=20, 41 points, batch 64")
     print(f"step {dt * 1e3:.1f} ms, {flops / 1e9:.2f} GFLOP/step -> {flops / dt / 1e9:.1f} GFLOP/s; "
           f"measured 1024x1024 matmul {peak:.1f} GFLOP/s; fraction {flops / dt / 1e9 / peak:.2f}")

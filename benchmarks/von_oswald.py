@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import train_fresh
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
 from iclab.analysis import query_sensitivity, sensitivity_cosine
 from iclab.analysis.step_size import gd_lr_scan, gd_query_error, learn_gd_lrs
@@ -35,11 +35,12 @@ def best_gd_step(prompts, grid=None) -> tuple[float, float]:
     return 0.5 * mse, eta
 
 
-def run(steps: int, out: str = "/tmp/iclab-von-oswald") -> dict:
-    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(steps)), ["train.device=cpu"]))
+def run(steps: int, out: str | None = None) -> dict:
+    out = out or scratch("iclab-von-oswald")
+    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(steps)), ["train.device=cpu", *SMOKE_OVERRIDES]))
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
-    prompts = make_task(cfg.task).eval_prompts(10000, seed=7)
+    prompts = make_task(cfg.task).eval_prompts(small(10000, 64), seed=7)
     with torch.no_grad():
         trained = query_loss(model.predict(prompts), prompts.ys)
     gd_loss, eta = best_gd_step(prompts)
@@ -48,7 +49,7 @@ def run(steps: int, out: str = "/tmp/iclab-von-oswald") -> dict:
     cos = sensitivity_cosine(query_sensitivity(model, prompts), query_sensitivity(gd._predict, prompts))
     learned = {}
     for k in (1, 2, 3):  # GD with K learned step sizes: what K constructed LSA layers can reach
-        etas = learn_gd_lrs(prompts.xs, prompts.ys, steps=k, iters=300, lr0=eta)
+        etas = learn_gd_lrs(prompts.xs, prompts.ys, steps=k, iters=small(300, 3), lr0=eta)
         loss_k = 0.5 * gd_query_error(prompts.xs.double(), prompts.ys.double(), etas, prompts.xs.shape[1] - 1).item()
         learned[f"gd_{k}_learned_steps"] = {"etas": [round(e, 3) for e in etas], "loss": round(loss_k, 4)}
     return {"steps": steps, "train_seconds": round(seconds, 1), "trained_lsa_loss": round(trained, 4),

@@ -6,8 +6,11 @@
   tiny-size overrides. A command shown with its ``iclab: error:`` output must print exactly that line.
 - docs/extending.md's Python blocks are run by tests/test_architecture.py.
 
-Not run here: the ``python benchmarks/...`` commands (measurements, run by hand and recorded in
-docs/benchmarks.md with their output) and command synopses (``iclab eval RUN_DIR [--shift NAME] ...``).
+- Every ``python benchmarks/...`` command runs with ``--smoke`` (each script's toy sizes: the command line and
+  the code path are checked, the figures are not; the measurements themselves are run by hand and recorded
+  in docs/benchmarks.md).
+
+Not run: command synopses (``iclab eval RUN_DIR [--shift NAME] ...``).
 """
 
 import os
@@ -66,12 +69,32 @@ def commands() -> list[tuple[str, str, str | None]]:
 COMMANDS = commands()
 
 
+def benchmark_commands() -> list[tuple[str, str]]:
+    """``(doc, command)`` for every ``python benchmarks/...`` command in the docs."""
+    out = []
+    for path in DOCS:
+        text = path.read_text()
+        found = [line.split("#")[0] for _lang, block in code_blocks(path) for line in block.splitlines()]
+        found += re.findall(r"(?<!`)`([^`]*python benchmarks/[^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+        for line in found:
+            for part in line.split("&&"):
+                part = part.strip()
+                if part.startswith("python benchmarks/") and "[" not in part and "..." not in part:
+                    out.append((path.name, part))
+    return list(dict.fromkeys(out))
+
+
+BENCHMARKS = benchmark_commands()
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A copy of configs/ and tiny trained runs that the placeholders point at: linear regression, and the
     representation task for the commands that probe Phi."""
     root = tmp_path_factory.mktemp("docs")
     shutil.copytree(ROOT / "configs", root / "configs")
+    shutil.copytree(ROOT / "benchmarks", root / "benchmarks")
+    (root / "docs").mkdir()  # benchmarks that draw a figure for the docs draw it here
     env = {**os.environ, "MPLBACKEND": "Agg"}
     sets = [x for s in TINY + ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
     for name, extra in (("tiny_run", []), ("tiny_repr", ["--set", "task.name=representation", "--set",
@@ -126,3 +149,22 @@ def test_the_readme_python_example_runs(tmp_path):
                          env={**os.environ, "MPLBACKEND": "Agg"})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "runs" / "lr" / "report.html").is_file()
+
+
+def test_the_docs_have_benchmark_commands():
+    assert len(BENCHMARKS) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc, command", BENCHMARKS, ids=[f"{d}: {c}"[:90] for d, c in BENCHMARKS])
+def test_every_benchmark_command_in_the_docs_runs_in_smoke_mode(doc, command, workspace, tmp_path):
+    argv = shlex.split(command)[1:]
+    run = tmp_path / "run"
+    if any(a in RUN_PLACEHOLDERS for a in argv):
+        shutil.copytree(workspace / "tiny_run", run)
+        argv = [str(run) if a in RUN_PLACEHOLDERS else a for a in argv]
+    argv = ["stacked" if a == "NAME" else a for a in argv]
+    env = {**os.environ, "MPLBACKEND": "Agg", "ICLAB_BENCH_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, *argv, "--smoke"], capture_output=True, text=True, cwd=workspace, env=env,
+                         timeout=600)
+    assert out.returncode == 0, f"{command}\n{out.stderr[-3000:]}"
