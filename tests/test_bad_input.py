@@ -47,6 +47,12 @@ def lab(tmp_path_factory):
         finally:
             os.chdir(cwd)
     ckpt = "checkpoints/step-00000004"
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["analyze", "lin", "--only", "alignment", "--only", "order", "--prompts", "16"]) == 0
+    finally:
+        os.chdir(cwd)
 
     def damaged(name, change):
         shutil.copytree(root / "lin", root / name)
@@ -68,6 +74,9 @@ def lab(tmp_path_factory):
     damaged("header_only_curves", lambda r: (r / "eval" / "curves.csv").write_text("learner,shift,k,mean,ci_low,ci_high\n"))
     damaged("garbage_curves", lambda r: (r / "eval" / "curves.csv").write_text("a,b\n1,2\n"))
     damaged("no_curves", lambda r: (r / "eval" / "curves.csv").unlink())
+    damaged("bad_summary", lambda r: (r / "analysis" / "summary.json").write_text("{"))
+    damaged("bad_alignment", lambda r: (r / "analysis" / "alignment.csv").write_text("x\n1\n"))
+    damaged("bad_order", lambda r: (r / "analysis" / "order.json").write_text("[1, 2"))
     (root / "plain_folder").mkdir()
     (root / "plain_folder" / "notes.txt").write_text("mine")
     (root / "a_file").write_text("not a folder")
@@ -179,6 +188,9 @@ CASES = [
     (["report", "garbage_curves"], "not a curves file"),
     (["report", "no_curves"], "curves.csv: missing"),
     (["report", "nowhere"], "no such run folder"),
+    (["report", "bad_summary"], "summary.json: damaged"),
+    (["report", "bad_alignment"], "the alignment results are damaged"),
+    (["report", "bad_order"], "the order results are damaged"),
     # --- analyze ---
     (["analyze", "lin", "--only", "xray"], "--only: unknown instrument 'xray'"),
     (["analyze", "lin", "--hook", "blocks.9.hook_resid_post"], "does not exist"),
@@ -245,3 +257,14 @@ def test_every_shift_on_every_task_runs_or_is_refused_in_one_line():
                 with pytest.raises(ConfigError) as info:
                     load_config(None, [f"task.name={name}", *extra, f"eval.shifts=[{shift}]"])
                 assert "\n" not in str(info.value) and reason in str(info.value)
+
+
+def test_damaged_metrics_lines_are_skipped_not_fatal(lab, capsys, monkeypatch):
+    """metrics.jsonl is appended to during training: a line cut by a crash, or one that is not what training
+    writes, is left out of the report's training plot; the report is still written."""
+    monkeypatch.chdir(lab)
+    run = lab / "metrics_damaged"
+    shutil.copytree(lab / "lin", run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "loss": "high"}\n[1, 2]\n{"step": 6, "lo\n')
+    assert main(["report", str(run)]) == 0

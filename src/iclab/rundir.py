@@ -57,15 +57,28 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         line = line.strip()
         if not line:
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash; the rest is still good
+        if _well_formed(record):
+            records.append(record)
     return records
+
+
+def _well_formed(record) -> bool:
+    """A metrics line as training writes it: a step, and numbers (or a list of them) in its fields."""
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        return False
+    for key in ("loss", "lr", "grad_norm", "elapsed_s"):
+        if key in record and not isinstance(record[key], (int, float)):
+            return False
+    errs = record.get("val_err_by_k", [])
+    return isinstance(errs, list) and all(isinstance(e, (int, float)) for e in errs)
 
 
 def read_curves(path: Path) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import math
 import time
@@ -134,11 +135,23 @@ def _analysis_section(run_dir: Path, d: int) -> list[str]:
     folder = run_dir / "analysis"
     if not (folder / "summary.json").is_file():
         return []
-    summary = json.loads((folder / "summary.json").read_text())
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        if not isinstance(summary, dict):
+            raise ValueError
+        if not isinstance(summary.get("skipped", {}), dict):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise RunFolderError(f"{folder / 'summary.json'}: damaged; run `iclab analyze {run_dir}` again") from None
     parts = [f"<h2>Analysis (iclab analyze, checkpoint step {summary.get('step')}, "
              f"{summary.get('n_prompts')} prompts)</h2>"]
     for instrument in INSTRUMENTS.values():
-        for item in instrument.section(folder, d) if instrument.section else []:
+        try:
+            items = instrument.section(folder, d) if instrument.section else []
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, csv.Error):
+            raise RunFolderError(f"{folder}: the {instrument.name} results are damaged; run `iclab analyze "
+                                 f"{run_dir} --only {instrument.name}` again") from None
+        for item in items:
             if isinstance(item, Figure):
                 parts.append(f"<h3>{html.escape(item.title)}</h3>{_img(item.path)}")
             elif isinstance(item, Table):
