@@ -18,8 +18,17 @@ import time
 from pathlib import Path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported like every other bad input: one line, exit code 2
+    (``iclab COMMAND --help`` shows the usage)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("iclab").strip()
+        self.exit(2, f"iclab: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="iclab", description="Train small sequence models on in-context learning "
+    p = _Parser(prog="iclab", description="Train small sequence models on in-context learning "
                                 "tasks and compare them with the learning algorithms they might implement.")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="a module or .py file that registers extra tasks, models, learners, instruments or recipes "

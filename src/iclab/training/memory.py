@@ -65,8 +65,7 @@ def estimate_step_memory(cfg) -> MemoryEstimate:
     classes = task.n_classes
     label_width = classes or 1
     encoder = ENCODERS[cfg.model.encoder]
-    tokens = encoder.positions_needed(n) if cfg.model.encoder != "set" else 2 * n - 1
-    token_floats = b * (2 * n - 1) * encoder.width(d, label_width)
+    token_floats = b * (2 * n - 1) * encoder.width(d, label_width)  # every encoder makes 2N - 1 tokens
     data = FLOAT * (b * n * (d + label_width) + token_floats)
     if t.eval_every:
         data += FLOAT * t.eval_prompts * n * (d + 2 * label_width)
@@ -89,7 +88,6 @@ def estimate_step_memory(cfg) -> MemoryEstimate:
         finally:
             for h in handles:
                 h.remove()
-    del tokens
     return MemoryEstimate(parameters=FLOAT * n_params, gradients=FLOAT * n_params, optimizer=2 * FLOAT * n_params,
                           activations=2 * FLOAT * outputs[0], data=data)
 
@@ -130,7 +128,7 @@ def check_fits(cfg, device) -> MemoryEstimate:
 
     est = _cheap_bound(cfg)
     have = available_memory(device)
-    if have is not None and est is not None and est > have:  # hopeless before any model is built
+    if have is not None and est > have:  # hopeless before any model is built
         raise ConfigError(f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
                           f"{human(have)} available; lower {_FIELDS['data']}")
     full = estimate_step_memory(cfg)
@@ -162,7 +160,7 @@ def check_eval_fits(task_cfg, n_prompts: int, device, field: str = "eval.n_promp
                           f"{human(have)} available; use fewer prompts (or a smaller task.n_dims)")
 
 
-def _cheap_bound(cfg) -> int | None:
+def _cheap_bound(cfg) -> int:
     """The data batch's size, computed without building anything (guards the meta model against sizes so large
     that even counting them is slow)."""
     t, task = cfg.train, cfg.task
