@@ -173,3 +173,11 @@ def test_overwrite_refuses_a_foreign_folder(tmp_path, tiny_config):
     (foreign / "cat.jpg").write_bytes(b"meow")
     _assert_clean_error(iclab("train", tiny_config, "--out", foreign, "--overwrite"), "not an iclab run folder")
     assert (foreign / "cat.jpg").read_bytes() == b"meow"
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, tiny_config):
+    result = iclab("train", tiny_config, "--out", tmp_path / "r", "--set", "task.noise_std=1e30", cwd=tmp_path)
+    assert result.returncode == 1 and "non-finite loss" in result.stderr
+    assert not (tmp_path / "r").exists()
+    again = iclab("train", tiny_config, "--out", tmp_path / "r", cwd=tmp_path)  # no --overwrite needed
+    assert again.returncode == 0, again.stderr

@@ -13,6 +13,7 @@ Bad input prints one line, ``iclab: error: ...``, and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -127,13 +128,18 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
     from iclab.training.loop import train
 
     t0 = time.perf_counter()
+    new_folder = not run_dir.exists() or not any(run_dir.iterdir())
     try:
         # a run replaced by --overwrite is deleted only once the new one has its first checkpoint
         result = train(cfg, run_dir, resume=resume, on_checkpoint=lambda path: discard_replaced(replaced))
     except BaseException:
+        from iclab.training.checkpoint import list_checkpoints
+
         if replaced is not None and replaced.exists():
             restore_replaced(run_dir, replaced)
             print(f"iclab: the new run did not start; {run_dir} holds the previous run again", file=sys.stderr)
+        elif new_folder and not resume and run_dir.is_dir() and not list_checkpoints(run_dir):
+            shutil.rmtree(run_dir)  # a run that failed before its first checkpoint leaves no half-made folder
         raise
     if result.status == "interrupted":
         return 0
