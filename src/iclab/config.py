@@ -165,6 +165,7 @@ def import_extensions(entries: Any, field: str = "imports") -> list[str]:
     """Import the modules a config's ``imports`` names (so their ``@TASKS.register`` & co. run) and return
     the entries as they are saved: ``.py`` files with absolute paths, module names as given. A module name
     is looked up on ``sys.path`` and in the working folder."""
+    import hashlib
     import importlib
     import importlib.util
     import sys
@@ -178,7 +179,8 @@ def import_extensions(entries: Any, field: str = "imports") -> list[str]:
                 path = Path(entry).expanduser().resolve()
                 if not path.is_file():
                     raise ConfigError(f"{where}: {entry}: no such file")
-                module = f"iclab_ext_{path.stem}_{abs(hash(str(path))) % 10**8}"
+                digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]  # one module name per file, every process
+                module = f"iclab_ext_{path.stem}_{digest}"
                 if module not in sys.modules:
                     spec = importlib.util.spec_from_file_location(module, path)
                     mod = importlib.util.module_from_spec(spec)

@@ -131,7 +131,7 @@ def check_fits(cfg, device) -> MemoryEstimate:
     if have is not None and est > have:  # hopeless before any model is built
         raise ConfigError(f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
                           f"{human(have)} available; lower {_FIELDS['data']}")
-    full = estimate_step_memory(cfg)
+    full = _estimate_once(cfg)
     if have is not None and full.total > have:
         raise ConfigError(
             f"train: a training step needs about {human(full.total)} (parameters, gradients and optimiser "
@@ -139,6 +139,23 @@ def check_fits(cfg, device) -> MemoryEstimate:
             f"data {human(full.data)}) but {device} has {human(have)} available; lower {_FIELDS[full.dominant()]}")
     check_eval_fits(cfg.task, cfg.eval.n_prompts, device)  # the evaluation after training
     return full
+
+
+_ESTIMATES: dict[str, MemoryEstimate] = {}
+
+
+def _estimate_once(cfg) -> MemoryEstimate:
+    """:func:`estimate_step_memory`, computed once per config: the command line checks a run before it makes
+    room for it, and :func:`~iclab.training.loop.train` checks again before writing; the second is a look-up."""
+    import json
+    from dataclasses import asdict
+
+    key = json.dumps(asdict(cfg), sort_keys=True, default=str)
+    if key not in _ESTIMATES:
+        if len(_ESTIMATES) >= 16:
+            _ESTIMATES.clear()
+        _ESTIMATES[key] = estimate_step_memory(cfg)
+    return _ESTIMATES[key]
 
 
 def estimate_eval_memory(task_cfg, n_prompts: int) -> int:
