@@ -10,9 +10,10 @@ The estimate (bytes, float32 training):
 - data: the batch (inputs, labels and the encoded tokens) and the held-out prompts of ``train.eval_every``.
 
 It is a planning figure, not a bound: it is within a factor of about 3 of what training uses (measured as
-the growth of the process's peak memory over two training steps, 1 thread: the demo's config is estimated
-at 77 MB and used 117 MB; Garg et al.'s full-scale transformer, 12 x 256, 41 points, batch 64, is estimated
-at 3.6 GB and used 1.4 GB), and it is meant to catch configs that cannot run at all
+the growth of the process's peak memory over two training steps, 1 thread, ``python
+benchmarks/memory_estimate.py``: the demo's config is estimated at 77 MB and used 121 MB; Garg et al.'s
+full-scale transformer, 12 x 256, 41 points, batch 64, is estimated at 3.6 GB and used 1.4 GB; numbers in
+docs/benchmarks.md), and it is meant to catch configs that cannot run at all
 (``task.n_dims=1000000000``) before anything is written. The memory of
 the reference learners at evaluation is not part of it (least squares keeps a ``d x d`` matrix per prompt and
 prefix, so ``eval.n_prompts`` x ``task.n_points`` x ``task.n_dims``^2 doubles).
