@@ -1,8 +1,11 @@
-"""The two types everything else is built on: a batch of prompts, and a learner.
+"""The types everything else is built on: a batch of prompts (real-valued or token), and a learner.
 
-A prompt is ``(x_1, y_1, ..., x_N, y_N)``. A learner predicts, for every position ``i``, the label
-``y_i`` from the prefix ``(x_1, y_1, ..., x_{i-1}, y_{i-1}, x_i)`` only, so one call scores every
+A real-valued prompt is ``(x_1, y_1, ..., x_N, y_N)``. A learner predicts, for every position ``i``, the
+label ``y_i`` from the prefix ``(x_1, y_1, ..., x_{i-1}, y_{i-1}, x_i)`` only, so one call scores every
 number of in-context examples ``k = 0 .. N-1`` at once.
+
+A token prompt is a sequence ``tokens (B, T)`` over a :class:`Vocabulary`; a token learner returns a
+next-token distribution ``(B, T, V)`` at every position from the prefix ``tokens[:, : t + 1]`` only.
 """
 
 from __future__ import annotations
@@ -84,3 +87,94 @@ class Learner(Protocol):
 
     def predict(self, prompts: Prompts) -> torch.Tensor:  # (B, N)
         ...
+
+
+IGNORE_INDEX = -100  # a target that is not predicted (separators, padding): cross-entropy's ignore_index
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Printable symbols of a token task; ``symbols[i]`` is token ``i``. ``pad`` fills prompts shorter than the
+    batch; ``separator`` (when the task has one) ends a string of the prompt."""
+
+    symbols: tuple[str, ...]
+    pad: int = 0
+    separator: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def special(self) -> tuple[int, ...]:
+        return (self.pad,) if self.separator is None else (self.pad, self.separator)
+
+    def decode(self, ids) -> str:
+        """Token ids as text, padding dropped: ``"abc|ab"``."""
+        return "".join(self.symbols[int(i)] for i in ids if int(i) != self.pad)
+
+    def encode(self, text: str) -> list[int]:
+        index = {s: i for i, s in enumerate(self.symbols)}
+        return [index[c] for c in text]
+
+
+@dataclass
+class TokenPrompts:
+    """A batch of token prompts.
+
+    Attributes:
+        tokens: input token ids ``(B, T)``, int64, padded with ``vocab.pad`` after each prompt's end.
+        targets: the next token to predict at each position ``(B, T)``, ``IGNORE_INDEX`` where nothing is
+            predicted (separators, padding).
+        vocab: the task's vocabulary.
+        info: per-position ground truth, e.g. ``"valid"`` ``(B, T, V)``: the symbols the true process may emit
+            next (REGBENCH's next-symbol distribution is uniform over them), ``"string_index"`` ``(B, T)``: the
+            number of complete strings before position t.
+    """
+
+    tokens: torch.Tensor  # (B, T) int64
+    targets: torch.Tensor  # (B, T) int64, IGNORE_INDEX where unscored
+    vocab: Vocabulary
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tokens.dim() != 2 or self.targets.shape != self.tokens.shape:
+            raise ValueError(f"TokenPrompts: tokens and targets must both be (B, T), got {tuple(self.tokens.shape)} "
+                             f"and {tuple(self.targets.shape)}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.tokens.shape[1]
+
+    @property
+    def scored(self) -> torch.Tensor:
+        """``(B, T)`` bool: the positions with a target."""
+        return self.targets != IGNORE_INDEX
+
+    def to(self, device) -> "TokenPrompts":
+        return TokenPrompts(self.tokens.to(device), self.targets.to(device), self.vocab,
+                            {k: v.to(device) for k, v in self.info.items()})
+
+    def __getitem__(self, index: slice) -> "TokenPrompts":
+        return TokenPrompts(self.tokens[index], self.targets[index], self.vocab,
+                            {k: v[index] for k, v in self.info.items()})
+
+    @staticmethod
+    def cat(parts: list["TokenPrompts"]) -> "TokenPrompts":
+        """Join batches, padding to the longest (tokens with ``pad``, targets with ``IGNORE_INDEX``, info with 0)."""
+        t = max(p.length for p in parts)
+
+        def pad(x, value):
+            extra = t - x.shape[1]
+            if extra == 0:
+                return x
+            shape = (x.shape[0], extra, *x.shape[2:])
+            return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=1)
+
+        vocab = parts[0].vocab
+        return TokenPrompts(torch.cat([pad(p.tokens, vocab.pad) for p in parts]),
+                            torch.cat([pad(p.targets, IGNORE_INDEX) for p in parts]), vocab,
+                            {k: torch.cat([pad(p.info[k], 0) for p in parts]) for k in parts[0].info})

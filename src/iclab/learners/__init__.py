@@ -34,7 +34,8 @@ from iclab.learners.least_squares import LeastSquares, Ridge
 from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
+from iclab.learners.tokens import Automaton, NGram, TokenLearner, Unigram
 
-__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Averaging", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
+__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Automaton", "Averaging", "NGram", "TokenLearner", "Unigram", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
            "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "PosteriorMean", "ReferenceLearner", "Ridge",
            "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]

@@ -29,6 +29,7 @@ class ReferenceLearner:
     registered with ``@LEARNERS.register``."""
 
     name: str = ""
+    prompt_kind: str = "real"  # the prompts it predicts on: "real" (x, y) prompts or "tokens"
     requires_task: bool = False  # built with ``task=...`` (Bayes learners need the prior, pool, features)
     slow: bool = False  # fits a model per prompt and prefix in a Python loop: analyses skip it unless asked
 
@@ -128,7 +129,7 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
             raise ConfigError(f"{path}: learner {name!r} has no parameter {key!r}; parameters: {what}")
         out[key] = convert(hints.get(key, Any), value, f"{path}.{key}")
     if task is not None:
-        reason = cls.applies_to(task)
+        reason = learner_unsupported(cls, task)
         if reason is not None:
             raise ConfigError(f"{path}: learner {name!r} does not apply to task {task.name!r}: {reason}")
     if not cls.requires_task or task is not None:
@@ -137,6 +138,15 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
     return name, out
+
+
+def learner_unsupported(cls, task) -> str | None:
+    """Why the learner class ``cls`` cannot predict on ``task``'s prompts, or None."""
+    kind = getattr(task, "prompt_kind", "real")
+    if cls.prompt_kind != kind:
+        return ("it predicts real-valued labels and the task's prompts are token sequences" if kind == "tokens" else
+                "it predicts next tokens and the task's prompts are real-valued")
+    return cls.applies_to(task)
 
 
 def make_learner(spec: Any, path: str = "learner", task=None) -> ReferenceLearner:

@@ -22,8 +22,10 @@ from iclab.tasks.monomials import MonomialRegression
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
 from iclab.tasks.pool import TaskPool
 from iclab.tasks.recall import AssociativeRecall
+from iclab.tasks.regbench import RegBench
 from iclab.tasks.representation import Representation
 from iclab.tasks.shifts import SHIFTS, apply_shift
+from iclab.tasks.tokens import TokenTask
 
 
 def make_task(config) -> Task:
@@ -33,5 +35,5 @@ def make_task(config) -> Task:
 
 __all__ = ["SHIFTS", "TASKS", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
            "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
-           "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool",
+           "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
            "apply_shift", "make_task"]

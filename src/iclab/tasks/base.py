@@ -71,6 +71,7 @@ class Task:
 
     Config: type
     name: str = ""
+    prompt_kind: str = "real"  # "real": (x, y) prompts (Prompts); "tokens": token sequences (TokenPrompts)
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
     weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
     any_length: bool = True  # prompts of any number of points can be drawn (query shifts draw k + 1 points)
@@ -143,10 +144,11 @@ class Task:
         """Everything registered that applies to this task: shifts, learners, probe targets (analysis
         instruments say for themselves: ``iclab.analysis.INSTRUMENTS[name].task_unsupported``)."""
         from iclab.learners import LEARNERS
+        from iclab.learners.base import learner_unsupported
         from iclab.tasks.shifts import SHIFTS
 
         out = {"shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
-               "learners": [n for n, cls in LEARNERS.items() if cls.applies_to(self) is None],
+               "learners": [n for n, cls in LEARNERS.items() if learner_unsupported(cls, self) is None],
                "probe targets": [t for t in ("w", "xty", "w_ols", "w_ridge", "phi")
                                  if self.probe_target_unsupported(t) is None]}
         return out

@@ -1,0 +1,127 @@
+"""Token learners: next-token distributions ``(B, T, V)`` at every position of a token prompt, from the prefix
+``tokens[:, : t + 1]`` only.
+
+- ``ngram(n=N)``: the in-context n-gram model with backoff of Akyürek et al. 2024 (seq_icl's ``ngram.py``).
+  The prompt so far is split into its strings at the separator; each string is left-padded with ``N - 1``
+  pads ``_``; all 1..N-grams of the padded strings are counted (the current, unfinished string included).
+  With ``h`` the last ``N - 1`` symbols of the current string (padded), a symbol ``c`` with
+  ``count(h c) > 0`` gets ``count(h c) / count(h)``; the mass left over, ``1 - sum`` of those, goes to the
+  other symbols seen so far in the prompt in proportion to the same model one order lower (context ``h[1:]``);
+  order 1 is the symbols' frequencies. Symbols not yet seen in the prompt, the pad and the separator get
+  nothing. (``count(h)`` counts every occurrence of ``h``, including at the end of a string, where nothing
+  follows: that is where the left-over mass comes from.) For ``N = 1`` this is the frequency of each symbol
+  in the prompt so far (the reference's own ``N = 1`` path slices the context as ``[-0:]``, the whole
+  string, and fails; see docs/references.md).
+- ``unigram``: ``ngram(n=1)``.
+- ``automaton``: the oracle: uniform over the symbols the true process may emit next (``info["valid"]``).
+
+All three are vectorised over prompts and positions: the counts behind every prefix come from comparing
+integer-coded contexts between all pairs of positions, one ``(B, T, T)`` mask and one batched matrix
+product per order.
+"""
+
+from __future__ import annotations
+
+from iclab.lazy import torch
+from iclab.learners.base import LEARNERS, ReferenceLearner, check
+from iclab.types import TokenPrompts
+
+
+class TokenLearner(ReferenceLearner):
+    """Base of the token learners: ``predict(prompts) -> (B, T, V)`` probabilities (float64)."""
+
+    prompt_kind = "tokens"
+
+    def predict(self, prompts: TokenPrompts) -> torch.Tensor:
+        with torch.no_grad():
+            return self._predict_tokens(prompts)
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@LEARNERS.register
+class NGram(TokenLearner):
+    """In-context n-gram with backoff (Akyürek et al. 2024), orders 1-4."""
+
+    name = "ngram"
+
+    def __init__(self, n: int = 3, chunk: int = 64) -> None:
+        super().__init__()
+        check(1 <= n <= 4, f"ngram: n must be between 1 and 4, got {n}")
+        check(chunk >= 1, f"ngram: chunk must be at least 1, got {chunk}")
+        self._set_params(n=n)
+        self.chunk = chunk
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        outs = [self._chunk(prompts.tokens[i: i + self.chunk].cpu(), prompts.vocab)
+                for i in range(0, prompts.batch_size, self.chunk)]
+        return torch.cat(outs) if outs else torch.zeros(0, prompts.length, len(prompts.vocab), dtype=torch.float64)
+
+    def _chunk(self, tokens: torch.Tensor, vocab) -> torch.Tensor:
+        big_n = self.n
+        b, t = tokens.shape
+        v = len(vocab)
+        f64 = torch.float64
+        sep = tokens == vocab.separator if vocab.separator is not None else torch.zeros_like(tokens, dtype=torch.bool)
+        sym = ~sep & (tokens != vocab.pad)
+        onehot = torch.nn.functional.one_hot(tokens, v).to(torch.float32) * sym.unsqueeze(-1)  # (B, T, V)
+        causal = torch.ones(t, t, dtype=torch.bool).tril()  # [t, p]: p <= t
+        # symbols of the current string so far, after reading token t
+        c = torch.cumsum(sym.long(), 1)
+        pos = c - torch.cummax(torch.where(sep, c, torch.zeros_like(c)), 1).values
+        n_strings = torch.cumsum(sep.long(), 1) + 1  # strings of the prompt so far (the current one included)
+
+        # P1: the symbols' frequencies so far
+        counts1 = torch.cumsum(onehot.to(f64), 1)  # (B, T, V)
+        vocab_seen = counts1 > 0
+        p = counts1 / counts1.sum(-1, keepdim=True).clamp_min(1)
+        ctx = torch.zeros(b, t, dtype=torch.long)  # ctx_m(t): the last m symbols of the current string, padded
+        for order in range(2, big_n + 1):
+            m = order - 1  # context length
+            shifted = torch.roll(tokens, m - 1, 1)
+            ctx = ctx + torch.where(pos > m - 1, shifted, torch.zeros_like(shifted)) * v ** (m - 1)
+            before = torch.cat([torch.zeros(b, 1, dtype=torch.long), ctx[:, :-1]], 1)  # context preceding token p
+            # count(h c): symbols p <= t whose preceding context equals the context at t
+            match = (ctx.unsqueeze(2) == before.unsqueeze(1)) & causal  # (B, T, T) [t, p]
+            seen_counts = torch.bmm(match.to(torch.float32), onehot).to(f64)  # (B, T, V)
+            # count(h): m-grams ending at a symbol q <= t equal to h, plus the all-pad m-grams of each string's padding
+            same = (ctx.unsqueeze(2) == ctx.unsqueeze(1)) & causal & sym.unsqueeze(1)
+            den = same.sum(-1).to(f64) + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
+            pn = seen_counts / den.clamp_min(1).unsqueeze(-1)
+            seen = seen_counts > 0
+            beta = 1 - pn.sum(-1, keepdim=True)
+            rest = (p * (vocab_seen & ~seen)).sum(-1, keepdim=True)
+            backed = torch.where(rest > 0, beta * p / rest.clamp_min(1e-300), torch.zeros_like(p))
+            p = torch.where(seen, pn, backed * vocab_seen)
+        return p
+
+
+@LEARNERS.register
+class Unigram(NGram):
+    """The symbols' frequencies in the prompt so far: ``ngram(n=1)``."""
+
+    name = "unigram"
+
+    def __init__(self) -> None:
+        super().__init__(n=1)
+        self._set_params()
+        self.n = 1
+
+
+@LEARNERS.register
+class Automaton(TokenLearner):
+    """The oracle: uniform over the symbols the prompt's process may emit next (``info["valid"]``); uniform over
+    the vocabulary where nothing is predicted."""
+
+    name = "automaton"
+
+    @classmethod
+    def applies_to(cls, task) -> str | None:
+        return None if getattr(task, "knows_next_symbols", True) else "the task does not know its next-symbol sets"
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        valid = prompts.info["valid"].to(torch.float64).cpu()
+        none = valid.sum(-1, keepdim=True) == 0
+        valid = torch.where(none, torch.ones_like(valid), valid)
+        return valid / valid.sum(-1, keepdim=True)

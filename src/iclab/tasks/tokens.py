@@ -1,0 +1,178 @@
+"""Token tasks: distributions over token sequences (formal languages, and the token tasks that follow).
+
+A token task draws :class:`~iclab.types.TokenPrompts`. What differs from the real-valued tasks:
+
+- **A fixed training set is first-class.** With ``task.n_train = N`` the task draws ``N`` training prompts
+  once from ``task.data_seed`` (each from a process no other training prompt shares, e.g. a distinct
+  automaton) and cycles through them in epochs; the batch of step ``s`` takes items ``s*B .. (s+1)*B - 1`` of
+  the concatenated epoch orders, each epoch's order a permutation drawn from ``(train.seed, epoch)``. So a
+  batch is still a pure function of ``(seed, step)`` and resumption stays exact. ``n_train: null`` draws a
+  fresh prompt for every item instead.
+- **Held-out prompts never share a process with the training set**: :meth:`TokenTask.eval_prompts` draws
+  from its own stream and rejects any process (by a canonical key, :meth:`TokenTask.draw`) that is in the
+  training set or already drawn.
+- Prompts are padded to the longest prompt of the batch (``vocab.pad``; targets ``IGNORE_INDEX``).
+
+A family implements :meth:`TokenTask.draw` (one example from a numpy generator) and names its vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from iclab.lazy import torch
+from iclab.tasks.base import EVAL_STREAM, TRAIN_STREAM, Task
+from iclab.types import IGNORE_INDEX, TokenPrompts, Vocabulary
+from iclab.utils import derive_seed
+
+EPOCH_STREAM = 4  # seed stream of the epoch orders over a fixed training set
+
+
+@dataclass
+class Example:
+    """One prompt before batching: the whole sequence and its per-position ground truth."""
+
+    key: object  # identifies the generating process (for de-duplication across train and held-out sets)
+    sequence: np.ndarray  # (L,) token ids; the inputs are sequence[:-1], the targets sequence[1:]
+    scored: np.ndarray  # (L - 1,) bool: whether target t is predicted
+    valid: np.ndarray  # (L - 1,) int64 bit masks: bit v set when symbol v may come next
+    string_index: np.ndarray  # (L - 1,) complete strings before target t
+
+
+class TokenTask(Task):
+    """Base class of the token tasks. Subclasses set ``Config`` (with ``n_train``, ``data_seed``, ``max_length``),
+    ``vocab`` and :meth:`draw`."""
+
+    prompt_kind = "tokens"
+    any_length = False
+    vocab: Vocabulary
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self._train: list[Example] | None = None
+        self._train_keys: set | None = None
+
+    # ------------------------------------------------------------------ what a token task is
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input a prompt can have (positions a model needs)."""
+        return self.config.max_length - 1
+
+    @property
+    def n_dims(self) -> int:  # the real-valued interface does not apply
+        raise AttributeError(f"{self.name} is a token task: it has no input dimension")
+
+    @property
+    def n_points(self) -> int:
+        raise AttributeError(f"{self.name} is a token task: its prompts are token sequences, not points")
+
+    @property
+    def error_label(self) -> str:
+        return "1 - accuracy"
+
+    def describe(self) -> str:
+        n = self.config.n_train
+        data = "a fresh prompt every item" if n is None else f"{n} training prompts cycled in epochs"
+        return f"vocabulary of {self.vocab_size}, up to {self.max_tokens} input tokens, {data}"
+
+    def shift_unsupported(self, name: str) -> str | None:
+        if name == "standard":
+            return None
+        return "it is a token task; distribution shifts are defined for real-valued prompts"
+
+    def probe_target_unsupported(self, name: str) -> str | None:
+        return "it is a token task; probe targets are properties of real-valued prompts"
+
+    def relevant_learners(self) -> list[str]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ drawing
+    def draw(self, rng: np.random.Generator) -> Example:
+        """One example from ``rng``."""
+        raise NotImplementedError
+
+    def _draw_unique(self, rng: np.random.Generator, n: int, exclude: set) -> list[Example]:
+        out, seen = [], set(exclude)
+        tries = 0
+        while len(out) < n:
+            ex = self.draw(rng)
+            tries += 1
+            if ex.key in seen:
+                if tries > 100 * n + 1000:
+                    raise RuntimeError(f"{self.name}: could not draw {n} distinct prompts; the settings allow too few "
+                                       f"distinct processes")
+                continue
+            seen.add(ex.key)
+            out.append(ex)
+        return out
+
+    def training_set(self) -> list[Example]:
+        """The fixed training examples (``task.n_train`` of them, drawn from ``task.data_seed``), built once."""
+        if self.config.n_train is None:
+            return []
+        if self._train is None:
+            rng = np.random.default_rng(derive_seed(self.config.data_seed, TRAIN_STREAM))
+            self._train = self._draw_unique(rng, self.config.n_train, set())
+            self._train_keys = {ex.key for ex in self._train}
+        return self._train
+
+    def batch(self, examples: list[Example]) -> TokenPrompts:
+        """Pad examples to the longest and stack them."""
+        b = len(examples)
+        t = max(len(ex.sequence) - 1 for ex in examples)
+        v = self.vocab_size
+        tokens = np.full((b, t), self.vocab.pad, dtype=np.int64)
+        targets = np.full((b, t), IGNORE_INDEX, dtype=np.int64)
+        valid = np.zeros((b, t), dtype=np.int64)
+        string_index = np.zeros((b, t), dtype=np.int64)
+        for i, ex in enumerate(examples):
+            n = len(ex.sequence) - 1
+            tokens[i, :n] = ex.sequence[:-1]
+            targets[i, :n] = np.where(ex.scored, ex.sequence[1:], IGNORE_INDEX)
+            valid[i, :n] = ex.valid
+            string_index[i, :n] = ex.string_index
+        bits = torch.from_numpy(valid).unsqueeze(-1) >> torch.arange(v)
+        info = {"valid": (bits & 1).bool(), "string_index": torch.from_numpy(string_index)}
+        return TokenPrompts(torch.from_numpy(tokens), torch.from_numpy(targets), self.vocab, info)
+
+    def sample(self, batch_size, generator, n_active_dims=None, n_points=None) -> TokenPrompts:
+        """Fresh prompts from a torch generator (their processes may coincide with training ones)."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        rng = np.random.default_rng(seed)
+        return self.batch([self.draw(rng) for _ in range(batch_size)])
+
+    def train_batch(self, batch_size: int, seed: int, step: int) -> TokenPrompts:
+        if self.config.n_train is None:
+            rng = np.random.default_rng(derive_seed(seed, TRAIN_STREAM, step))
+            return self.batch([self.draw(rng) for _ in range(batch_size)])
+        data = self.training_set()
+        n = len(data)
+        start = step * batch_size
+        picked = []
+        for item in range(start, start + batch_size):
+            epoch, pos = divmod(item, n)
+            picked.append(data[self._epoch_order(seed, epoch)[pos]])
+        return self.batch(picked)
+
+    def _epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+        cache = getattr(self, "_orders", None)
+        if cache is None or cache[0] != (seed, epoch):
+            order = np.random.default_rng(derive_seed(seed, EPOCH_STREAM, epoch)).permutation(self.config.n_train)
+            self._orders = cache = ((seed, epoch), order)
+        return cache[1]
+
+    def eval_prompts(self, n_prompts: int, seed: int) -> TokenPrompts:
+        """``n_prompts`` held-out prompts, each from a process that is not in the training set (nor repeated)."""
+        self.training_set()
+        rng = np.random.default_rng(derive_seed(seed, EVAL_STREAM, 0))
+        return self.batch(self._draw_unique(rng, n_prompts, self._train_keys or set()))
+
+    def train_keys(self) -> set:
+        self.training_set()
+        return set(self._train_keys or ())
