@@ -147,15 +147,19 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
     if cfg.eval.after_train:
         rows = evaluate_run(run_dir)
         report = write_report(run_dir)
-        _print_summary(rows, cfg)
+        _print_summary(rows, cfg, run_dir)
         print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
-def _print_summary(rows: list[dict], cfg) -> None:
+def _print_summary(rows: list[dict], cfg, run_dir: Path) -> None:
+    from iclab.models import is_token_task, network_label
     from iclab.report.plots import display_name, diverged, fmt_error, summary_ks
     from iclab.tasks import make_task
 
+    if is_token_task(cfg.task):
+        _print_token_summary(run_dir, network_label(cfg.model, cfg.task))
+        return
     std = [r for r in rows if r["shift"] == "standard"]
     if not std:
         return
@@ -172,6 +176,25 @@ def _print_summary(rows: list[dict], cfg) -> None:
     for lab, bad in diverged(rows).items():
         print(f"iclab: warning: {display_name(lab, network)} has non-finite errors at k = "
               f"{', '.join(map(str, sorted(set(bad))))}: it diverged", file=sys.stderr)
+
+
+def _print_token_summary(run_dir: Path, network: str) -> None:
+    import math
+
+    from iclab.report.plots import display_name
+    from iclab.rundir import read_summary
+
+    rows = read_summary(run_dir / "eval" / "summary.csv")
+    metrics = ["accuracy", "tvd", "cross_entropy"]
+    by = {(r["learner"], r["metric"]): r["mean"] for r in rows}
+    learners = list(dict.fromkeys(r["learner"] for r in rows))
+    width = max(len(display_name(lab, network)) for lab in learners)
+    print("held-out next-symbol metrics, averaged over every scored position")
+    print(" " * width + "".join(f"{m:>15}" for m in metrics))
+    for lab in learners:
+        cells = [by.get((lab, m), float("nan")) for m in metrics]
+        print(f"{display_name(lab, network):<{width}}" + "".join(
+            f"{v:>15.3f}" if math.isfinite(v) else f"{'diverged':>15}" for v in cells))
 
 
 def cmd_demo(args) -> int:
@@ -251,7 +274,7 @@ def cmd_eval(args) -> int:
         resolve_device(args.device, "--device")
     rows = evaluate_run(args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts,
                         device=args.device)
-    _print_summary(rows, cfg)
+    _print_summary(rows, cfg, Path(args.run_dir))
     print(f"curves: {Path(args.run_dir) / 'eval' / 'curves.csv'}")
     return 0
 

@@ -129,6 +129,9 @@ class RunConfig:
                 not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
         check_model_fits_task(self.model, self.task)
         task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
+        if task.prompt_kind == "tokens":
+            require(self.train.loss_on == "all", "train.loss_on", "must be 'all' for a token task (the loss is the "
+                    "cross-entropy of every scored next token)", self.train.loss_on)
         for i, shift in enumerate(self.eval.shifts):  # each shift and learner must apply to this task
             check_shift(shift, task, f"eval.shifts[{i}]")
         for i, spec in enumerate(self.eval.learners or []):

@@ -27,7 +27,7 @@ from iclab.utils import check_run_location
 
 CURVE_COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv, one row per (learner, shift, k)
 
-__all__ = ["CURVE_COLUMNS", "check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "shift_slug"]
+__all__ = ["CURVE_COLUMNS", "check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "read_summary", "shift_slug"]
 
 
 def load_model(run_dir: Path, device=None):
@@ -35,13 +35,13 @@ def load_model(run_dir: Path, device=None):
 
     Returns ``(config, model, step)``.
     """
-    from iclab.models import build_model
+    from iclab.models import build_for_task
     from iclab.tasks import make_task
     from iclab.training.checkpoint import latest_checkpoint
 
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))
-    model = build_model(cfg.model, cfg.task.n_dims, make_task(cfg.task).n_classes)
+    model = build_for_task(cfg.model, make_task(cfg.task))
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError:
@@ -87,10 +87,26 @@ def read_curves(path: Path) -> list[dict]:
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
+        # token runs add a metric column (accuracy, tvd, ...); regression curves are errors
         return [{"learner": r["learner"], "shift": r["shift"], "k": int(r["k"]), "mean": float(r["mean"]),
-                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"])} for r in rows]
+                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]),
+                 **({"metric": r["metric"]} if "metric" in r else {})} for r in rows]
     except (KeyError, ValueError, TypeError, csv.Error):
         raise RunFolderError(f"{path}: not a curves file (columns {', '.join(CURVE_COLUMNS)})") from None
+
+
+def read_summary(path: Path) -> list[dict]:
+    """A token run's ``eval/summary.csv``: each learner's metrics averaged over every scored position."""
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
+    try:
+        with open(path, newline="") as f:
+            return [{"learner": r["learner"], "metric": r["metric"], "mean": float(r["mean"]),
+                     "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]), "positions": int(r["positions"])}
+                    for r in csv.DictReader(f)]
+    except (KeyError, ValueError, TypeError, csv.Error):
+        raise RunFolderError(f"{path}: not a summary file (columns learner, metric, mean, ci_low, ci_high, "
+                             f"positions)") from None
 
 
 def shift_slug(shift: str) -> str:

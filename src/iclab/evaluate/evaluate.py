@@ -35,6 +35,8 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
     specs = learners if learners is not None else (cfg.eval.learners or task.relevant_learners())
     refs = [make_learner(spec, f"learner {spec!r}", task=task) for spec in specs]
     n = n_prompts or cfg.eval.n_prompts
+    if task.prompt_kind == "tokens":
+        return _evaluate_tokens(run_dir, cfg, model, step, task, refs, n, plot)
     rows = []
     for shift in shifts:
         prompts = apply_shift(shift, task, n, cfg.eval.seed)
@@ -49,6 +51,29 @@ def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners:
             plot_curves([r for r in rows if r["shift"] == shift], run_dir / "plots" / f"curves_{shift_slug(shift)}.png",
                         n_dims=cfg.task.n_dims, title=f"{cfg.task.name} (d={cfg.task.n_dims}), {shift}, step {step}",
                         ylabel=task.error_label, network=cfg.model.label())
+    return rows
+
+
+def _evaluate_tokens(run_dir: Path, cfg, model, step: int, task, refs: list, n: int, plot: bool) -> list[dict]:
+    """Token runs: ``eval/curves.csv`` (metric against strings seen), ``eval/summary.csv`` (each metric averaged over
+    every scored position) and ``plots/curves_tokens.png``."""
+    from iclab.evaluate.tokens import (
+        SUMMARY_COLUMNS,
+        TOKEN_CURVE_COLUMNS,
+        evaluate_token_learners,
+        rows_to_csv,
+    )
+    from iclab.models import network_label
+
+    prompts = task.eval_prompts(n, cfg.eval.seed)
+    rows, summary, _ = evaluate_token_learners([_Batched(model, cfg.eval.batch_size), *refs], prompts)
+    atomic_write_text(run_dir / "eval" / "curves.csv", rows_to_csv(rows, TOKEN_CURVE_COLUMNS))
+    atomic_write_text(run_dir / "eval" / "summary.csv", rows_to_csv(summary, SUMMARY_COLUMNS))
+    if plot:
+        from iclab.report.plots import plot_token_curves
+
+        plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network_label(cfg.model, cfg.task),
+                          title=f"{cfg.task.name}: {n} held-out prompts, step {step}")
     return rows
 
 

@@ -22,6 +22,8 @@ from iclab.schema import require
 
 _TORCH = {
     "ICLModel": "iclab.models.base",
+    "LanguageModel": "iclab.models.lm",
+    "NgramBlock": "iclab.models.ngram",
     "Network": "iclab.models.shell",
     "MLP": "iclab.models.shell",
     "HookPoint": "iclab.models.hooks",
@@ -33,10 +35,38 @@ _TORCH = {
 __getattr__ = exports(_TORCH, globals(), __name__)
 
 
+def _task_class(task_config):
+    from iclab.tasks import TASKS
+
+    return TASKS[task_config.name]
+
+
+def is_token_task(task_config) -> bool:
+    return getattr(_task_class(task_config), "prompt_kind", "real") == "tokens"
+
+
 def check_model_fits_task(model_config, task_config) -> None:
-    """Check the position budget against the task; resolve ``n_positions`` when null. (The encoder is
+    """Check the model against the task: a language model needs a read-in, n-gram layers need tokens, and the
+    position budget must hold the task's prompts (``n_positions`` is resolved when null). (The encoder is
     checked against the family's ``encoders`` when the config is read.)"""
+    tokens = is_token_task(task_config)
+    family = type(model_config)
+    if tokens:
+        require(family.read_in, "model.name", f"must be a family with a token read-in for the token task "
+                f"{task_config.name} ({model_config.name} reads stacked real-valued prompts only)", model_config.name)
+    else:
+        require(not model_config.ngram_heads, "model.ngram_heads", f"n-gram layers read token ids; task "
+                f"{task_config.name} has real-valued prompts (leave it empty)", model_config.ngram_heads)
     if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
+        return
+    if tokens:
+        needed = task_config.max_length - 1
+        if model_config.n_positions is None:
+            model_config.n_positions = needed
+        else:
+            require(model_config.n_positions >= needed, "model.n_positions", f"must be at least {needed} for "
+                    f"prompts of task.max_length={task_config.max_length} tokens (inputs are one shorter)",
+                    model_config.n_positions)
         return
     needed = ENCODERS[model_config.encoder].positions_needed(task_config.n_points)
     if model_config.n_positions is None:
@@ -55,6 +85,22 @@ def build_model(model_config, n_dims: int, n_classes: int | None = None):
     return ICLModel(model_config, n_dims, n_classes)
 
 
+def build_for_task(model_config, task):
+    """The network of a run on ``task`` (a built task): a :class:`LanguageModel` over its vocabulary for a token
+    task, else ``build_model(model_config, task.n_dims, task.n_classes)``."""
+    if getattr(task, "prompt_kind", "real") == "tokens":
+        from iclab.models.lm import LanguageModel
+
+        return LanguageModel(model_config, task.vocab_size)
+    return build_model(model_config, task.n_dims, task.n_classes)
+
+
+def network_label(model_config, task_config) -> str:
+    """The network's name in tables and plots: ``"Transformer 2x64 + n-gram heads 1,2"``."""
+    return model_config.label(tokens=is_token_task(task_config)) + model_config.ngram_label()
+
+
 __all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttentionConfig", "MLP", "MambaConfig",
            "MemoryConfig", "ModelConfig", "Network", "RNNConfig", "TransformerConfig", "build_model", "capture",
-           "check_model_fits_task", "gd_construction", "hook_points"]
+           "check_model_fits_task", "gd_construction", "hook_points", "LanguageModel", "NgramBlock", "build_for_task",
+           "is_token_task", "network_label"]

@@ -25,7 +25,7 @@ the embeddings. :meth:`ModelConfig.label` names the network in tables and plots 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from iclab.models.encoders import ENCODERS
@@ -40,8 +40,12 @@ class ModelConfig:
     """What every family shares. Subclasses add their own fields and set the class attributes below."""
 
     name: str = ""
-    encoder: str = "interleaved"  # how a prompt becomes tokens: one of the family's ``encoders``
+    encoder: str = "interleaved"  # how a prompt becomes tokens: one of the family's ``encoders`` (unused on token tasks)
     n_layer: int = 2  # blocks in the stack
+    # n-gram layers (Akyürek et al. 2024) inserted after block ngram_after, one per order listed: e.g. [1, 2, 4].
+    # They read token ids, so they need a token task.
+    ngram_heads: list[int] = field(default_factory=list)
+    ngram_after: int = 1
 
     block: ClassVar[Any] = None  # the block class, or "module:Class"
     encoders: ClassVar[tuple[str, ...]] = ("interleaved",)
@@ -58,11 +62,22 @@ class ModelConfig:
                 f"the encoders {', '.join(self.encoders)}"
             require(False, f"{path}.encoder", f"{self.name} takes {takes}", self.encoder)
         require_positive(self, path, "n_layer")
+        for i, n in enumerate(self.ngram_heads):
+            require(1 <= n <= 8, f"{path}.ngram_heads[{i}]", "must be an n-gram order between 1 and 8", n)
+        require(0 <= self.ngram_after <= self.n_layer, f"{path}.ngram_after",
+                f"must be between 0 and model.n_layer ({self.n_layer})", self.ngram_after)
 
-    def label(self) -> str:
-        """The network's name in tables and plots: family and size."""
+    def label(self, tokens: bool = False) -> str:
+        """The network's name in tables and plots: family and size (``tokens``: as a language model, where the
+        prompt encoder plays no part)."""
         width = getattr(self, "n_embd", None)
         return f"{self.name} {self.n_layer}x{width}" if width else f"{self.name} {self.n_layer} layers"
+
+    def ngram_label(self) -> str:
+        """`` + n-gram heads 1,2,4`` when the network has n-gram layers, else ``""``."""
+        if not self.ngram_heads:
+            return ""
+        return f" + n-gram heads {','.join(str(n) for n in self.ngram_heads)}"
 
 
 def _heads_divide_width(cfg, path: str) -> None:
@@ -82,6 +97,7 @@ class TransformerConfig(ModelConfig):
     n_embd: int = 64  # residual stream width D
     n_head: int = 4
     n_positions: int | None = None  # learned positions; null = just enough for the task's prompts
+    positional: Literal["learned", "rope"] = "learned"  # learned absolute positions, or rotary q/k (RoPE)
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     dropout: float = 0.0
 
@@ -96,9 +112,13 @@ class TransformerConfig(ModelConfig):
         if self.n_positions is not None:
             require_positive(self, path, "n_positions")
         require(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)", self.dropout)
+        if self.positional == "rope":
+            require((self.n_embd // self.n_head) % 2 == 0, f"{path}.n_embd",
+                    f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})", self.n_embd)
 
-    def label(self) -> str:
-        return f"Transformer {self.n_layer}x{self.n_embd} ({self.encoder})"
+    def label(self, tokens: bool = False) -> str:
+        parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else [])
+        return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 @MODELS.register
@@ -127,7 +147,7 @@ class LinearSelfAttentionConfig(ModelConfig):
         super().validate(path)
         require_positive(self, path, "init_std")
 
-    def label(self) -> str:
+    def label(self, tokens: bool = False) -> str:
         shared = " (shared)" if self.share_weights else ""
         return f"LSA {self.n_layer} layer{'s' if self.n_layer != 1 else ''}{shared}"
 
@@ -154,7 +174,7 @@ class RNNConfig(ModelConfig):
         require(self.cell in RNN_CELLS, f"{path}.cell", one_of(RNN_CELLS), self.cell)
         require_positive(self, path, "n_embd")
 
-    def label(self) -> str:
+    def label(self, tokens: bool = False) -> str:
         name = "tanh RNN" if self.cell == "tanh" else RNN_CELLS.get(self.cell, self.cell)
         return f"{name} {self.n_layer}x{self.n_embd}"
 
@@ -194,7 +214,7 @@ class MemoryConfig(ModelConfig):
         require_positive(self, path, "window")
         require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
 
-    def label(self) -> str:
+    def label(self, tokens: bool = False) -> str:
         rule = self.rule if self.feature_map == "identity" else f"{self.rule}, {self.feature_map}"
         return f"Memory ({rule}) {self.n_layer}x{self.n_embd}"
 
@@ -223,5 +243,5 @@ class MambaConfig(ModelConfig):
         if self.dt_rank is not None:
             require_positive(self, path, "dt_rank")
 
-    def label(self) -> str:
+    def label(self, tokens: bool = False) -> str:
         return f"Mamba {self.n_layer}x{self.n_embd}"

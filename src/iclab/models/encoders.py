@@ -27,6 +27,7 @@ class Layout:
     positions: torch.Tensor  # (T,) position id of each token
     readout: torch.Tensor  # (N,) index of the token whose output predicts y_i
     attn_mask: torch.Tensor | None  # (T, T) bool, True = may attend; None = plain causal
+    token_ids: torch.Tensor | None = None  # (B, T) int64 for token prompts (n-gram layers match on them)
 
 
 def _label_features(ys: torch.Tensor) -> torch.Tensor:

@@ -58,18 +58,27 @@ class MLP(nn.Module):
 
 
 class Network(nn.Module):
-    """Maps tokens ``(B, T, d_in)`` to one prediction per token, ``(B, T)`` (or ``(B, T, n_outputs)`` logits)."""
+    """Maps tokens ``(B, T, d_in)`` to one prediction per token, ``(B, T)`` (or ``(B, T, n_outputs)`` logits).
 
-    def __init__(self, config, d_in: int, n_outputs: int = 1) -> None:
+    With ``vocab_size``, a language model: token ids ``(B, T)`` through an embedding table (the read-in) to
+    ``(B, T, vocab_size)`` logits. ``config.ngram_heads`` inserts n-gram layers
+    (:class:`~iclab.models.ngram.NgramBlock`, which read the token ids) after block ``config.ngram_after``."""
+
+    def __init__(self, config, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> None:
         super().__init__()
         kind = type(config)
         self.config = config
         block = block_class(config)
         width = config.n_embd if kind.read_in else d_in
+        if vocab_size is not None and not kind.read_in:
+            raise ValueError(f"{config.name} has no read-in, so it cannot read tokens")
         # modules are registered in forward order (hook names list in forward order; initial weights follow)
-        self.read_in = nn.Linear(d_in, width) if kind.read_in else None
+        if vocab_size is not None:
+            self.read_in = nn.Embedding(vocab_size, width)
+        else:
+            self.read_in = nn.Linear(d_in, width) if kind.read_in else None
         self.hook_embed = HookPoint() if kind.read_in else None
-        if hasattr(config, "n_positions"):
+        if hasattr(config, "n_positions") and getattr(config, "positional", "learned") == "learned":
             if config.n_positions is None:
                 raise ValueError(f"{kind.__name__}.n_positions must be resolved before building the model")
             self.pos_embed = nn.Embedding(config.n_positions, width)
@@ -79,6 +88,11 @@ class Network(nn.Module):
         self.drop = nn.Dropout(config.dropout) if hasattr(config, "dropout") else None
         layers = block.stack(config, width) if hasattr(block, "stack") else \
             [block(config, width) for _ in range(config.n_layer)]
+        if getattr(config, "ngram_heads", None):
+            from iclab.models.ngram import NgramBlock
+
+            at = config.ngram_after
+            layers = [*layers[:at], *(NgramBlock(width, n) for n in config.ngram_heads), *layers[at:]]
         self.blocks = nn.ModuleList(layers)
         self.ln_f = nn.LayerNorm(width) if kind.final_norm else None
         if kind.readout == "linear":
@@ -94,7 +108,7 @@ class Network(nn.Module):
             block.init_weights(self)
 
     def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
-        b, t, _ = tokens.shape
+        b, t = tokens.shape[:2]
         x = tokens if self.read_in is None else self.hook_embed(self.read_in(tokens))  # (B, T, D)
         if self.pos_embed is not None:
             x = x + self.hook_pos_embed(self.pos_embed(layout.positions).unsqueeze(0).expand(b, t, -1))

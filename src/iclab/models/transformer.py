@@ -8,7 +8,8 @@ the read-out; the config is :class:`iclab.models.configs.TransformerConfig`.
 Hooks (``B`` batch, ``T`` tokens, ``D`` width, ``H`` heads, ``Dh = D / H``)::
 
     hook_embed                     (B, T, D)    read-in of the tokens
-    hook_pos_embed                 (B, T, D)    position embeddings, broadcast over the batch
+    hook_pos_embed                 (B, T, D)    learned position embeddings, broadcast over the batch
+                                                (with ``positional: rope``, q and k are rotated instead)
     blocks.{l}.hook_resid_pre      (B, T, D)    residual stream entering block l
     blocks.{l}.attn.hook_q/k/v     (B, H, T, Dh)
     blocks.{l}.attn.hook_pattern   (B, H, T, T) attention probabilities (computed explicitly only
@@ -34,6 +35,17 @@ from iclab.models.hooks import HookPoint
 from iclab.models.shell import MLP
 
 
+def rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (Su et al. 2021, RoFormer) of ``x (B, H, T, Dh)`` at ``positions (T,)``: channel
+    pairs ``(i, i + Dh/2)`` rotated by ``position * base^(-2i/Dh)``, so ``q . k`` depends on the offset only."""
+    half = x.shape[-1] // 2
+    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.to(torch.float32).unsqueeze(-1) * freqs  # (T, Dh/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class Attention(nn.Module):
     def __init__(self, c: TransformerConfig) -> None:
         super().__init__()
@@ -43,11 +55,15 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()
         self.proj = nn.Linear(c.n_embd, c.n_embd)
         self.dropout = c.dropout
+        self.rope = c.positional == "rope"
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         b, t, dm = x.shape
         h = self.n_head
+        mask = layout.attn_mask
         q, k, v = self.qkv(x).view(b, t, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        if self.rope:
+            q, k = rotary(q, layout.positions), rotary(k, layout.positions)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         p = self.dropout if self.training else 0.0
         if self.hook_pattern.active:
@@ -82,7 +98,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.drop(self.attn(self.ln1(x), layout.attn_mask))))
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.drop(self.attn(self.ln1(x), layout))))
         x = self.hook_resid_post(x + self.hook_mlp_out(self.drop(self.mlp(self.ln2(x)))))
         return x
 
@@ -96,5 +112,7 @@ class TransformerBlock(nn.Module):
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
         for block in network.blocks:
+            if not isinstance(block, TransformerBlock):  # inserted n-gram layers have no projection to scale
+                continue
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * network.config.n_layer))

@@ -43,6 +43,10 @@ def write_report(run_dir: str | Path) -> Path:
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
+    from iclab.models import is_token_task
+
+    if is_token_task(cfg.task):
+        return _write_token_report(run_dir, cfg)
     rows = read_curves(run_dir / "eval" / "curves.csv")
     records = read_metrics(run_dir)
     from iclab.tasks import make_task
@@ -101,6 +105,28 @@ def write_report(run_dir: str | Path) -> Path:
     parts.append(f'<p class="muted">Errors are {ylabel} (squared error divided by the task\'s error scale), averaged over '
                  f"{cfg.eval.n_prompts} held-out prompts, with 95% normal-approximation intervals. "
                  "Source table: eval/curves.csv; training log: metrics.jsonl.</p>")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>iclab: {html.escape(cfg.name)}"
+            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
+def _write_token_report(run_dir: Path, cfg) -> Path:
+    from iclab.config import config_to_yaml
+    from iclab.models import network_label
+    from iclab.report.tokens import token_sections
+
+    parts = [f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
+             f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
+             f'{time.strftime("%Y-%m-%d %H:%M:%S")}</p>']
+    parts += token_sections(cfg, run_dir, read_metrics(run_dir), network_label(cfg.model, cfg.task), _img)
+    parts.extend(_analysis_section(run_dir, 0))
+    parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
+    parts.append(f'<p class="muted">Metrics over {cfg.eval.n_prompts} held-out prompts (automata never seen in '
+                 "training): greedy accuracy (the argmax is a valid next symbol), total variation distance to the "
+                 "true next-symbol distribution, cross-entropy of the target, KL(true || learner); 95% intervals "
+                 "across prompts. Source tables: eval/summary.csv, eval/curves.csv; training log: metrics.jsonl.</p>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>iclab: {html.escape(cfg.name)}"
             f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     out = run_dir / "report.html"

@@ -125,7 +125,8 @@ def _value(rows: list[dict], learner: str, default: float) -> float:
     return max(vals) if vals else default
 
 
-def plot_training(records: list[dict], path: Path, k_mark: int | None = None) -> Path | None:
+def plot_training(records: list[dict], path: Path, k_mark: int | None = None, loss_label: str = "training loss (MSE)",
+                  val_label: str = "held-out squared error / d") -> Path | None:
     """Training loss and held-out error (at the last k, and at ``k_mark``) against the step."""
     loss = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_err_by_k"]) for r in records if "val_err_by_k" in r]
@@ -138,7 +139,7 @@ def plot_training(records: list[dict], path: Path, k_mark: int | None = None) ->
         axes[0].plot(*zip(*loss), color="tab:blue", lw=1.2)
         axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training loss (MSE)")
+    axes[0].set_ylabel(loss_label)
     axes[0].grid(alpha=0.25)
     if val:
         steps = [s for s, _ in val]
@@ -149,9 +150,48 @@ def plot_training(records: list[dict], path: Path, k_mark: int | None = None) ->
         axes[1].set_yscale("log")
         axes[1].legend(frameon=False)
     axes[1].set_xlabel("step")
-    axes[1].set_ylabel("held-out squared error / d")
+    axes[1].set_ylabel(val_label)
     axes[1].grid(alpha=0.25)
     fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+METRIC_LABELS = {"accuracy": "greedy accuracy", "tvd": "total variation distance", "cross_entropy": "cross-entropy (nats)",
+                 "kl": "KL(true || learner) (nats)"}
+
+
+def plot_token_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("accuracy", "tvd", "cross_entropy"),
+                      title: str = "", network: str | None = None) -> Path:
+    """Token metrics against the number of strings seen in the prompt, one panel per metric, one line (with its
+    95% band) per learner."""
+    plt = pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), dpi=110, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sub = [r for r in rows if r.get("metric") == metric]
+        labels = list(dict.fromkeys(r["learner"] for r in sub))
+        labels.sort(key=lambda lab: lab != "model")
+        for i, label in enumerate(reversed(labels)):
+            pts = sorted((r for r in sub if r["learner"] == label), key=lambda r: r["k"])
+            color = "black" if label == "model" else _EXTRA_COLORS[i % len(_EXTRA_COLORS)]
+            name = display_name(label, network)
+            if any(not math.isfinite(r["mean"]) for r in pts):
+                name += " (diverged)"
+            ks = [r["k"] for r in pts]
+            ax.plot(ks, [r["mean"] for r in pts], "-", color=color, lw=2.6 if label == "model" else 1.5, label=name)
+            ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
+        ax.set_xlabel("strings seen in the prompt")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.25)
+        if metric in ("accuracy", "tvd"):
+            ax.set_ylim(-0.02, 1.02)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles[::-1], names[::-1], loc="upper center", ncol=min(6, len(names)), frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10, y=0.005, va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.9))
     fig.savefig(path)
     plt.close(fig)
     return path

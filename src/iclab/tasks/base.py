@@ -101,6 +101,20 @@ class Task:
         """Training loss on the predictions of every position (mean squared error)."""
         return torch.mean((pred - ys) ** 2)
 
+    def batch_loss(self, model, batch, loss_on: str = "all") -> torch.Tensor:
+        """The training loss of ``model`` on ``batch``: :meth:`loss` on every position, or on the last only."""
+        pred = model(batch.xs, batch.ys)  # (B, N)
+        return self.loss(pred, batch.ys) if loss_on == "all" else self.loss(pred[:, -1:], batch.ys[:, -1:])
+
+    def validation_errors(self, model, prompts) -> list[float]:
+        """The quick held-out evaluation logged during training: the evaluation error per k."""
+        return self.error(model.predict(prompts), prompts.ys).mean(0).tolist()
+
+    def log_fields(self, step: int, batch_size: int) -> dict:
+        """What the training log records about the data at ``step``: the curriculum's state."""
+        cur = self.config.curriculum
+        return {"active_dims": cur.dims_at(step, self.n_dims), "n_points": cur.points_at(step, self.n_points)}
+
     def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``."""
         return (pred - ys) ** 2 / self.error_scale

@@ -92,6 +92,26 @@ class TokenTask(Task):
     def relevant_learners(self) -> list[str]:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ training
+    def batch_loss(self, model, batch: TokenPrompts, loss_on: str = "all") -> torch.Tensor:
+        """Cross-entropy of the next token at every scored position."""
+        logits = model(batch.tokens)  # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                                 batch.targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+    def validation_errors(self, model, prompts: TokenPrompts) -> list[float]:
+        """1 - greedy accuracy per number of strings seen."""
+        from iclab.evaluate.tokens import token_curves, token_metrics
+
+        m = token_metrics(model.predict(prompts), prompts)
+        rows = token_curves({"accuracy": m["accuracy"]}, prompts.info["string_index"].cpu(), prompts.scored.cpu(),
+                            "model")
+        return [1 - r["mean"] for r in rows]
+
+    def log_fields(self, step: int, batch_size: int) -> dict:
+        n = self.config.n_train
+        return {} if n is None else {"epoch": round(step * batch_size / n, 4)}
+
     # ------------------------------------------------------------------ drawing
     def draw(self, rng: np.random.Generator) -> Example:
         """One example from ``rng``."""

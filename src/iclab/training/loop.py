@@ -19,7 +19,7 @@ import torch
 
 from iclab.config import RunConfig, read_run_config, save_config, to_dict
 from iclab.errors import ConfigError, RunFolderError, TrainingError
-from iclab.models import build_model
+from iclab.models import build_for_task
 from iclab.tasks import make_task
 from iclab.tasks.pool import keep_pool_with_run, same_pool
 from iclab.training.checkpoint import (
@@ -113,11 +113,6 @@ def _append_jsonl(f, record: dict) -> None:
     f.flush()
 
 
-def validation_errors(model, prompts, task) -> list[float]:
-    """The task's evaluation error (normalised squared error, or classification error) per k."""
-    return task.error(model.predict(prompts), prompts.ys).mean(0).tolist()
-
-
 def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
           progress_bar: bool | None = None, stream=None, on_checkpoint=None) -> TrainResult:
     """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
@@ -136,7 +131,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
     check_run_location(run_dir)
     task = make_task(cfg.task)
     torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
-    model = build_model(cfg.model, cfg.task.n_dims, task.n_classes).to(device)
+    model = build_for_task(cfg.model, task).to(device)
     optimizer = make_optimizer(model, cfg)
     metrics_path = run_dir / "metrics.jsonl"
 
@@ -189,8 +184,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = task.train_batch(t.batch_size, t.seed, step).to(device)
-            pred = model(batch.xs, batch.ys)  # (B, N)
-            loss = task.loss(pred, batch.ys) if t.loss_on == "all" else task.loss(pred[:, -1:], batch.ys[:, -1:])
+            loss = task.batch_loss(model, batch, t.loss_on)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
@@ -206,16 +200,14 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
 
             fields = {}
             if step % t.log_every == 0 or step == t.steps:
-                cur = cfg.task.curriculum
                 fields = {"loss": loss_value, "lr": lr}
                 _append_jsonl(log, {
                     "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
-                    "active_dims": cur.dims_at(step - 1, cfg.task.n_dims),
-                    "n_points": cur.points_at(step - 1, cfg.task.n_points),
+                    **task.log_fields(step - 1, t.batch_size),
                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3),
                 })
             if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
-                errs = validation_errors(model, val_prompts, task)
+                errs = task.validation_errors(model, val_prompts)
                 model.train()
                 _append_jsonl(log, {"step": step, "val_err_by_k": [round(e, 6) for e in errs],
                                     "elapsed_s": round(elapsed + time.perf_counter() - clock, 3)})

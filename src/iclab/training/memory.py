@@ -61,8 +61,10 @@ def estimate_step_memory(cfg) -> MemoryEstimate:
     from iclab.tasks import make_task
 
     t, task_cfg = cfg.train, cfg.task
-    b, n, d = t.batch_size, task_cfg.n_points, task_cfg.n_dims
     task = make_task(task_cfg)
+    if task.prompt_kind == "tokens":
+        return _estimate_token_step(cfg, task)
+    b, n, d = t.batch_size, task_cfg.n_points, task_cfg.n_dims
     classes = task.n_classes
     label_width = classes or 1
     encoder = ENCODERS[cfg.model.encoder]
@@ -72,25 +74,57 @@ def estimate_step_memory(cfg) -> MemoryEstimate:
         data += FLOAT * t.eval_prompts * n * (d + 2 * label_width)
     with torch.device("meta"):
         model = build_model(cfg.model, d, classes)
-        n_params = sum(p.numel() for p in model.parameters())
-        outputs = [0]
-
-        def count(_module, _inputs, output):
-            if isinstance(output, torch.Tensor):
-                outputs[0] += output.numel()
-            elif isinstance(output, tuple):
-                outputs[0] += sum(o.numel() for o in output if isinstance(o, torch.Tensor))
-
-        handles = [m.register_forward_hook(count) for m in model.modules()]
-        try:
-            xs = torch.empty(b, n, d)
-            ys = torch.empty(b, n)
-            model(xs, ys)
-        finally:
-            for h in handles:
-                h.remove()
+        n_params, outputs = _meta_forward(model, torch.empty(b, n, d), torch.empty(b, n))
     return MemoryEstimate(parameters=FLOAT * n_params, gradients=FLOAT * n_params, optimizer=2 * FLOAT * n_params,
-                          activations=2 * FLOAT * outputs[0], data=data)
+                          activations=2 * FLOAT * outputs, data=data)
+
+
+def _meta_forward(model, *inputs) -> tuple[int, int]:
+    """Parameters, and the elements of every module's output in one forward pass (on the meta device)."""
+    import torch
+
+    n_params = sum(p.numel() for p in model.parameters())
+    outputs = [0]
+
+    def count(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            outputs[0] += output.numel()
+        elif isinstance(output, tuple):
+            outputs[0] += sum(o.numel() for o in output if isinstance(o, torch.Tensor))
+
+    handles = [m.register_forward_hook(count) for m in model.modules()]
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return n_params, outputs[0]
+
+
+def _estimate_token_step(cfg, task) -> MemoryEstimate:
+    """A language model's step: token ids, logits and the n-gram layers' (B, T, T) patterns among the activations."""
+    import torch
+
+    from iclab.models import build_for_task
+
+    b, n, v = cfg.train.batch_size, task.max_tokens, task.vocab_size
+    data = 8 * b * n * (3 + v)  # tokens, targets, string index, valid-symbol masks
+    if cfg.train.eval_every:
+        data += 8 * cfg.train.eval_prompts * n * (3 + v)
+    with torch.device("meta"):
+        model = build_for_task(cfg.model, task)
+        n_params, outputs = _meta_forward(model.backbone, torch.empty(b, n, dtype=torch.long), _token_layout(n))
+    return MemoryEstimate(parameters=FLOAT * n_params, gradients=FLOAT * n_params, optimizer=2 * FLOAT * n_params,
+                          activations=2 * FLOAT * outputs, data=data)
+
+
+def _token_layout(n: int):
+    import torch
+
+    from iclab.models.encoders import Layout
+
+    positions = torch.arange(n)
+    return Layout(positions=positions, readout=positions, attn_mask=None, token_ids=torch.empty(1, n, dtype=torch.long))
 
 
 def available_memory(device) -> int | None:
@@ -120,6 +154,11 @@ _FIELDS = {
     "activations": "train.batch_size, task.n_points and model.n_embd",
     "data": "train.batch_size, task.n_points, task.n_dims and train.eval_prompts",
 }
+_TOKEN_FIELDS = {
+    "parameters": "model.n_embd and model.n_layer",
+    "activations": "train.batch_size, task.max_length and model.n_embd",
+    "data": "train.batch_size, task.max_length and train.eval_prompts",
+}
 
 
 def check_fits(cfg, device) -> MemoryEstimate:
@@ -127,17 +166,18 @@ def check_fits(cfg, device) -> MemoryEstimate:
     ``cfg`` needs more memory than ``device`` has available."""
     from iclab.errors import ConfigError
 
+    fields = _TOKEN_FIELDS if hasattr(cfg.task, "max_length") else _FIELDS
     est = _cheap_bound(cfg)
     have = available_memory(device)
     if have is not None and est > have:  # hopeless before any model is built
         raise ConfigError(f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
-                          f"{human(have)} available; lower {_FIELDS['data']}")
+                          f"{human(have)} available; lower {fields['data']}")
     full = _estimate_once(cfg)
     if have is not None and full.total > have:
         raise ConfigError(
             f"train: a training step needs about {human(full.total)} (parameters, gradients and optimiser "
             f"{human(full.parameters + full.gradients + full.optimizer)}, activations {human(full.activations)}, "
-            f"data {human(full.data)}) but {device} has {human(have)} available; lower {_FIELDS[full.dominant()]}")
+            f"data {human(full.data)}) but {device} has {human(have)} available; lower {fields[full.dominant()]}")
     check_eval_fits(cfg.task, cfg.eval.n_prompts, device)  # the evaluation after training
     return full
 
@@ -163,6 +203,11 @@ def estimate_eval_memory(task_cfg, n_prompts: int) -> int:
     """Bytes to evaluate on ``n_prompts`` held-out prompts: the prompts (float32, and the float64 copies the
     reference learners work on) and a few ``d x d`` matrices per prompt (least squares, ridge, GD keep one per
     prompt while they sweep the prefixes)."""
+    if hasattr(task_cfg, "max_length"):  # token prompts: a few learners' (T, V) distributions in float64, and
+        from iclab.tasks import make_task  # the n-gram learner's (64, T, T) masks
+
+        n, v = task_cfg.max_length, make_task(task_cfg).vocab_size
+        return n_prompts * n * v * 8 * 8 + 64 * n * n * 4 * 4
     n, d = task_cfg.n_points, task_cfg.n_dims
     return n_prompts * (3 * n * (d + 2) * (FLOAT + 8) + 4 * d * d * 8)
 
@@ -175,11 +220,13 @@ def check_eval_fits(task_cfg, n_prompts: int, device, field: str = "eval.n_promp
     need, have = estimate_eval_memory(task_cfg, n_prompts), available_memory(device)
     if have is not None and need > have:
         raise ConfigError(f"{field}: evaluating {n_prompts} prompts needs about {human(need)} but {device} has "
-                          f"{human(have)} available; use fewer prompts (or a smaller task.n_dims)")
+                          f"{human(have)} available; use fewer prompts")
 
 
 def _cheap_bound(cfg) -> int:
     """The data batch's size, computed without building anything (guards the meta model against sizes so large
     that even counting them is slow)."""
     t, task = cfg.train, cfg.task
+    if hasattr(task, "max_length"):
+        return 8 * t.batch_size * task.max_length
     return FLOAT * t.batch_size * task.n_points * (task.n_dims + 1)

@@ -1,0 +1,51 @@
+"""A network as a causal language model over a token task's vocabulary: token embedding, the family's blocks
+(and any n-gram layers), a vocabulary read-out. ``model(tokens) -> logits (B, T, V)``, the logits at ``t`` from
+``tokens[:, : t + 1]``; :meth:`LanguageModel.predict` gives next-token probabilities, so a trained network is a
+token learner like the reference ones."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from iclab.errors import UserError
+from iclab.models.encoders import Layout
+from iclab.types import TokenPrompts
+
+
+class LanguageModel(nn.Module):
+    label = "model"
+
+    def __init__(self, config, vocab_size: int) -> None:
+        super().__init__()
+        from iclab.models.shell import Network
+
+        self.config = config
+        self.vocab_size = vocab_size
+        self.backbone = Network(config, d_in=vocab_size, n_outputs=vocab_size, vocab_size=vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T, V) logits
+        b, t = tokens.shape
+        budget = getattr(self.config, "n_positions", None)
+        if self.backbone.pos_embed is not None and budget is not None and t > budget:
+            raise UserError(f"prompts of {t} tokens need {t} positions, but model.n_positions is {budget}")
+        if tokens.numel() and int(tokens.max()) >= self.vocab_size:
+            raise UserError(f"token id {int(tokens.max())} is outside the model's vocabulary of {self.vocab_size}")
+        layout = Layout(positions=torch.arange(t, device=tokens.device), readout=torch.arange(t, device=tokens.device),
+                        attn_mask=None, token_ids=tokens)
+        return self.backbone(tokens, layout)
+
+    @torch.no_grad()
+    def predict(self, prompts: TokenPrompts, batch_size: int = 256) -> torch.Tensor:
+        """Next-token probabilities ``(B, T, V)`` in float64 on the CPU."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            outs = []
+            for start in range(0, prompts.batch_size, batch_size):
+                logits = self(prompts.tokens[start: start + batch_size].to(device))
+                outs.append(torch.softmax(logits.double(), -1).cpu())
+            return torch.cat(outs)
+        finally:
+            self.train(was_training)
