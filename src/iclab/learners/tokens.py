@@ -9,7 +9,9 @@
   other symbols seen so far in the prompt in proportion to the same model one order lower (context ``h[1:]``);
   order 1 is the symbols' frequencies. Symbols not yet seen in the prompt, the pad and the separator get
   nothing. (``count(h)`` counts every occurrence of ``h``, including at the end of a string, where nothing
-  follows: that is where the left-over mass comes from.) For ``N = 1`` this is the frequency of each symbol
+  follows: that is where the left-over mass comes from.) When every symbol seen so far has followed ``h``, that
+  mass has nowhere to go and the reference's values sum to less than 1; seq_icl normalises them before its
+  distances, and so does this learner (the argmax, hence accuracy, is unchanged). For ``N = 1`` this is the frequency of each symbol
   in the prompt so far (the reference's own ``N = 1`` path slices the context as ``[-0:]``, the whole
   string, and fails; see docs/references.md).
 - ``unigram``: ``ngram(n=1)``.
@@ -94,7 +96,9 @@ class NGram(TokenLearner):
             rest = (p * (vocab_seen & ~seen)).sum(-1, keepdim=True)
             backed = torch.where(rest > 0, beta * p / rest.clamp_min(1e-300), torch.zeros_like(p))
             p = torch.where(seen, pn, backed * vocab_seen)
-        return p
+        # when every symbol seen so far has followed the context, the left-over mass has nowhere to go and the
+        # reference's values sum to less than 1; like seq_icl's distance code, normalise them
+        return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
 
 
 @LEARNERS.register
