@@ -21,6 +21,8 @@ from iclab.config import load_config, save_config
 TINY = ["task.n_dims=3", "task.n_points=7", "model.n_layer=1", "model.n_embd=16", "model.n_head=2",
         "train.steps=4", "train.batch_size=8", "train.device=cpu", "train.threads=1", "train.log_every=2",
         "train.eval_every=0", "train.checkpoint_every=2", "eval.n_prompts=32"]
+TOKENS = ["task.name=regbench", "task.n_train=12", "task.max_length=40", "model.n_positions=null"]
+TOK = [x for s in TOKENS for x in ("--set", s)]
 
 
 def snapshot(root: Path) -> dict:
@@ -39,7 +41,8 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     save_config(load_config(None, TINY), root / "tiny.yaml")
     for name, extra in (("lin", []), ("digits", ["task.name=digits_classification"]),
-                        ("recall", ["task.name=associative_recall", "task.n_points=12", "task.n_keys=4", "model.n_positions=null"])):
+                        ("recall", ["task.name=associative_recall", "task.n_points=12", "task.n_keys=4", "model.n_positions=null"]),
+                        ("tok", TOKENS)):
         cwd = os.getcwd()
         os.chdir(root)
         try:
@@ -195,6 +198,27 @@ CASES = [
     (["report", "bad_summary"], "summary.json: damaged"),
     (["report", "bad_alignment"], "the alignment results are damaged"),
     (["report", "bad_order"], "the order results are damaged"),
+    # --- token tasks ---
+    (["train", "tiny.yaml", *TOK, "--set", "task.n_train=0"], "task.n_train: must be at least 1"),
+    (["train", "tiny.yaml", *TOK, "--set", "model.n_positions=20"], "model.n_positions: must be at least 39"),
+    (["train", "tiny.yaml", "--set", "task.name=regbench"], "model.n_positions: must be at least 511"),
+    (["train", "tiny.yaml", *TOK, "--set", "task.n_letters=30"], "task.n_letters: must be at most 26"),
+    (["train", "tiny.yaml", *TOK, "--set", "task.max_edges=5"], "task.max_edges: must be less than task.min_states"),
+    (["train", "tiny.yaml", *TOK, "--set", "model.name=linear_self_attention", "--set", "model.encoder=stacked"],
+     "model.name: must be a family with a token read-in"),
+    (["train", "tiny.yaml", *TOK, "--set", "eval.learners=[least_squares]"],
+     "eval.learners[0]: learner 'least_squares' does not apply to task 'regbench'"),
+    (["train", "tiny.yaml", *TOK, "--set", "eval.shifts=[noisy_y]"], "eval.shifts[0]: shift 'noisy_y' does not apply"),
+    (["train", "tiny.yaml", *TOK, "--set", "train.loss_on=last"], "train.loss_on: must be 'all' for a token task"),
+    (["train", "tiny.yaml", "--set", "model.ngram_heads=[2]"], "model.ngram_heads: n-gram layers read token ids"),
+    (["train", "tiny.yaml", "--set", "eval.learners=['ngram(n=2)']"], "predicts next tokens"),
+    (["train", "tiny.yaml", *TOK, "--set", "eval.learners=['ngram(n=7)']"], "ngram: n must be between 1 and 4"),
+    (["eval", "tok", "--learner", "ridge"], "learner 'ridge' does not apply to task 'regbench'"),
+    (["eval", "tok", "--shift", "scale_x"], "shift 'scale_x' does not apply to task 'regbench'"),
+    (["eval", "lin", "--learner", "automaton"], "learner 'automaton' does not apply to task 'linear_regression'"),
+    (["analyze", "tok", "--target", "w"], "probe target 'w' does not apply to task 'regbench'"),
+    (["analyze", "tok", "--only", "probes"], "--only probes: probes does not apply to task 'regbench'"),
+    (["analyze", "lin", "--only", "ngram_heads"], "it is defined for token prompts"),
     # --- analyze ---
     (["analyze", "lin", "--only", "xray"], "--only: unknown instrument 'xray'"),
     (["analyze", "lin", "--hook", "blocks.9.hook_resid_post"], "does not exist"),
@@ -259,8 +283,10 @@ def test_every_shift_on_every_task_runs_or_is_refused_in_one_line():
             reason = task.shift_unsupported(shift)
             if reason is None:
                 for _, prompts in apply_shift(shift, task, 4, seed=0):
-                    pred = make_learner("zero").predict(prompts)
-                    assert pred.shape[:2] == prompts.ys.shape[:2]
+                    if task.prompt_kind == "tokens":
+                        assert make_learner("unigram").predict(prompts).shape[:2] == prompts.tokens.shape
+                    else:
+                        assert make_learner("zero").predict(prompts).shape[:2] == prompts.ys.shape[:2]
             else:
                 with pytest.raises(ConfigError) as info:
                     load_config(None, [f"task.name={name}", *extra, f"eval.shifts=[{shift}]"])

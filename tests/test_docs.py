@@ -27,7 +27,7 @@ ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TINY = ["train.steps=6", "train.batch_size=8", "train.eval_every=0", "train.checkpoint_every=3", "eval.n_prompts=32",
         "train.threads=1", "train.device=cpu"]
-RUN_PLACEHOLDERS = ("RUN_DIR", "RUN", "runs/demo", "DIGITS_RUN")
+RUN_PLACEHOLDERS = ("RUN_DIR", "RUN", "runs/demo", "DIGITS_RUN", "runs/akyurek2024_regbench")
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -89,8 +89,8 @@ BENCHMARKS = benchmark_commands()
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A copy of configs/ and tiny trained runs that the placeholders point at: linear regression, and the
-    representation task for the commands that probe Phi."""
+    """A copy of configs/ and tiny trained runs that the placeholders point at: linear regression, the
+    representation task for the commands that probe Phi, and REGBENCH for the token commands."""
     root = tmp_path_factory.mktemp("docs")
     shutil.copytree(ROOT / "configs", root / "configs")
     shutil.copytree(ROOT / "benchmarks", root / "benchmarks")
@@ -98,7 +98,9 @@ def workspace(tmp_path_factory):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     sets = [x for s in TINY + ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
     for name, extra in (("tiny_run", []), ("tiny_repr", ["--set", "task.name=representation", "--set",
-                                                          "model.n_positions=null"])):
+                                                          "model.n_positions=null"]),
+                        ("tiny_tokens", ["--set", "task.name=regbench", "--set", "task.n_train=16", "--set",
+                                         "task.max_length=48", "--set", "model.n_positions=null"])):
         out = subprocess.run([sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name,
                               *sets, *extra], capture_output=True, text=True, cwd=root, env=env, timeout=600)
         assert out.returncode == 0, out.stderr
@@ -122,7 +124,8 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
             argv += ["--out", str(run)]
         argv += [x for s in TINY for x in ("--set", s)]  # later --set values win
     else:  # a command on an existing run: the placeholders name a tiny trained copy
-        shutil.copytree(workspace / ("tiny_repr" if "phi" in command else "tiny_run"), run)
+        source = "tiny_repr" if "phi" in command else "tiny_tokens" if "regbench" in command else "tiny_run"
+        shutil.copytree(workspace / source, run)
         argv = [str(run) if a in RUN_PLACEHOLDERS or a.startswith("/tmp/iclab-") else a for a in argv]
         if argv[0] == "train":
             argv += ["--set", "train.steps=9"]

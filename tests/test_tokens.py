@@ -10,12 +10,12 @@ import torch
 
 from iclab.config import load_config
 from iclab.errors import ConfigError
-from iclab.evaluate.tokens import token_metrics
 from iclab.learners import LEARNERS, make_learner
 from iclab.models import MODELS, build_for_task
 from iclab.models.ngram import ngram_matches
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.regbench import automaton_key, minimise, random_automaton
+from iclab.token_metrics import token_metrics
 from iclab.types import IGNORE_INDEX
 
 TOKEN_TASKS = [name for name, cls in TASKS.items() if cls.prompt_kind == "tokens"]

@@ -153,12 +153,12 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
 
 
 def _print_summary(rows: list[dict], cfg, run_dir: Path) -> None:
-    from iclab.models import is_token_task, network_label
+    from iclab.models import network_label
     from iclab.report.plots import display_name, diverged, fmt_error, summary_ks
-    from iclab.tasks import make_task
+    from iclab.tasks import is_token_task, make_task
 
     if is_token_task(cfg.task):
-        _print_token_summary(run_dir, network_label(cfg.model, cfg.task))
+        _print_token_summary(run_dir, network_label(cfg.model, tokens=True))
         return
     std = [r for r in rows if r["shift"] == "standard"]
     if not std:

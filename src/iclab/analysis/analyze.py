@@ -70,8 +70,10 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
         refs = [make_learner(s, task=task) for s in learners]
     else:  # the task's relevant learners, less zero and those too slow to query many times
         refs = [r for r in (make_learner(s, task=task) for s in task.relevant_learners() if s != "zero") if not r.slow]
+    from iclab.learners.base import learner_unsupported
+
     for ref in refs:
-        problem = type(ref).applies_to(task)
+        problem = learner_unsupported(type(ref), task)
         if problem:
             raise UserError(f"--learner {ref.label}: {problem}")
     ctx = Context(run_dir=run_dir, cfg=cfg, model=model, task=task, prompts=prompts, refs=refs, step=step,
@@ -81,6 +83,9 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     results = []
     for name in instruments or list(INSTRUMENTS):  # compute everything first: a refusal leaves no file behind
         try:
+            reason = INSTRUMENTS[name].task_unsupported(task)
+            if reason is not None:
+                raise Inapplicable(f"{name} does not apply to task {task.name!r}: {reason}")
             results.append(INSTRUMENTS[name].run(ctx))
         except Inapplicable as e:
             if explicit:

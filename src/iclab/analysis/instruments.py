@@ -95,11 +95,18 @@ class Instrument:
 
 
 def instrument(name: str, section: Callable[[Path, int], list] | None = None,
-               task_unsupported: Callable[[Any], str | None] | None = None):
-    """Register ``run`` as the analysis instrument ``name`` (with its report ``section``, and
-    ``task_unsupported(task)``: why it cannot apply to a task whatever the network, for ``iclab list``)."""
+               task_unsupported: Callable[[Any], str | None] | None = None, kinds: tuple[str, ...] = ("real",)):
+    """Register ``run`` as the analysis instrument ``name`` (with its report ``section``, the prompt ``kinds`` it
+    reads: ``"real"`` (x, y) prompts and/or ``"tokens"``, and ``task_unsupported(task)``: why it cannot apply to
+    a task whatever the network; ``iclab list`` and ``iclab analyze`` ask it)."""
+    def unsupported(task) -> str | None:
+        kind = getattr(task, "prompt_kind", "real")
+        if kind not in kinds:
+            return "it is defined for real-valued prompts" if kind == "tokens" else "it is defined for token prompts"
+        return task_unsupported(task) if task_unsupported is not None else None
+
     def register(run):
-        INSTRUMENTS.register(Instrument(name, run, section, task_unsupported), name=name)
+        INSTRUMENTS.register(Instrument(name, run, section, unsupported), name=name)
         return run
     return register
 
@@ -239,21 +246,24 @@ def weights(ctx: Context) -> Result:
 
 
 def _attention_section(folder: Path, d: int) -> list:
-    return _figures(folder, [("attention.png", "Mean attention per layer and head"),
+    return _figures(folder, [("attention.png", "Mean attention per layer and head (token runs: the first 48 tokens)"),
                              ("lsa_products.png", "Linear self-attention weight products")])
 
 
-@instrument("attention", section=_attention_section)
+@instrument("attention", section=_attention_section, kinds=("real", "tokens"))
 def attention(ctx: Context) -> Result:
     """Mean attention pattern per layer and head; for linear self-attention, the weight products against the
     gradient-descent construction."""
     from iclab.analysis import plots
     from iclab.analysis.attention import attention_patterns, lsa_products
 
+    tokens = ctx.task.prompt_kind == "tokens"
     try:
-        pats = attention_patterns(ctx.model, ctx.prompts[:64])
+        pats = attention_patterns(ctx.model, ctx.prompts[:16] if tokens else ctx.prompts[:64])
     except UserError as e:
         raise Inapplicable(str(e)) from None
+    if tokens:  # hundreds of tokens: show the first 48, where a pattern can be seen
+        pats = {name: p[:, :48, :48] for name, p in pats.items()}
     ctx.log("attention patterns ...")
     result = Result(figures={"attention.png": lambda path: plots.plot_attention(pats, path,
                                                                               title=f"{ctx.cfg.name}: mean attention")})
@@ -304,3 +314,6 @@ def paste(ctx: Context) -> Result:
     except UserError as e:
         raise Inapplicable(str(e)) from None
     return Result(json={"paste.json": result}, figures={"paste.png": lambda path: plots.plot_paste(result, path)})
+
+
+import iclab.analysis.token_instruments  # noqa: E402,F401  (registers the token instruments after the built-ins)

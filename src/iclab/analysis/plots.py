@@ -123,3 +123,51 @@ def plot_lsa_products(rows: list[dict], path: Path) -> Path:
             ax.set_title(f"layer {r['layer']}: {name}\ncos to GD construction {agree['cosine']:.3f}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)
+
+
+def plot_ngram_heads(rows: list[dict], path: Path) -> Path:
+    """Heatmaps (rows: layers, columns: heads) of the n-gram head share, one panel per n, chance in the title."""
+    plt = pyplot()
+    orders = sorted({int(r["n"]) for r in rows})
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    heads = max(int(r["head"]) for r in rows) + 1
+    fig, axes = plt.subplots(1, len(orders), figsize=(1.2 + 1.1 * heads * len(orders), 0.9 + 0.45 * len(layers)),
+                             squeeze=False)
+    for ax, n in zip(axes[0], orders):
+        grid = [[float("nan")] * heads for _ in layers]
+        chance = 0.0
+        for r in rows:
+            if int(r["n"]) == n:
+                grid[layers.index(r["layer"])][int(r["head"])] = float(r["share"])
+                chance = float(r["chance"])
+        im = ax.imshow(grid, cmap="magma", vmin=0, vmax=1, aspect="auto")
+        for i, row in enumerate(grid):
+            for h, v in enumerate(row):
+                if v == v:
+                    ax.text(h, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.6 else "black")
+        ax.set_title(f"n = {n} (chance {chance:.2f})", fontsize=9)
+        ax.set_xticks(range(heads))
+        ax.set_xlabel("head")
+        ax.set_yticks(range(len(layers)))
+        ax.set_yticklabels(layers if n == orders[0] else [], fontsize=7)
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def plot_token_alignment(rows: list[dict], path: Path) -> Path:
+    """TVD between the network and each reference learner against the number of strings seen."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for learner in dict.fromkeys(r["learner"] for r in rows):
+        pts = sorted((r for r in rows if r["learner"] == learner and int(r["k"]) >= 0), key=lambda r: int(r["k"]))
+        ax.plot([int(r["k"]) for r in pts], [float(r["tvd"]) for r in pts], "-o", ms=3, label=learner)
+    ax.set_xlabel("strings seen in the prompt")
+    ax.set_ylabel("TVD(network, learner)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=False)
+    return _save(fig, path)

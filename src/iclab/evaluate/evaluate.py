@@ -72,7 +72,7 @@ def _evaluate_tokens(run_dir: Path, cfg, model, step: int, task, refs: list, n: 
     if plot:
         from iclab.report.plots import plot_token_curves
 
-        plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network_label(cfg.model, cfg.task),
+        plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network_label(cfg.model, tokens=True),
                           title=f"{cfg.task.name}: {n} held-out prompts, step {step}")
     return rows
 

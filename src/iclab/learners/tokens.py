@@ -17,9 +17,9 @@
 - ``unigram``: ``ngram(n=1)``.
 - ``automaton``: the oracle: uniform over the symbols the true process may emit next (``info["valid"]``).
 
-All three are vectorised over prompts and positions: the counts behind every prefix come from comparing
-integer-coded contexts between all pairs of positions, one ``(B, T, T)`` mask and one batched matrix
-product per order.
+All three are vectorised over prompts and positions: contexts are coded as integers, and the counts behind every
+prefix are running sums within groups of equal contexts (one stable sort and one cumulative sum per order), so
+the cost is ``O(B T V)`` per order, not ``O(B T^2)``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class NGram(TokenLearner):
 
     name = "ngram"
 
-    def __init__(self, n: int = 3, chunk: int = 64) -> None:
+    def __init__(self, n: int = 3, chunk: int = 256) -> None:
         super().__init__()
         check(1 <= n <= 4, f"ngram: n must be between 1 and 4, got {n}")
         check(chunk >= 1, f"ngram: chunk must be at least 1, got {chunk}")
@@ -67,29 +67,29 @@ class NGram(TokenLearner):
         f64 = torch.float64
         sep = tokens == vocab.separator if vocab.separator is not None else torch.zeros_like(tokens, dtype=torch.bool)
         sym = ~sep & (tokens != vocab.pad)
-        onehot = torch.nn.functional.one_hot(tokens, v).to(torch.float32) * sym.unsqueeze(-1)  # (B, T, V)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()  # [t, p]: p <= t
+        onehot = torch.nn.functional.one_hot(tokens, v).to(f64) * sym.unsqueeze(-1)  # (B, T, V)
         # symbols of the current string so far, after reading token t
         c = torch.cumsum(sym.long(), 1)
         pos = c - torch.cummax(torch.where(sep, c, torch.zeros_like(c)), 1).values
         n_strings = torch.cumsum(sep.long(), 1) + 1  # strings of the prompt so far (the current one included)
 
-        # P1: the symbols' frequencies so far
-        counts1 = torch.cumsum(onehot.to(f64), 1)  # (B, T, V)
+        # order 1: the symbols' frequencies so far
+        counts1 = torch.cumsum(onehot, 1)  # (B, T, V)
         vocab_seen = counts1 > 0
         p = counts1 / counts1.sum(-1, keepdim=True).clamp_min(1)
-        ctx = torch.zeros(b, t, dtype=torch.long)  # ctx_m(t): the last m symbols of the current string, padded
+        ctx = torch.zeros(b, t, dtype=torch.long)  # ctx_m(t): the last m symbols of the current string, padded (0)
+        zero = torch.zeros(b, 1, dtype=torch.long)
         for order in range(2, big_n + 1):
             m = order - 1  # context length
             shifted = torch.roll(tokens, m - 1, 1)
             ctx = ctx + torch.where(pos > m - 1, shifted, torch.zeros_like(shifted)) * v ** (m - 1)
-            before = torch.cat([torch.zeros(b, 1, dtype=torch.long), ctx[:, :-1]], 1)  # context preceding token p
-            # count(h c): symbols p <= t whose preceding context equals the context at t
-            match = (ctx.unsqueeze(2) == before.unsqueeze(1)) & causal  # (B, T, T) [t, p]
-            seen_counts = torch.bmm(match.to(torch.float32), onehot).to(f64)  # (B, T, V)
+            # the context preceding token p is ctx(p - 1), so the context at t is the one preceding t + 1:
+            # count(h c) at t = symbols p <= t in the group of keys equal to before(t + 1), i.e. a running count
+            before = torch.cat([zero, ctx], 1)  # (B, T + 1): before(p) for p = 0 .. T
+            seen_counts = _group_running_sum(before, torch.cat([onehot, onehot.new_zeros(b, 1, v)], 1))[:, 1:]
             # count(h): m-grams ending at a symbol q <= t equal to h, plus the all-pad m-grams of each string's padding
-            same = (ctx.unsqueeze(2) == ctx.unsqueeze(1)) & causal & sym.unsqueeze(1)
-            den = same.sum(-1).to(f64) + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
+            same = _group_running_sum(ctx, sym.to(f64).unsqueeze(-1), inclusive=True).squeeze(-1)
+            den = same + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
             pn = seen_counts / den.clamp_min(1).unsqueeze(-1)
             seen = seen_counts > 0
             beta = 1 - pn.sum(-1, keepdim=True)
@@ -99,6 +99,29 @@ class NGram(TokenLearner):
         # when every symbol seen so far has followed the context, the left-over mass has nowhere to go and the
         # reference's values sum to less than 1; like seq_icl's distance code, normalise them
         return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
+
+
+def _group_running_sum(keys: torch.Tensor, values: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
+    """``out[b, i] = sum of values[b, j]`` over ``j < i`` (``j <= i`` when inclusive) with ``keys[b, j] == keys[b, i]``.
+
+    A stable sort by key puts each group's positions together in their original order; a cumulative sum minus
+    its value at the group's start is then the running sum within the group. ``keys (B, T)``, ``values (B, T, V)``.
+    """
+    b, t = keys.shape
+    order = torch.sort(keys, dim=1, stable=True).indices
+    sorted_keys = keys.gather(1, order)
+    sorted_values = values.gather(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+    total = torch.cumsum(sorted_values, 1)
+    exclusive = total - sorted_values
+    idx = torch.arange(t, device=keys.device).expand(b, t)
+    starts = torch.ones_like(sorted_keys, dtype=torch.bool)
+    starts[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
+    first = torch.cummax(torch.where(starts, idx, torch.zeros_like(idx)), 1).values  # each element's group start
+    base = exclusive.gather(1, first.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+    running = (total if inclusive else exclusive) - base
+    out = torch.empty_like(running)
+    out.scatter_(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]), running)
+    return out
 
 
 @LEARNERS.register

@@ -35,21 +35,10 @@ _TORCH = {
 __getattr__ = exports(_TORCH, globals(), __name__)
 
 
-def _task_class(task_config):
-    from iclab.tasks import TASKS
-
-    return TASKS[task_config.name]
-
-
-def is_token_task(task_config) -> bool:
-    return getattr(_task_class(task_config), "prompt_kind", "real") == "tokens"
-
-
-def check_model_fits_task(model_config, task_config) -> None:
-    """Check the model against the task: a language model needs a read-in, n-gram layers need tokens, and the
-    position budget must hold the task's prompts (``n_positions`` is resolved when null). (The encoder is
-    checked against the family's ``encoders`` when the config is read.)"""
-    tokens = is_token_task(task_config)
+def check_model_fits_task(model_config, task_config, tokens: bool = False) -> None:
+    """Check the model against the task (``tokens``: a token task): a language model needs a read-in, n-gram layers
+    need tokens, and the position budget must hold the task's prompts (``n_positions`` is resolved when null).
+    (The encoder is checked against the family's ``encoders`` when the config is read.)"""
     family = type(model_config)
     if tokens:
         require(family.read_in, "model.name", f"must be a family with a token read-in for the token task "
@@ -95,12 +84,13 @@ def build_for_task(model_config, task):
     return build_model(model_config, task.n_dims, task.n_classes)
 
 
-def network_label(model_config, task_config) -> str:
-    """The network's name in tables and plots: ``"Transformer 2x64 + n-gram heads 1,2"``."""
-    return model_config.label(tokens=is_token_task(task_config)) + model_config.ngram_label()
+def network_label(model_config, tokens: bool = False) -> str:
+    """The network's name in tables and plots (``tokens``: as a language model): ``"Transformer 2x64 + n-gram heads
+    1,2"``."""
+    return model_config.label(tokens=tokens) + model_config.ngram_label()
 
 
 __all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttentionConfig", "MLP", "MambaConfig",
            "MemoryConfig", "ModelConfig", "Network", "RNNConfig", "TransformerConfig", "build_model", "capture",
            "check_model_fits_task", "gd_construction", "hook_points", "LanguageModel", "NgramBlock", "build_for_task",
-           "is_token_task", "network_label"]
+           "network_label"]

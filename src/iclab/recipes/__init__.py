@@ -148,6 +148,61 @@ def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfi
     })
 
 
-__all__ = ["RECIPES", "akyurek2022_alignment", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
+# ----------------------------------------------------------------------------------------------
+# in-context language learning (Akyürek, Wang, Kim, Andreas 2024; REGBENCH)
+
+# the paper's models (berlino/seq_icl, configs/experiment/dfa/*.yaml), in iclab's families
+_ICLL_MODELS = {
+    "transformer": {"name": "transformer", "n_layer": 8, "n_embd": 128, "n_head": 2, "dropout": 0.0},
+    "transformer_ngram": {"name": "transformer", "n_layer": 8, "n_embd": 128, "n_head": 2, "ngram_heads": [1, 2, 3],
+                          "ngram_after": 1},
+    "lstm": {"name": "rnn", "cell": "lstm", "n_layer": 1, "n_embd": 512},
+    "delta": {"name": "memory", "rule": "delta", "n_layer": 4, "n_embd": 256, "n_head": 2, "token_shift": False},
+    "mamba": {"name": "mamba", "n_layer": 4, "n_embd": 128},
+    "mamba_ngram": {"name": "mamba", "n_layer": 4, "n_embd": 128, "ngram_heads": [1, 2, 3], "ngram_after": 1},
+}
+
+
+@RECIPES.register
+def akyurek2024_regbench(steps: int = 1500) -> RunConfig:
+    """REGBENCH at CPU scale (Akyürek et al. 2024): 10,000 training automata, a 2-layer width-64 transformer with
+    learned positions, batch 32, AdamW 1e-3 with weight decay 0.1, 1500 steps on 2 threads; evaluated on 500
+    held-out automata against the oracle and the in-context 1- to 4-gram learners
+    (``benchmarks/regbench.py families`` trains the other families on the same data)."""
+    return run_config_from_dict({
+        "name": "akyurek2024_regbench",
+        "task": {"name": "regbench", "n_train": 10000},
+        "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 2},
+        "train": {"steps": steps, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 100,
+                  "min_lr_ratio": 0.1, "threads": 2, "log_every": 50, "eval_every": 250, "eval_prompts": 64,
+                  "checkpoint_every": 500},
+        "eval": {"n_prompts": 500, "batch_size": 64},
+    })
+
+
+@RECIPES.register
+def akyurek2024_regbench_paper(model: str = "transformer", n_train: int = 10000, epochs: int = 400) -> RunConfig:
+    """Akyürek et al. 2024's REGBENCH training at full scale (a GPU job): ``n_train`` training automata (the paper
+    sweeps 1k-40k), batch 32, AdamW lr 5e-4 with weight decay 0.1, warm-up over the first tenth, cosine to a tenth,
+    ``epochs`` passes over the data (seq_icl's ``configs/experiment/dfa/base.yaml``: 400), 500 held-out automata.
+    ``model`` is one of transformer (8 layers, width 128, 2 heads), transformer_ngram (the same with n-gram heads
+    of orders 1-3 after block 1, the paper's hybrid), lstm, delta (DeltaNet-style memory), mamba, mamba_ngram."""
+    from iclab.errors import ConfigError
+
+    if model not in _ICLL_MODELS:
+        raise ConfigError(f"model: must be one of {', '.join(_ICLL_MODELS)}, got {model!r}")
+    steps = -(-n_train // 32) * epochs
+    return run_config_from_dict({
+        "name": f"akyurek2024_regbench_{model}_{n_train}",
+        "task": {"name": "regbench", "n_train": n_train},
+        "model": dict(_ICLL_MODELS[model]),
+        "train": {"steps": steps, "batch_size": 32, "lr": 5e-4, "weight_decay": 0.1, "warmup_steps": steps // 10,
+                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 2000, "eval_prompts": 500,
+                  "checkpoint_every": 5000},
+        "eval": {"n_prompts": 500, "batch_size": 64},
+    })
+
+
+__all__ = ["RECIPES", "akyurek2022_alignment", "akyurek2024_regbench", "akyurek2024_regbench_paper", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
            "garg2022_sparse_regression_full", "guo2023_representation",
            "kirsch2022_digits", "raventos2023_task_pool", "von_oswald2022_lsa"]

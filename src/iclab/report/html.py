@@ -43,7 +43,7 @@ def write_report(run_dir: str | Path) -> Path:
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    from iclab.models import is_token_task
+    from iclab.tasks import is_token_task
 
     if is_token_task(cfg.task):
         return _write_token_report(run_dir, cfg)
@@ -120,7 +120,7 @@ def _write_token_report(run_dir: Path, cfg) -> Path:
     parts = [f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
              f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
              f'{time.strftime("%Y-%m-%d %H:%M:%S")}</p>']
-    parts += token_sections(cfg, run_dir, read_metrics(run_dir), network_label(cfg.model, cfg.task), _img)
+    parts += token_sections(cfg, run_dir, read_metrics(run_dir), network_label(cfg.model, tokens=True), _img)
     parts.extend(_analysis_section(run_dir, 0))
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
     parts.append(f'<p class="muted">Metrics over {cfg.eval.n_prompts} held-out prompts (automata never seen in '

@@ -126,8 +126,9 @@ def _value(rows: list[dict], learner: str, default: float) -> float:
 
 
 def plot_training(records: list[dict], path: Path, k_mark: int | None = None, loss_label: str = "training loss (MSE)",
-                  val_label: str = "held-out squared error / d") -> Path | None:
-    """Training loss and held-out error (at the last k, and at ``k_mark``) against the step."""
+                  val_label: str = "held-out squared error / d", val_mean: bool = False) -> Path | None:
+    """Training loss and held-out error (at the last k, and at ``k_mark``; or, with ``val_mean``, averaged over k)
+    against the step."""
     loss = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_err_by_k"]) for r in records if "val_err_by_k" in r]
     if not loss and not val:
@@ -141,7 +142,10 @@ def plot_training(records: list[dict], path: Path, k_mark: int | None = None, lo
     axes[0].set_xlabel("step")
     axes[0].set_ylabel(loss_label)
     axes[0].grid(alpha=0.25)
-    if val:
+    if val and val_mean:
+        axes[1].plot([s for s, _ in val], [sum(v) / len(v) for _, v in val], lw=1.4, label="mean over k")
+        axes[1].legend(frameon=False)
+    elif val:
         steps = [s for s, _ in val]
         last = len(val[-1][1]) - 1
         marks = sorted({last, *([k_mark] if k_mark is not None and k_mark <= last else [])})

@@ -57,7 +57,7 @@ def token_sections(cfg, run_dir: Path, records: list[dict], network: str, img) -
     png = plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network)
     parts.append(f"<h2>Against the number of strings seen in the prompt</h2>{img(png)}")
     png = plot_training(records, run_dir / "plots" / "training.png", loss_label="training loss (cross-entropy)",
-                        val_label="held-out 1 - accuracy")
+                        val_label="held-out 1 - accuracy", val_mean=True)
     if png is not None:
         parts.append(f"<h2>Training</h2>{img(png)}")
     return parts

@@ -28,6 +28,12 @@ from iclab.tasks.shifts import SHIFTS, apply_shift
 from iclab.tasks.tokens import TokenTask
 
 
+def is_token_task(config) -> bool:
+    """Whether a task config (or its ``name``) is a token task (prompts are token sequences)."""
+    name = config if isinstance(config, str) else config.name
+    return TASKS[name].prompt_kind == "tokens"
+
+
 def make_task(config) -> Task:
     """Build the task a config section describes (``config.name`` selects the family)."""
     return TASKS[config.name](config)
@@ -36,4 +42,4 @@ def make_task(config) -> Task:
 __all__ = ["SHIFTS", "TASKS", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
            "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
            "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
-           "apply_shift", "make_task"]
+           "apply_shift", "is_token_task", "make_task"]

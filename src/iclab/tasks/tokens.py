@@ -101,7 +101,7 @@ class TokenTask(Task):
 
     def validation_errors(self, model, prompts: TokenPrompts) -> list[float]:
         """1 - greedy accuracy per number of strings seen."""
-        from iclab.evaluate.tokens import token_curves, token_metrics
+        from iclab.token_metrics import token_curves, token_metrics
 
         m = token_metrics(model.predict(prompts), prompts)
         rows = token_curves({"accuracy": m["accuracy"]}, prompts.info["string_index"].cpu(), prompts.scored.cpu(),

@@ -1,0 +1,186 @@
+"""REGBENCH (Akyürek et al. 2024) at CPU scale: the n-gram learners' speed, and every family trained on the same
+training automata (issue 12).
+
+    python benchmarks/regbench.py ngram [--prompts 1000]
+    python benchmarks/regbench.py families [--steps 1500] [--n-train 10000] [--out docs/regbench_families.png]
+
+``ngram``: the vectorised in-context n-gram learners (orders 2-4) against a per-prompt Python loop that keeps
+running counts (the straightforward way to write seq_icl's definition without re-counting every prefix), on the
+same held-out prompts; prints seconds and the ratio, and checks the two agree.
+
+``families``: the CPU recipe ``akyurek2024_regbench`` (task and training settings) with each family in turn:
+transformer, transformer + n-gram heads, LSTM, delta-rule memory, Mamba; all on the same ``--n-train``
+training automata, each trained ``--steps`` steps with 2 threads, evaluated on the same 500 held-out automata.
+Prints training tokens/s, greedy accuracy and TVD per family next to the in-context 2-gram and 3-gram learners,
+and plots accuracy and TVD against strings seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
+
+from iclab.config import apply_overrides, run_config_from_dict, to_dict
+from iclab.learners import make_learner
+from iclab.tasks import TASKS, make_task
+
+FAMILIES = {
+    "transformer": ["model.name=transformer"],
+    "transformer + n-gram heads": ["model.name=transformer", "model.ngram_heads=[1,2,3]"],
+    "LSTM": ["model.name=rnn", "model.cell=lstm", "model.n_layer=1", "model.n_embd=128"],
+    "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2", "model.n_head=2",
+                            "model.token_shift=false"],
+    "mamba": ["model.name=mamba", "model.n_layer=2", "model.n_embd=64"],
+}
+
+
+def ngram_loop(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
+    """seq_icl's in-context n-gram with backoff for one prompt, position by position, with running counts."""
+    counts = {n: Counter() for n in range(1, big_n + 1)}
+    vocab: set[str] = set()
+    padded = "_" * (big_n - 1)
+    rows = np.zeros((len(text), len(symbols)))
+
+    def add_text_start():
+        for n in counts:  # the all-pad n-grams of a new string's padding
+            counts[n]["_" * n] += big_n - n
+
+    def probs(prefix: str, chars: list[str], n: int) -> list[float]:
+        out = []
+        for ch in chars:
+            if n == 1:
+                out.append(counts[1][ch])
+            elif counts[n][prefix + ch]:
+                out.append(counts[n][prefix + ch] / counts[n - 1][prefix])
+            else:
+                seen = sum(counts[n][prefix + o] for o in vocab if counts[n][prefix + o]) / counts[n - 1][prefix]
+                unseen = [o for o in vocab if not counts[n][prefix + o]]
+                lower = probs(prefix[1:], unseen, n - 1)
+                out.append((1 - seen) * lower[unseen.index(ch)] / sum(lower))
+        return out
+
+    add_text_start()
+    for t, ch in enumerate(text):
+        if ch == "|":
+            padded = "_" * (big_n - 1)
+            add_text_start()
+        else:
+            padded += ch
+            vocab.add(ch)
+            for n in counts:
+                counts[n][padded[-n:]] += 1
+        chars = sorted(vocab)
+        values = probs(padded[len(padded) - (big_n - 1):] if big_n > 1 else "", chars, big_n)
+        total = sum(values)
+        for c, v in zip(chars, values):
+            rows[t, symbols.index(c)] = v / total
+    return rows
+
+
+def bench_ngram(n_prompts: int) -> None:
+    torch.set_num_threads(2)
+    task = make_task(TASKS["regbench"].Config())
+    prompts = task.eval_prompts(n_prompts, seed=1234)
+    texts = [prompts.vocab.decode(row) for row in prompts.tokens]
+    symbols = list(prompts.vocab.symbols)
+    tokens = int((prompts.tokens != 0).sum())
+    print(f"{n_prompts} held-out REGBENCH prompts, {tokens / n_prompts:.0f} tokens each on average, 2 threads")
+    print(f"{'learner':<12}{'vectorised s':>14}{'loop s':>10}{'ratio':>8}{'max |diff|':>12}")
+    for n in (2, 3, 4):
+        learner = make_learner(f"ngram(n={n})")
+        t0 = time.perf_counter()
+        fast = learner.predict(prompts)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slow = [ngram_loop(text, n, symbols) for text in texts]
+        t_slow = time.perf_counter() - t0
+        diff = max(float(np.abs(fast[i, : len(s)].numpy() - s).max()) for i, s in enumerate(slow))
+        print(f"{f'ngram(n={n})':<12}{t_fast:>14.2f}{t_slow:>10.1f}{t_slow / t_fast:>7.0f}x{diff:>12.1e}")
+
+
+def bench_families(steps: int, n_train: int, out: Path) -> None:
+    from iclab.evaluate import evaluate_run
+    from iclab.recipes import akyurek2024_regbench
+    from iclab.report.plots import plot_token_curves
+    from iclab.rundir import read_metrics, read_summary
+
+    base = to_dict(akyurek2024_regbench())
+    overrides = [f"train.steps={steps}", f"task.n_train={n_train}", "eval.n_prompts=500", "train.threads=2",
+                 *SMOKE_OVERRIDES]
+    if SMOKE:
+        overrides += ["task.max_length=60", "task.n_train=20"]
+    results, curves = {}, []
+    for name, extra in FAMILIES.items():
+        data = apply_overrides(base, [*overrides, *extra])
+        cfg = run_config_from_dict(data)
+        if name != "transformer":  # the recipe's ngram learners once, with the transformer
+            cfg.eval.learners = ["automaton"]
+        folder = Path(scratch("iclab-regbench")) / name.replace(" ", "_").replace("+", "plus")
+        seconds = train_fresh(cfg, folder)
+        rows = evaluate_run(folder, plot=False)
+        summary = read_summary(folder / "eval" / "summary.csv")
+        log = [r for r in read_metrics(folder) if "loss" in r]
+        task = make_task(cfg.task)
+        tokens = _tokens_seen(task, cfg.train.batch_size, cfg.train.seed, log[-1]["step"])
+        by = {(r["learner"], r["metric"]): r["mean"] for r in summary}
+        results[name] = {"seconds": seconds, "tokens_per_s": tokens / seconds, "accuracy": by[("model", "accuracy")],
+                         "tvd": by[("model", "tvd")], "label": cfg.model.label(tokens=True) + cfg.model.ngram_label()}
+        curves += [{**r, "learner": results[name]["label"]} for r in rows if r["learner"] == "model"]
+        if name == "transformer":
+            for lab in ("ngram(n=2)", "ngram(n=3)"):
+                results[lab] = {"accuracy": by[(lab, "accuracy")], "tvd": by[(lab, "tvd")]}
+            curves += [r for r in rows if r["learner"] in ("ngram(n=2)", "ngram(n=3)")]
+        print(f"{name}: {seconds:.0f} s", flush=True)
+    print(f"\nREGBENCH, {n_train} training automata, {steps} steps of batch {base['train']['batch_size']}, "
+          f"500 held-out automata")
+    print("| model | params | training tokens/s | accuracy | TVD |\n|---|---|---|---|---|")
+    for name, r in results.items():
+        speed = f"{r['tokens_per_s']:.0f}" if "tokens_per_s" in r else ""
+        print(f"| {r.get('label', name)} | {_params(name, base, overrides)} | {speed} | {r['accuracy']:.3f} | "
+              f"{r['tvd']:.3f} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_token_curves(curves, out, metrics=("accuracy", "tvd"),
+                      title=f"REGBENCH at CPU scale: {n_train} training automata, {steps} steps each")
+    print(f"figure: {out}")
+
+
+def _tokens_seen(task, batch_size: int, seed: int, steps: int) -> int:
+    """Input tokens (not padding) in the training batches of steps 0 .. steps - 1."""
+    return sum(int((task.train_batch(batch_size, seed, s).tokens != task.vocab.pad).sum()) for s in range(steps))
+
+
+def _params(name: str, base: dict, overrides: list[str]) -> str:
+    if name not in FAMILIES:
+        return ""
+    from iclab.models import build_for_task
+
+    cfg = run_config_from_dict(apply_overrides(base, [*overrides, *FAMILIES[name]]))
+    model = build_for_task(cfg.model, make_task(cfg.task))
+    return f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}k"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("ngram")
+    a.add_argument("--prompts", type=int, default=1000)
+    b = sub.add_parser("families")
+    b.add_argument("--steps", type=int, default=1500)
+    b.add_argument("--n-train", type=int, default=10000)
+    b.add_argument("--out", type=Path, default=Path("docs/regbench_families.png"))
+    args = p.parse_args()
+    if args.what == "ngram":
+        bench_ngram(small(args.prompts, 3))
+    else:
+        bench_families(small(args.steps, 3), small(args.n_train, 20),
+                       Path(scratch("iclab-regbench")) / "smoke.png" if SMOKE else args.out)
+
+
+if __name__ == "__main__":
+    main()
