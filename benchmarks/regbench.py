@@ -2,7 +2,7 @@
 training automata (issue 12).
 
     python benchmarks/regbench.py ngram [--prompts 1000]
-    python benchmarks/regbench.py families [--steps 1500] [--n-train 10000] [--out docs/regbench_families.png]
+    python benchmarks/regbench.py families [--steps 2000] [--n-train 10000] [--out docs/regbench_families.png]
 
 ``ngram``: the vectorised in-context n-gram learners (orders 2-4) against a per-prompt Python loop that keeps
 running counts (the straightforward way to write seq_icl's definition without re-counting every prefix), on the
@@ -34,8 +34,7 @@ FAMILIES = {
     "transformer": ["model.name=transformer"],
     "transformer + n-gram heads": ["model.name=transformer", "model.ngram_heads=[1,2,3]"],
     "LSTM": ["model.name=rnn", "model.cell=lstm", "model.n_layer=1", "model.n_embd=128"],
-    "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2", "model.n_head=2",
-                            "model.token_shift=false"],
+    "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2", "model.n_head=2"],
     "mamba": ["model.name=mamba", "model.n_layer=2", "model.n_embd=64"],
 }
 
@@ -46,24 +45,23 @@ def ngram_loop(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
     vocab: set[str] = set()
     padded = "_" * (big_n - 1)
     rows = np.zeros((len(text), len(symbols)))
+    index = {c: i for i, c in enumerate(symbols)}
 
     def add_text_start():
         for n in counts:  # the all-pad n-grams of a new string's padding
             counts[n]["_" * n] += big_n - n
 
-    def probs(prefix: str, chars: list[str], n: int) -> list[float]:
-        out = []
-        for ch in chars:
-            if n == 1:
-                out.append(counts[1][ch])
-            elif counts[n][prefix + ch]:
-                out.append(counts[n][prefix + ch] / counts[n - 1][prefix])
-            else:
-                seen = sum(counts[n][prefix + o] for o in vocab if counts[n][prefix + o]) / counts[n - 1][prefix]
-                unseen = [o for o in vocab if not counts[n][prefix + o]]
-                lower = probs(prefix[1:], unseen, n - 1)
-                out.append((1 - seen) * lower[unseen.index(ch)] / sum(lower))
-        return out
+    def dist(prefix: str, n: int) -> dict[str, float]:  # the backoff distribution over the symbols seen so far
+        if n == 1:
+            total = sum(counts[1][c] for c in vocab)
+            return {c: counts[1][c] / total for c in vocab}
+        seen = {c: counts[n][prefix + c] / counts[n - 1][prefix] for c in vocab if counts[n][prefix + c]}
+        if len(seen) == len(vocab):
+            return seen
+        lower = dist(prefix[1:], n - 1)
+        rest = sum(p for c, p in lower.items() if c not in seen)
+        beta = 1 - sum(seen.values())
+        return {c: seen[c] if c in seen else beta * lower[c] / rest for c in vocab}
 
     add_text_start()
     for t, ch in enumerate(text):
@@ -75,11 +73,10 @@ def ngram_loop(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
             vocab.add(ch)
             for n in counts:
                 counts[n][padded[-n:]] += 1
-        chars = sorted(vocab)
-        values = probs(padded[len(padded) - (big_n - 1):] if big_n > 1 else "", chars, big_n)
-        total = sum(values)
-        for c, v in zip(chars, values):
-            rows[t, symbols.index(c)] = v / total
+        values = dist(padded[len(padded) - (big_n - 1):] if big_n > 1 else "", big_n)
+        total = sum(values.values())
+        for c, v in values.items():
+            rows[t, index[c]] = v / total
     return rows
 
 
@@ -137,8 +134,8 @@ def bench_families(steps: int, n_train: int, out: Path) -> None:
                 results[lab] = {"accuracy": by[(lab, "accuracy")], "tvd": by[(lab, "tvd")]}
             curves += [r for r in rows if r["learner"] in ("ngram(n=2)", "ngram(n=3)")]
         print(f"{name}: {seconds:.0f} s", flush=True)
-    print(f"\nREGBENCH, {n_train} training automata, {steps} steps of batch {base['train']['batch_size']}, "
-          f"500 held-out automata")
+    print(f"\nREGBENCH, {cfg.task.n_train} training automata, {cfg.train.steps} steps of batch {cfg.train.batch_size}, "
+          f"{cfg.eval.n_prompts} held-out automata, prompts of at most {cfg.task.max_length} tokens")
     print("| model | params | training tokens/s | accuracy | TVD |\n|---|---|---|---|---|")
     for name, r in results.items():
         speed = f"{r['tokens_per_s']:.0f}" if "tokens_per_s" in r else ""
@@ -171,7 +168,7 @@ def main() -> None:
     a = sub.add_parser("ngram")
     a.add_argument("--prompts", type=int, default=1000)
     b = sub.add_parser("families")
-    b.add_argument("--steps", type=int, default=1500)
+    b.add_argument("--steps", type=int, default=2000)
     b.add_argument("--n-train", type=int, default=10000)
     b.add_argument("--out", type=Path, default=Path("docs/regbench_families.png"))
     args = p.parse_args()
