@@ -21,6 +21,12 @@ def tiny_overrides():
     ]
 
 
+def real_valued(registry) -> list[str]:
+    """The names in a task or learner registry whose prompts are real-valued (x, y) prompts (token tasks and token
+    learners have their own tests in test_tokens.py)."""
+    return sorted(n for n, cls in registry.items() if getattr(cls, "prompt_kind", "real") == "real")
+
+
 def tiny_model(name: str, width: int = 16) -> list[str]:
     """``--set`` overrides for a small network of the registered family ``name``, derived from its config's
     fields (so every registered family, built-in or not, gets one)."""

@@ -7,6 +7,7 @@ from itertools import combinations, product
 import numpy as np
 import pytest
 import torch
+from conftest import real_valued
 from scipy.stats import multivariate_normal
 from sklearn.linear_model import Lasso as SkLasso
 from sklearn.linear_model import Ridge as SkRidge
@@ -27,7 +28,7 @@ def _f64(p):
     return Prompts(p.xs.double(), p.ys.double(), p.info)
 
 
-@pytest.mark.parametrize("name", sorted(set(TASKS) - {"digits_classification"}))  # real images: no relabelling
+@pytest.mark.parametrize("name", sorted(set(real_valued(TASKS)) - {"digits_classification"}))  # real images: no relabelling
 def test_labels_are_the_function_of_the_inputs(name):
     task = _task(name, "task.noise_std=0") if name not in ("mixture", "associative_recall") else _task(name)
     p = task.eval_prompts(16, seed=0)
@@ -35,7 +36,7 @@ def test_labels_are_the_function_of_the_inputs(name):
     assert torch.isfinite(p.xs).all() and torch.isfinite(p.ys).all()
 
 
-@pytest.mark.parametrize("name", sorted(set(TASKS) - {"linear_classification", "digits_classification"}))
+@pytest.mark.parametrize("name", sorted(set(real_valued(TASKS)) - {"linear_classification", "digits_classification"}))
 def test_error_scale_makes_zero_predictor_about_one(name):
     task = _task(name)
     p = task.eval_prompts(4000, seed=1)
@@ -44,7 +45,7 @@ def test_error_scale_makes_zero_predictor_about_one(name):
     assert abs(zero - 1 - noise) < 0.15, zero
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", real_valued(TASKS))
 def test_relevant_learners_apply_and_predict(name):
     task = _task(name)
     p = task.eval_prompts(6, seed=2)
@@ -581,7 +582,8 @@ def test_posterior_mean_names_tasks_without_a_closed_form():
 def test_every_learner_is_tested():
     tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd", "gd_lsa",  # test_learners.py
               "lasso", "linf_min", "nuclear_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
-              "sign_posterior", "bayes_mixture", "posterior_mean", "nn_gd", "tree", "xgboost"}
+              "sign_posterior", "bayes_mixture", "posterior_mean", "nn_gd", "tree", "xgboost",
+              "ngram", "unigram", "automaton"}  # test_tokens.py
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",
                            "half_subspace", "orthogonal_query"}
@@ -605,7 +607,7 @@ def test_short_training_on_classification_and_a_query_shift(tmp_path):
     assert sorted(r["k"] for r in rows if r["shift"] == "orthant" and r["learner"] == "model") == list(range(9))
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", real_valued(TASKS))
 def test_every_family_trains_evaluates_and_reports(name, tmp_path):
     """Each family goes through the same path as linear regression: train, evaluate, report."""
     from iclab.evaluate import evaluate_run

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import real_valued
 
 from iclab.config import load_config
 from iclab.tasks import TASKS, Curriculum, make_task
@@ -11,7 +12,7 @@ def _task(*overrides):
     return make_task(load_config(None, list(overrides)).task)
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", real_valued(TASKS))
 def test_batch_is_a_function_of_seed_and_step(name):
     task = _task(f"task.name={name}")
     a = task.train_batch(8, seed=3, step=17)
@@ -26,7 +27,7 @@ def test_batch_is_a_function_of_seed_and_step(name):
     torch.testing.assert_close(task.train_batch(8, seed=3, step=17).ys, a.ys, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", real_valued(TASKS))
 def test_eval_prompts_are_fixed_and_differ_from_training(name):
     task = _task(f"task.name={name}")
     e1, e2 = task.eval_prompts(16, seed=0), task.eval_prompts(16, seed=0)

@@ -90,13 +90,55 @@ def test_training_and_held_out_automata_are_distinct():
     assert not {ex.key for ex in held} & set(keys)
 
 
-def test_a_training_batch_is_a_function_of_seed_and_step_and_each_epoch_sees_every_prompt_once():
-    task = small_regbench(n_train=12)
-    a, b = task.train_batch(4, seed=7, step=2), small_regbench(n_train=12).train_batch(4, seed=7, step=2)
+def small_task(name, **changes):
+    cfg = TASKS[name].Config(**{"n_train": 12, "max_length": 60, **changes})
+    cfg.validate()
+    return make_task(cfg)
+
+
+@pytest.mark.parametrize("name", TOKEN_TASKS)
+def test_a_training_batch_is_a_function_of_seed_and_step_and_each_epoch_sees_every_prompt_once(name):
+    task = small_task(name)
+    a, b = task.train_batch(4, seed=7, step=2), small_task(name).train_batch(4, seed=7, step=2)
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.targets, b.targets)
     seen = [tuple(row[row != 0].tolist()) for s in range(3) for row in task.train_batch(4, 7, s).tokens]
     assert len(set(seen)) == 12  # steps 0-2 of batch 4 are exactly epoch 0
     assert not torch.equal(task.train_batch(4, 8, 0).tokens, task.train_batch(4, 7, 0).tokens)
+    fresh = small_task(name, n_train=None)  # no fixed set: a fresh prompt per item, still a function of (seed, step)
+    assert torch.equal(fresh.train_batch(4, 1, 5).tokens, small_task(name, n_train=None).train_batch(4, 1, 5).tokens)
+
+
+@pytest.mark.parametrize("name", TOKEN_TASKS)
+def test_held_out_prompts_are_fixed_and_every_relevant_learner_predicts_them(name):
+    task = small_task(name)
+    e1, e2 = task.eval_prompts(8, seed=0), small_task(name).eval_prompts(8, seed=0)
+    assert torch.equal(e1.tokens, e2.tokens)
+    assert (e1.targets[e1.scored] >= 0).all() and e1.info["valid"].shape == (*e1.tokens.shape, len(task.vocab))
+    for spec in task.relevant_learners():
+        out = make_learner(spec, task=task).predict(e1)
+        assert out.shape == (*e1.tokens.shape, len(task.vocab)) and torch.isfinite(out).all(), spec
+
+
+@pytest.mark.parametrize("name", TOKEN_TASKS)
+def test_every_token_task_trains_evaluates_and_reports(name, tmp_path):
+    from iclab.evaluate import evaluate_run
+    from iclab.report import write_report
+    from iclab.rundir import read_summary
+    from iclab.training.loop import train
+
+    cfg = load_config(None, [f"task.name={name}", "task.n_train=12", "task.max_length=60", "model.n_layer=1",
+                             "model.n_embd=16", "model.n_head=2", "train.steps=4", "train.batch_size=4",
+                             "train.device=cpu", "train.eval_every=2", "train.eval_prompts=4", "train.log_every=2",
+                             "eval.n_prompts=8"])
+    assert train(cfg, tmp_path / "r", progress_bar=False).step == 4
+    rows = evaluate_run(tmp_path / "r")
+    task = make_task(cfg.task)
+    labels = {"model", *[make_learner(s, task=task).label for s in task.relevant_learners()]}
+    assert {r["learner"] for r in rows} == labels and {r["metric"] for r in rows} == {"accuracy", "tvd",
+                                                                                        "cross_entropy", "kl"}
+    summary = read_summary(tmp_path / "r" / "eval" / "summary.csv")
+    assert {r["learner"] for r in summary} == labels
+    assert write_report(tmp_path / "r").is_file() and (tmp_path / "r" / "plots" / "curves_tokens.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- learners

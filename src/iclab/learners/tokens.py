@@ -68,6 +68,9 @@ class NGram(TokenLearner):
         sep = tokens == vocab.separator if vocab.separator is not None else torch.zeros_like(tokens, dtype=torch.bool)
         sym = ~sep & (tokens != vocab.pad)
         onehot = torch.nn.functional.one_hot(tokens, v).to(f64) * sym.unsqueeze(-1)  # (B, T, V)
+        symf = sym.to(torch.float32)
+        tokens_next = torch.cat([tokens, tokens.new_zeros(b, 1)], 1)  # position T: a virtual query, no symbol
+        sym_next = torch.cat([symf, symf.new_zeros(b, 1)], 1)
         # symbols of the current string so far, after reading token t
         c = torch.cumsum(sym.long(), 1)
         pos = c - torch.cummax(torch.where(sep, c, torch.zeros_like(c)), 1).values
@@ -86,9 +89,9 @@ class NGram(TokenLearner):
             # the context preceding token p is ctx(p - 1), so the context at t is the one preceding t + 1:
             # count(h c) at t = symbols p <= t in the group of keys equal to before(t + 1), i.e. a running count
             before = torch.cat([zero, ctx], 1)  # (B, T + 1): before(p) for p = 0 .. T
-            seen_counts = _group_running_sum(before, torch.cat([onehot, onehot.new_zeros(b, 1, v)], 1))[:, 1:]
+            seen_counts = _group_running_counts(before, sym_next, tokens_next, v)[:, 1:].to(f64)
             # count(h): m-grams ending at a symbol q <= t equal to h, plus the all-pad m-grams of each string's padding
-            same = _group_running_sum(ctx, sym.to(f64).unsqueeze(-1), inclusive=True).squeeze(-1)
+            same = _group_running_counts(ctx, symf, inclusive=True).to(f64)
             den = same + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
             pn = seen_counts / den.clamp_min(1).unsqueeze(-1)
             seen = seen_counts > 0
@@ -101,27 +104,30 @@ class NGram(TokenLearner):
         return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
 
 
-def _group_running_sum(keys: torch.Tensor, values: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
-    """``out[b, i] = sum of values[b, j]`` over ``j < i`` (``j <= i`` when inclusive) with ``keys[b, j] == keys[b, i]``.
+def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor | None = None, v: int = 1,
+                          inclusive: bool = False) -> torch.Tensor:
+    """Running counts within groups of equal keys: ``out[b, i] = sum of weights[b, j]`` over ``j < i`` (``j <= i``
+    when inclusive) with ``keys[b, j] == keys[b, i]``; with ``tokens``, per symbol: ``out[b, i, c]`` counts only
+    the ``j`` whose token is ``c``. ``(B, T)`` or ``(B, T, V)``, float32 (exact: counts stay far below 2^24).
 
     A stable sort by key puts each group's positions together in their original order; a cumulative sum minus
-    its value at the group's start is then the running sum within the group. ``keys (B, T)``, ``values (B, T, V)``.
+    its value at the group's start is then the running count within the group.
     """
     b, t = keys.shape
     order = torch.sort(keys, dim=1, stable=True).indices
     sorted_keys = keys.gather(1, order)
-    sorted_values = values.gather(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
-    total = torch.cumsum(sorted_values, 1)
-    exclusive = total - sorted_values
+    w = weights.gather(1, order).unsqueeze(-1)  # (B, T, 1)
+    values = w if tokens is None else torch.nn.functional.one_hot(tokens.gather(1, order), v).to(w.dtype) * w
+    total = torch.cumsum(values, 1)
+    exclusive = total - values
     idx = torch.arange(t, device=keys.device).expand(b, t)
     starts = torch.ones_like(sorted_keys, dtype=torch.bool)
     starts[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
     first = torch.cummax(torch.where(starts, idx, torch.zeros_like(idx)), 1).values  # each element's group start
-    base = exclusive.gather(1, first.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
-    running = (total if inclusive else exclusive) - base
+    running = (total if inclusive else exclusive) - exclusive.gather(1, first.unsqueeze(-1).expand_as(values))
     out = torch.empty_like(running)
-    out.scatter_(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]), running)
-    return out
+    out.scatter_(1, order.unsqueeze(-1).expand_as(running), running)
+    return out if tokens is not None else out.squeeze(-1)
 
 
 @LEARNERS.register
