@@ -83,7 +83,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     results = []
     for name in instruments or list(INSTRUMENTS):  # compute everything first: a refusal leaves no file behind
         try:
-            reason = INSTRUMENTS[name].task_unsupported(task)
+            reason = INSTRUMENTS[name].kind_unsupported(task)  # the instruments say the finer reasons themselves
             if reason is not None:
                 raise Inapplicable(f"{name} does not apply to task {task.name!r}: {reason}")
             results.append(INSTRUMENTS[name].run(ctx))

@@ -92,6 +92,14 @@ class Instrument:
     run: Callable[[Context], Result]
     section: Callable[[Path, int], list] | None = None
     task_unsupported: Callable[[Any], str | None] | None = None  # why it cannot apply to a task (None: it may)
+    kinds: tuple[str, ...] = ("real",)  # the prompt kinds it reads: "real" and/or "tokens"
+
+    def kind_unsupported(self, task) -> str | None:
+        """Why this instrument cannot read ``task``'s prompts (a token task for a real-valued instrument), or None."""
+        kind = getattr(task, "prompt_kind", "real")
+        if kind in self.kinds:
+            return None
+        return "it is defined for real-valued prompts" if kind == "tokens" else "it is defined for token prompts"
 
 
 def instrument(name: str, section: Callable[[Path, int], list] | None = None,
@@ -100,13 +108,10 @@ def instrument(name: str, section: Callable[[Path, int], list] | None = None,
     reads: ``"real"`` (x, y) prompts and/or ``"tokens"``, and ``task_unsupported(task)``: why it cannot apply to
     a task whatever the network; ``iclab list`` and ``iclab analyze`` ask it)."""
     def unsupported(task) -> str | None:
-        kind = getattr(task, "prompt_kind", "real")
-        if kind not in kinds:
-            return "it is defined for real-valued prompts" if kind == "tokens" else "it is defined for token prompts"
-        return task_unsupported(task) if task_unsupported is not None else None
+        return INSTRUMENTS[name].kind_unsupported(task) or (task_unsupported(task) if task_unsupported else None)
 
     def register(run):
-        INSTRUMENTS.register(Instrument(name, run, section, unsupported), name=name)
+        INSTRUMENTS.register(Instrument(name, run, section, unsupported, kinds), name=name)
         return run
     return register
 

@@ -168,7 +168,7 @@ def akyurek2024_regbench(steps: int = 2000) -> RunConfig:
     """REGBENCH at CPU scale (Akyürek et al. 2024): 10,000 training automata, prompts cut at 256 tokens (the
     paper cuts at 512; attention's cost grows with the square of the length, and at 512 the same run takes
     three times as long), a 2-layer width-64 transformer with 2 heads and learned positions, batch 32, AdamW
-    3e-3 with weight decay 0.1, 2000 steps on 2 threads (about five minutes); evaluated on 500 held-out automata
+    3e-3 with weight decay 0.1, 2000 steps on 2 threads (about four minutes of training); evaluated on 500 held-out automata
     against the oracle and the in-context 1- to 4-gram learners. ``benchmarks/regbench.py families`` trains the
     other families, and the transformer with n-gram heads, on the same data; docs/tokens.md has the results."""
     return run_config_from_dict({

@@ -192,10 +192,10 @@ def plot_token_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = (
         if metric in ("accuracy", "tvd"):
             ax.set_ylim(-0.02, 1.02)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles[::-1], names[::-1], loc="upper center", ncol=min(6, len(names)), frameon=False, fontsize=8)
+    fig.legend(handles[::-1], names[::-1], loc="upper center", ncol=min(3, len(names)), frameon=False, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10, y=0.005, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.9))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.86 if len(names) > 3 else 0.9))
     fig.savefig(path)
     plt.close(fig)
     return path
