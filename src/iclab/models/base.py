@@ -45,16 +45,23 @@ class ICLModel(nn.Module):
         tokens, layout = self.encoder.encode(xs, ys)
         return self.backbone(tokens, layout)[:, layout.readout]
 
-    @torch.no_grad()
     def predict(self, prompts: Prompts, batch_size: int = 1024) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            outs = []
-            for start in range(0, prompts.batch_size, batch_size):
-                part = prompts[start : start + batch_size]
-                outs.append(self(part.xs.to(device), part.ys.to(device)).to(prompts.ys.device))
-            return torch.cat(outs)
-        finally:
-            self.train(was_training)
+        device = next(self.parameters()).device
+
+        def part(start: int, stop: int) -> torch.Tensor:
+            p = prompts[start:stop]
+            return self(p.xs.to(device), p.ys.to(device)).to(prompts.ys.device)
+
+        return predict_in_batches(self, prompts.batch_size, batch_size, part)
+
+
+@torch.no_grad()
+def predict_in_batches(model: nn.Module, n: int, batch_size: int, part) -> torch.Tensor:
+    """``torch.cat([part(start, start + batch_size) for each batch])`` in eval mode without gradients; the model's
+    training mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([part(start, min(start + batch_size, n)) for start in range(0, n, batch_size)])
+    finally:
+        model.train(was_training)

@@ -35,17 +35,13 @@ class LanguageModel(nn.Module):
                         attn_mask=None, token_ids=tokens)
         return self.backbone(tokens, layout)
 
-    @torch.no_grad()
     def predict(self, prompts: TokenPrompts, batch_size: int = 256) -> torch.Tensor:
         """Next-token probabilities ``(B, T, V)`` in float64 on the CPU."""
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            outs = []
-            for start in range(0, prompts.batch_size, batch_size):
-                logits = self(prompts.tokens[start: start + batch_size].to(device))
-                outs.append(torch.softmax(logits.double(), -1).cpu())
-            return torch.cat(outs)
-        finally:
-            self.train(was_training)
+        from iclab.models.base import predict_in_batches
+
+        device = next(self.parameters()).device
+
+        def part(start: int, stop: int) -> torch.Tensor:
+            return torch.softmax(self(prompts.tokens[start:stop].to(device)).double(), -1).cpu()
+
+        return predict_in_batches(self, prompts.batch_size, batch_size, part)
