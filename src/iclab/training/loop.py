@@ -1,7 +1,8 @@
 """The training loop.
 
-AdamW with linear warm-up and cosine decay, gradient clipping, the task's curriculum, squared-error
-loss on every y prediction. Batches are a function of ``(seed, step)``, the schedule a function of
+AdamW with linear warm-up and cosine decay, gradient clipping, the task's curriculum, and the task's loss
+(``task.batch_loss``: squared error on every y prediction for regression, cross-entropy on every scored
+next token for token tasks). Batches are a function of ``(seed, step)``, the schedule a function of
 the step, and checkpoints hold weights, optimiser and RNG state, so a resumed run is bitwise equal
 to an uninterrupted one on CPU.
 """
