@@ -24,8 +24,7 @@ import torch
 
 from iclab.types import TokenPrompts
 
-METRICS = ("accuracy", "tvd", "cross_entropy", "kl")
-HIGHER_IS_BETTER = {"accuracy": True, "tvd": False, "cross_entropy": False, "kl": False}
+METRICS = ("accuracy", "tvd", "cross_entropy", "kl")  # in the order tables show them
 FLOOR = 1e-7
 Z_95 = 1.959964
 

@@ -161,20 +161,3 @@ class TokenPrompts:
     def __getitem__(self, index: slice) -> "TokenPrompts":
         return TokenPrompts(self.tokens[index], self.targets[index], self.vocab,
                             {k: v[index] for k, v in self.info.items()})
-
-    @staticmethod
-    def cat(parts: list["TokenPrompts"]) -> "TokenPrompts":
-        """Join batches, padding to the longest (tokens with ``pad``, targets with ``IGNORE_INDEX``, info with 0)."""
-        t = max(p.length for p in parts)
-
-        def pad(x, value):
-            extra = t - x.shape[1]
-            if extra == 0:
-                return x
-            shape = (x.shape[0], extra, *x.shape[2:])
-            return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=1)
-
-        vocab = parts[0].vocab
-        return TokenPrompts(torch.cat([pad(p.tokens, vocab.pad) for p in parts]),
-                            torch.cat([pad(p.targets, IGNORE_INDEX) for p in parts]), vocab,
-                            {k: torch.cat([pad(p.info[k], 0) for p in parts]) for k in parts[0].info})

@@ -10,8 +10,7 @@ from pathlib import Path
 from iclab.errors import RunFolderError
 from iclab.report.plots import display_name, plot_token_curves, plot_training
 from iclab.rundir import read_curves, read_summary
-
-_ORDER = ("accuracy", "tvd", "cross_entropy", "kl")
+from iclab.token_metrics import METRICS
 
 
 def _cell(row: dict | None) -> str:
@@ -49,7 +48,7 @@ def token_sections(cfg, run_dir: Path, records: list[dict], network: str, img) -
             if tvd is not None and math.isfinite(tvd["mean"]) else ""
         parts.append(f'<p class="key">On {model["positions"]} held-out positions the network\'s greedy accuracy is '
                      f"{value}{tvd_text}; {others}.</p>")
-    metrics = [m for m in _ORDER if any(r["metric"] == m for r in summary)]
+    metrics = [m for m in METRICS if any(r["metric"] == m for r in summary)]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     body = "".join(f"<tr><td>{html.escape(display_name(lab, network))} <span class='muted'>{html.escape(lab)}"
                    f"</span></td>{''.join(_cell(by.get((lab, m))) for m in metrics)}</tr>" for lab in learners)
