@@ -17,6 +17,7 @@ from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner, parse_learner_spec
 from iclab.tasks import SHIFTS, TASKS, apply_shift, make_task
 from iclab.tasks.posterior import gaussian_predictive
+from iclab.tasks.shifts import check_shift
 from iclab.types import Prompts
 
 
@@ -525,6 +526,33 @@ def test_shifts(spec):
         assert abs(parts[0][1].xs.std().item() - 3.0) < 0.2
 
 
+def test_fresh_tasks_step_outside_the_training_set():
+    """fresh_tasks: a task pool's prompts get w ~ N(0, I) (none in the pool), where ridge(sigma^2) is Bayes-optimal
+    and beats dMMSE; on pool tasks it is the other way round. Digits get projections and permutations outside
+    the n_tasks training tasks. Tasks without a finite task set refuse the shift."""
+    from iclab.learners import make_learner
+
+    task = _task("task_pool", "task.n_dims=4", "task.n_points=12", "task.pool_size=4", "task.noise_std=0.5")
+    (_, fresh), = apply_shift("fresh_tasks", task, 4000, seed=0)
+    (_, pool), = apply_shift("standard", task, 4000, seed=0)
+    w = fresh.info["w"]
+    assert (torch.cdist(w, task.pool).min(1).values > 1e-3).all() and (fresh.info["task_id"] == -1).all()
+    assert abs(w.var().item() - 1) < 0.05  # N(0, I)
+    resid = fresh.ys - task.label(fresh.xs, fresh.info)
+    assert abs(resid.std().item() - 0.5) < 0.02  # the task's label noise
+
+    def err(name, p):
+        return ((make_learner(name, task=task).predict(p) - p.ys) ** 2)[:, 6:].mean().item()
+
+    assert err("ridge(lam=0.25)", fresh) < err("dmmse", fresh)
+    assert err("dmmse", pool) < err("ridge(lam=0.25)", pool)
+    digits = _task("digits_classification", "task.n_tasks=3")
+    (_, p), = apply_shift("fresh_tasks", digits, 200, seed=0)
+    assert (p.info["task_id"] == -1).all() and p.xs.shape == (200, digits.n_points, digits.n_dims)
+    with pytest.raises(ConfigError, match="does not apply to task 'linear_regression': it has no finite set"):
+        check_shift("fresh_tasks", _task("linear_regression"), "eval.shifts[0]")
+
+
 def test_bad_shift_and_learner_task_mismatch():
     from iclab.tasks.shifts import parse_shift
 
@@ -586,7 +614,7 @@ def test_every_learner_is_tested():
               "ngram", "unigram", "automaton"}  # test_tokens.py
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",
-                           "half_subspace", "orthogonal_query"}
+                           "half_subspace", "orthogonal_query", "fresh_tasks"}
 
 
 @pytest.mark.slow

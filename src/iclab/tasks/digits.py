@@ -94,8 +94,14 @@ class DigitsClassification(Task):
         perm = torch.rand(count, self.n_classes, generator=generator).argsort(-1)
         return proj, perm
 
-    def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
-        if self.config.n_tasks is None:
+    has_task_set = True  # with n_tasks null every prompt is a fresh task, so fresh_tasks is the standard distribution
+
+    def sample_fresh(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
+        """Prompts of fresh (projection, permutation) tasks, outside the ``n_tasks`` training tasks."""
+        return self.sample(batch_size, generator, n_active_dims, n_points, fresh=True)
+
+    def sample(self, batch_size, generator, n_active_dims, n_points, fresh: bool = False) -> Prompts:
+        if self.config.n_tasks is None or fresh:
             proj, perm = self._draw_tasks(batch_size, generator)
             ids = torch.full((batch_size,), -1)
         else:

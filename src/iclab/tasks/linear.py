@@ -68,14 +68,16 @@ class LinearTask(Task):
         """Weights ``(B, d)`` and any extra ground truth for ``Prompts.info``."""
         raise NotImplementedError
 
-    def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
+    def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int,
+               sample_w=None) -> Prompts:
+        """Prompts with weights from ``sample_w`` (default: the family's :meth:`sample_w`)."""
         c = self.config
         d = c.n_dims
         if c.x_distribution == "uniform":
             xs = (torch.rand(batch_size, n_points, d, generator=generator) * 2 - 1) * c.x_scale  # (B, N, d)
         else:
             xs = torch.randn(batch_size, n_points, d, generator=generator) * c.x_scale  # (B, N, d)
-        w, extra = self.sample_w(batch_size, generator, n_active_dims)  # (B, d)
+        w, extra = (sample_w or self.sample_w)(batch_size, generator, n_active_dims)  # (B, d)
         if n_active_dims < d:
             xs[:, :, n_active_dims:] = 0
             w[:, n_active_dims:] = 0

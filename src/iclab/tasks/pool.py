@@ -107,6 +107,15 @@ class TaskPool(LinearTask):
         ids = torch.randint(0, self.config.pool_size, (batch_size,), generator=generator)
         return self.pool[ids].clone(), {"task_id": ids}
 
+    has_task_set = True
+
+    def sample_fresh(self, batch_size, generator, n_active_dims, n_points):
+        """Fresh Gaussian tasks, ``w ~ N(0, I)`` (task id -1): where ridge is Bayes-optimal."""
+        def fresh(b, g, _):
+            return torch.randn(b, self.n_dims, generator=g), {"task_id": torch.full((b,), -1)}
+
+        return self.sample(batch_size, generator, n_active_dims, n_points, sample_w=fresh)
+
     def relevant_learners(self) -> list[str]:
         return ["dmmse", self._bayes_gaussian(), "least_squares", "zero"]
 

@@ -31,7 +31,8 @@ SHIFTS = Registry("shift")  # name -> shift function (task, n_prompts, seed, **p
 def shift(*requires: str, name: str | None = None):
     """Register a shift; ``requires`` names what it needs of a task (``Task.shift_unsupported`` checks):
     ``relabel`` (labels for moved inputs), ``real_labels`` (not classes), ``weights`` (a weight vector),
-    ``any_length`` (prompts of any number of points: the query shifts draw k + 1 of them)."""
+    ``any_length`` (prompts of any number of points: the query shifts draw k + 1 of them), ``task_set`` (a finite
+    set of training tasks, so that tasks outside it exist)."""
     def register(fn):
         fn.requires = requires
         return SHIFTS.register(fn, name=name)
@@ -138,6 +139,13 @@ shift("relabel", "any_length", name="half_subspace")(_subspace(query_in=True))
 shift("relabel", "any_length", name="orthogonal_query")(_subspace(query_in=False))
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
+
+
+@shift("task_set")
+def fresh_tasks(task, n_prompts, seed):
+    """Tasks outside the training set: fresh Gaussian weights for a task pool (Raventós et al. 2023), fresh projections and label permutations for digits (Kirsch et al. 2022)."""
+    g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, 1_000_003))
+    return [(None, task.sample_fresh(n_prompts, g, task.n_dims, task.n_points))]
 
 
 def parse_shift(spec: str, path: str = "shift") -> tuple[str, dict[str, Any]]:
