@@ -5,6 +5,8 @@
     iclab train CONFIG.yaml [--set key=value ...] [--resume] [--out DIR]
     iclab eval RUN_DIR [--shift NAME ...] [--learner SPEC ...]
     iclab report RUN_DIR
+    iclab sweep SWEEP.yaml [--dry-run] [--executor local|slurm] [--jobs N] [--threads N]
+    iclab compare SWEEP_OR_RUN_DIR ... [--x KEY] [--by KEY] [--metric NAME] [--k K] [--out DIR]
     iclab list
 
 Bad input prints one line, ``iclab: error: ...``, and exits with code 2.
@@ -75,6 +77,27 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help="cpu, cuda, ... (default: the run's train.device)")
     a.add_argument("--threads", type=int, help="torch CPU threads (default: the run's train.threads)")
 
+    sw = sub.add_parser("sweep", help="run a grid of runs from a sweep file (again: skip finished points, resume the "
+                        "rest), then compare them")
+    sw.add_argument("sweep", help="a sweep file (YAML), or the name of a sweep shipped with iclab (see `iclab list`)")
+    sw.add_argument("--dry-run", action="store_true", help="list the points and their status; run nothing")
+    sw.add_argument("--executor", choices=["local", "slurm"], help="local process pool or SLURM job arrays through "
+                    "submitit (default: the sweep file's executor.name, else local)")
+    sw.add_argument("--jobs", type=int, help="local: runs at once (default: the cores divided by --threads)")
+    sw.add_argument("--threads", type=int, help="torch threads per run (default: 1 locally, slurm.cpus_per_task)")
+    sw.add_argument("--root", default="sweeps", help="where sweep folders go (default: sweeps/)")
+
+    c = sub.add_parser("compare", help="one table, plots and a report over sweeps and runs")
+    c.add_argument("paths", nargs="+", metavar="SWEEP_OR_RUN_DIR")
+    c.add_argument("--x", help="swept key on the x-axis (default: the first)")
+    c.add_argument("--by", help="one line per value of this key (default: the network and every reference learner)")
+    c.add_argument("--metric", help="e.g. error@k=15, error_mean, accuracy, tvd (default: the main metric)")
+    c.add_argument("--k", type=int, help="the k of error@k (default: the last k)")
+    c.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None, help="log-scale x-axis (default: "
+                   "when the values span a factor of 10)")
+    c.add_argument("--out", help="folder for compare.csv, plots/ and report.html (default: the sweep folder when "
+                   "comparing one sweep, else compare/)")
+
     ls = sub.add_parser("list", help="registered tasks, models, encoders, memory rules, learners, shifts, analysis "
                         "instruments and recipes")
     ls.add_argument("--markdown", action="store_true", help="as Markdown tables (docs/registry.md)")
@@ -94,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
             import_extensions(args.imports, "--import")
         return {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "report": cmd_report,
-                "analyze": cmd_analyze, "list": cmd_list}[args.command](args)
+                "analyze": cmd_analyze, "sweep": cmd_sweep, "compare": cmd_compare,
+                "list": cmd_list}[args.command](args)
     except UserError as e:
         print(f"iclab: error: {e}", file=sys.stderr)
         return 2
@@ -121,14 +145,20 @@ def _check_run(cfg) -> None:
     check_fits(cfg, resolve_device(cfg.train.device))
 
 
-def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | None = None) -> int:
+def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | None = None, ctx=None) -> int:
+    """Train, then evaluate and report. Under torchrun (``ctx``) every rank trains and rank 0 alone does the rest."""
     from iclab.evaluate import evaluate_run
     from iclab.report import write_report
     from iclab.rundir import discard_replaced, restore_replaced
+    from iclab.training.distributed import finish
     from iclab.training.loop import train
 
     t0 = time.perf_counter()
     new_folder = not run_dir.exists() or not any(run_dir.iterdir())
+    if ctx is not None and not ctx.main:
+        train(cfg, run_dir, resume=resume)
+        finish(ctx)
+        return 0
     try:
         # a run replaced by --overwrite is deleted only once the new one has its first checkpoint
         result = train(cfg, run_dir, resume=resume, on_checkpoint=lambda path: discard_replaced(replaced))
@@ -141,6 +171,7 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
         elif new_folder and not resume and run_dir.is_dir() and not list_checkpoints(run_dir):
             shutil.rmtree(run_dir)  # a run that failed before its first checkpoint leaves no half-made folder
         raise
+    finish(ctx)
     if result.status == "interrupted":
         return 0
     print(f"trained {result.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
@@ -242,6 +273,9 @@ def cmd_train(args) -> int:
         raise UserError("give --resume or --overwrite, not both")
     run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
     _check_run(cfg)
+    from iclab.training.distributed import context, on_main
+
+    ctx = context(cfg.train.device)  # launched by torchrun: data-parallel (rank 0 owns the run folder)
     replaced = None
     if args.resume:
         from iclab.rundir import check_run_location, read_run_config
@@ -251,8 +285,8 @@ def cmd_train(args) -> int:
     else:
         from iclab.rundir import prepare_new_run
 
-        replaced = prepare_new_run(run_dir, args.overwrite, cfg)
-    return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced)
+        replaced = on_main(ctx, lambda: prepare_new_run(run_dir, args.overwrite, cfg))
+    return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced, ctx=ctx)
 
 
 def cmd_eval(args) -> int:
@@ -308,6 +342,35 @@ def cmd_report(args) -> int:
     from iclab.report import write_report
 
     print(f"report: {write_report(args.run_dir)}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from iclab.errors import UserError
+    from iclab.sweeps import find_sweep_file, load_sweep, run_sweep
+
+    for flag in ("jobs", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UserError(f"--{flag}: must be a positive integer, got {getattr(args, flag)}")
+    sweep = load_sweep(find_sweep_file(args.sweep))
+    return run_sweep(sweep, root=args.root, executor=args.executor, jobs=args.jobs, threads=args.threads,
+                     dry_run=args.dry_run)
+
+
+def cmd_compare(args) -> int:
+    from iclab.errors import UserError
+    from iclab.sweeps.compare import format_table, write_comparison
+    from iclab.sweeps.store import INDEX
+
+    if args.k is not None and args.k < 0:
+        raise UserError(f"--k: must be >= 0, got {args.k}")
+    paths = [Path(p) for p in args.paths]
+    out = Path(args.out) if args.out else paths[0] if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare")
+    comp, report = write_comparison(paths, out, x=args.x, by=args.by, metric=args.metric, k=args.k, log_x=args.log_x)
+    from iclab.sweeps.compare import check_choice
+
+    print(format_table(comp, check_choice(comp, args.x, args.by, args.metric)[2]))
+    print(f"table: {out / 'compare.csv'}\nreport: {report}")
     return 0
 
 

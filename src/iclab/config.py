@@ -37,7 +37,7 @@ from iclab.tasks import TASKS, is_token_task, make_task
 from iclab.tasks.shifts import check_shift, parse_shift
 
 __all__ = ["EvalConfig", "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "from_dict", "load_config",
-           "read_run_config", "read_yaml", "run_config_from_dict", "save_config", "to_dict"]
+           "read_run_config", "read_yaml", "run_config_from_dict", "save_config", "set_key", "to_dict"]
 
 # ----------------------------------------------------------------------------------------------
 # the train and eval sections
@@ -63,6 +63,9 @@ class TrainConfig:
     eval_prompts: int = 512  # prompts in that quick held-out evaluation
     checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    # experiment trackers fed the scalars of metrics.jsonl (optional extras): tensorboard, wandb (offline unless
+    # WANDB_MODE says otherwise); [] = none
+    trackers: list[str] = field(default_factory=list)
 
     def validate(self, path: str = "train") -> None:
         require_positive(self, path, "steps", "batch_size", "lr", "log_every", "checkpoint_every",
@@ -75,6 +78,10 @@ class TrainConfig:
             require(0 <= value < 1, f"{path}.{name}", "must be in [0, 1)", value)
         if self.threads is not None:
             require_positive(self, path, "threads")
+        for i, name in enumerate(self.trackers):
+            require(name in ("tensorboard", "wandb"), f"{path}.trackers[{i}]", "must be tensorboard or wandb", name)
+        require(len(set(self.trackers)) == len(self.trackers), f"{path}.trackers", "names a tracker twice",
+                self.trackers)
 
 
 @dataclass
@@ -239,19 +246,26 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        parts = key.split(".")
-        if len(parts) == 2 and parts[0] in ("model", "task") and parts[1] == "name":
-            _switch_family(data, parts[0], value)
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
-            node = child
-        node[parts[-1]] = value
+        set_key(data, key, value, f"--set {key}")
     return data
+
+
+def set_key(data: dict, key: str, value: Any, where: str | None = None) -> None:
+    """Set the dotted ``key`` (``train.steps``) of a raw config mapping to ``value`` in place, making
+    sections as needed; ``model.name`` / ``task.name`` switch the family as :func:`apply_overrides` does.
+    Whether the key and value are allowed is for parsing to say."""
+    parts = key.split(".")
+    if len(parts) == 2 and parts[0] in ("model", "task") and parts[1] == "name":
+        _switch_family(data, parts[0], value)
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where or key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = _deep_copy(value)
 
 
 def _deep_copy(data: Any) -> Any:
