@@ -106,6 +106,11 @@ class Task:
         pred = model(batch.xs, batch.ys)  # (B, N)
         return self.loss(pred, batch.ys) if loss_on == "all" else self.loss(pred[:, -1:], batch.ys[:, -1:])
 
+    def loss_terms(self, batch, loss_on: str = "all") -> int:
+        """How many terms :meth:`batch_loss` averages over (data-parallel training weights each rank's slice by its
+        share): every prompt contributes the same number of positions."""
+        return batch.ys.shape[0]
+
     def validation_errors(self, model, prompts) -> list[float]:
         """The quick held-out evaluation logged during training: the evaluation error per k."""
         return self.error(model.predict(prompts), prompts.ys).mean(0).tolist()
@@ -136,6 +141,7 @@ class Task:
             "real_labels": None if self.n_classes is None else "its labels are classes, label noise is defined for "
                                                                 "real values",
             "weights": None if self.weight_vector else "its prompts carry no weight vector to scale",
+            "task_set": None if self.has_task_set else "it has no finite set of training tasks to step outside of",
             "any_length": None if self.any_length else "its prompts have a fixed structure, so prompts of k + 1 "
                                                        "points cannot be drawn",
         }
@@ -177,6 +183,12 @@ class Task:
         return None
 
     def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
+        raise NotImplementedError
+
+    has_task_set = False  # training draws from a finite set of tasks, so tasks outside it exist (shift fresh_tasks)
+
+    def sample_fresh(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int) -> Prompts:
+        """Prompts of tasks drawn fresh, outside the training task set (tasks with ``has_task_set``)."""
         raise NotImplementedError
 
     def noisy_label(self, xs: torch.Tensor, info: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:

@@ -99,6 +99,10 @@ class TokenTask(Task):
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                                                  batch.targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
+    def loss_terms(self, batch: TokenPrompts, loss_on: str = "all") -> int:
+        """The scored tokens (what the cross-entropy averages over)."""
+        return int((batch.targets != IGNORE_INDEX).sum())
+
     def validation_errors(self, model, prompts: TokenPrompts) -> list[float]:
         """1 - greedy accuracy per number of strings seen."""
         from iclab.token_metrics import token_curves, token_metrics
