@@ -10,6 +10,10 @@
   the code path are checked, the figures are not; the measurements themselves are run by hand and recorded
   in docs/benchmarks.md).
 
+- ``iclab sweep FILE`` runs with ``--dry-run`` (the file is read and every point parsed; tests/test_sweeps.py runs
+  real sweeps): sweep files shown in the docs as YAML blocks whose first line is ``# NAME.yaml`` are written
+  into the workspace first. ``iclab compare sweeps/NAME`` reads a tiny real sweep.
+
 Not run: command synopses (``iclab eval RUN_DIR [--shift NAME] ...``).
 """
 
@@ -60,7 +64,7 @@ def commands() -> list[tuple[str, str, str | None]]:
         cmd = cmd.split(" > ")[0]  # `iclab list --markdown > docs/registry.md`: the command, not the redirection
         if any(s in cmd for s in ("[", "...", "|", "COMMAND", "NAME", "CONFIG", "my_ext.py", "toy", "SPEC")):
             continue  # a synopsis or an extension example (tests/test_architecture.py runs those)
-        if len(cmd.split()) == 2 and cmd.split()[1] in ("train", "eval", "analyze", "report"):
+        if len(cmd.split()) == 2 and cmd.split()[1] in ("train", "eval", "analyze", "report", "sweep", "compare"):
             continue  # the command's name in a sentence, not an example
         runnable.append((doc, cmd, expected))
     return list(dict.fromkeys(runnable))
@@ -104,6 +108,24 @@ def workspace(tmp_path_factory):
         out = subprocess.run([sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name,
                               *sets, *extra], capture_output=True, text=True, cwd=root, env=env, timeout=600)
         assert out.returncode == 0, out.stderr
+    for path in DOCS:  # sweep files the docs show: YAML blocks that open with `# NAME.yaml`
+        for lang, block in code_blocks(path):
+            first = block.splitlines()[0] if block.strip() else ""
+            if lang == "yaml" and re.fullmatch(r"# [\w/.-]+\.yaml", first.strip()):
+                target = root / first[2:].strip()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(block)
+    import yaml
+
+    (root / "tiny_sweep.yaml").write_text(yaml.safe_dump({
+        "name": "tiny_sweep", "grid": {"task.pool_size": [1, 4]},
+        "config": {"task": {"name": "task_pool", "n_dims": 4, "n_points": 16},
+                   "model": {"n_layer": 1, "n_embd": 16, "n_head": 2},
+                   "train": {"steps": 6, "batch_size": 8, "eval_every": 0, "device": "cpu"},
+                   "eval": {"n_prompts": 32}}}))
+    out = subprocess.run([sys.executable, "-m", "iclab", "sweep", "tiny_sweep.yaml"], capture_output=True, text=True,
+                         cwd=root, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
     return root
 
 
@@ -116,7 +138,12 @@ def test_the_docs_have_commands():
 def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace, tmp_path):
     argv = shlex.split(command)[1:]
     run = tmp_path / "run"
-    if argv[0] == "train" and "--resume" not in argv or argv[0] == "demo":
+    if argv[0] == "sweep":
+        argv.append("--dry-run")
+    elif argv[0] == "compare":
+        argv = [str(workspace / "sweeps" / "tiny_sweep") if a.startswith("sweeps/") else a for a in argv]
+        argv += ["--out", str(tmp_path / "compare")]
+    elif argv[0] == "train" and "--resume" not in argv or argv[0] == "demo":
         argv = [a for a in argv if a != "--overwrite"]
         if "--out" in argv:
             argv[argv.index("--out") + 1] = str(run)

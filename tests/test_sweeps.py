@@ -95,8 +95,10 @@ def test_recipe_base_and_set():
 
 
 @pytest.mark.parametrize("data, needle", [
-    ({"grid": {"task.pool_sizee": [1, 2]}}, "point pool_sizee=1: task.pool_sizee"),
-    ({"grid": {"task.pool_size": ["many", 2]}}, "task.pool_size"),
+    ({"grid": {"task.pool_sizee": [1, 2]}}, "grid.task.pool_sizee: unknown field"),
+    ({"grid": {"task.pool_size": ["many", 2]}}, "grid.task.pool_size: 'many': expected an integer"),
+    ({"zip": {"model.n_layer": [1, 0], "model.n_embd": [16, 32]}}, "zip.model.n_layer: 0: must be positive"),
+    ({"seeds": [-1]}, "seeds: -1: must be"),
     ({"grid": {"task.pool_size": []}}, "grid.task.pool_size: is empty"),
     ({"grid": {"task.pool_size": 4}}, "grid.task.pool_size: expected a list"),
     ({"zip": {"model.n_layer": [1, 2], "model.n_embd": [16]}}, "lists of different lengths"),
@@ -191,11 +193,11 @@ def test_dry_run_writes_nothing(killed_and_finished, tmp_path):
     lab, folder, _, _ = killed_and_finished
     before = _snapshot(folder)
     out = iclab("sweep", "grid.yaml", "--dry-run", cwd=lab)
-    assert out.returncode == 0 and out.stderr.count("finished") == 8, out.stderr
+    assert out.returncode == 0 and out.stdout.count("finished") == 8, out.stdout
     assert _snapshot(folder) == before
     path = sweep_file(tmp_path, "fresh")
     out = iclab("sweep", path, "--dry-run", cwd=tmp_path)
-    assert out.returncode == 0 and out.stderr.count("pending") == 8 and not (tmp_path / "sweeps").exists()
+    assert out.returncode == 0 and out.stdout.count("pending") == 8 and not (tmp_path / "sweeps").exists()
 
 
 # ----------------------------------------------------------------------------------------------

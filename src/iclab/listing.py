@@ -37,6 +37,7 @@ def tables() -> list[tuple[str, list[str], list[list[str]]]]:
     from iclab.models import ENCODERS, MODELS
     from iclab.models.memory_rules import RULES
     from iclab.recipes import RECIPES
+    from iclab.sweeps import LIBRARY
     from iclab.tasks import SHIFTS, TASKS
 
     out = []
@@ -75,7 +76,20 @@ def tables() -> list[tuple[str, list[str], list[list[str]]]]:
                 [[name, first_line(ins.run)] for name, ins in INSTRUMENTS.items()]))
     out.append(("Recipes (`iclab train --recipe`)", ["recipe", "what"],
                 [[name, first_line(fn)] for name, fn in RECIPES.items()]))
+    out.append(("Sweeps shipped with iclab (`iclab sweep NAME`)", ["sweep", "what"],
+                [[path.stem, _sweep_summary(path)] for path in sorted(LIBRARY.glob("*.yaml"))]))
     return out
+
+
+def _sweep_summary(path) -> str:
+    """The first sentence of a shipped sweep file's leading comment."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    text = " ".join(lines)
+    return text.split(": ", 1)[0] if ": " in text else text
 
 
 def as_text() -> str:

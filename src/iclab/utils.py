@@ -102,3 +102,15 @@ def exclusive_cumsum(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
     c = torch.cumsum(t, dim=dim)
     return torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, c.shape[dim] - 1)], dim=dim)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested mapping as dotted keys: ``{"train": {"lr": 1}} -> {"train.lr": 1}``."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

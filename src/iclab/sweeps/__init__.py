@@ -78,7 +78,8 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
     )
     from iclab.utils import check_run_location
 
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else sys.stderr  # progress
+    result = stream if stream is not None else sys.stdout  # the point list (--dry-run), the comparison
     folder = Path(root) / sweep.name
     check_run_location(folder)
     old = None
@@ -89,9 +90,9 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
     states = {p.name: point_state(folder / p.name, p.config) for p in sweep.points}
     if dry_run:
         width = max(len(p.name) for p in sweep.points)
-        print(f"sweep {sweep.name}: {len(sweep.points)} points in {folder} ({ex.describe()})", file=out)
+        print(f"sweep {sweep.name}: {len(sweep.points)} points in {folder} ({ex.describe()})", file=result)
         for p in sweep.points:
-            print(f"  {p.name:<{width}}  {states[p.name]}", file=out)
+            print(f"  {p.name:<{width}}  {states[p.name]}", file=result)
         return 0
 
     with DriverLock(folder):
@@ -154,8 +155,8 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
                                                  log_x=plan.log_x, title=f"Sweep {sweep.name}")
             from iclab.sweeps.compare import check_choice
 
-            print(format_table(comp, check_choice(comp, plan.x, plan.by, plan.metric)[2]), file=out)
-            print(f"comparison: {folder / 'compare.csv'}; report: {report_path}", file=out)
+            print(format_table(comp, check_choice(comp, plan.x, plan.by, plan.metric)[2]), file=result)
+            print(f"comparison: {folder / 'compare.csv'}; report: {report_path}", file=result)
         except UserError as e:
             print(f"iclab: warning: no comparison written: {e}", file=out)
     return 1 if failed else 0

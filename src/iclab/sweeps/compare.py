@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iclab.errors import RunFolderError, UserError
+from iclab.utils import flatten
 
 __all__ = ["Comparison", "collect", "plot_metric", "write_comparison"]
 
@@ -38,16 +39,6 @@ class Comparison:
 
     def metrics(self) -> list[str]:
         return list(dict.fromkeys(r["metric"] for r in self.rows))
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _runs_of(path: Path) -> tuple[list[dict], list[list[str]]]:
@@ -92,7 +83,7 @@ def collect(paths: list[str | Path], k: int | None = None) -> Comparison:
             r["run"] = f"{r['path'].parent.name}/{r['run']}"
     keys = [key for group in axes for key in group]
     # loose runs (and runs of several sweeps): the config keys in which they differ
-    flats = [_flat(r["config"]) for r in runs]
+    flats = [flatten(r["config"]) for r in runs]
     every = sorted(set().union(*flats))
     for key in every:
         if key in keys or key == "name" or key in RESUMABLE_CHANGES or key.startswith("eval.") or key == "imports":

@@ -21,6 +21,7 @@ list, zipped lists of different lengths) fails here, naming the axis, before any
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -247,38 +248,36 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         if name_ in names:
             raise ConfigError(f"two points would share the folder name {name_!r}; make the values distinct")
         names.add(name_)
-        config = _deep(base)
+        config = copy.deepcopy(base)
         for k, v in values.items():
             set_key(config, k, v, _where(k, seen))
         config["name"] = name_
         try:
             cfg = run_config_from_dict(config)
         except ConfigError as e:
-            raise ConfigError(f"point {name_}: {e}") from None
+            message = str(e)
+            for k, v in values.items():  # an axis at fault is named as the sweep file names it
+                if message.startswith(f"{k}:"):
+                    rest = message[len(k) + 1:].strip()
+                    value = "" if rest.startswith("unknown") else f"{v!r}: "
+                    raise ConfigError(f"{_where(k, seen)}: {value}{rest}") from None
+            raise ConfigError(f"point {name_}: {message}") from None
         points.append(Point(name_, values, to_dict(cfg)))
 
     return Sweep(
         name=name,
-        base=_deep(base),
+        base=copy.deepcopy(base),
         axes=[group for group, _ in axes],
         points=points,
         executor=from_dict(ExecutorConfig, data.get("executor"), "executor"),
         slurm=from_dict(SlurmConfig, data.get("slurm"), "slurm"),
         compare=from_dict(ComparePlan, data.get("compare"), "compare"),
-        source=_deep(data),
+        source=copy.deepcopy(data),
     )
 
 
 def _where(key: str, seen: dict[str, str]) -> str:
     return f"{seen[key]}.{key}" if seen.get(key) != "seeds" else "seeds"
-
-
-def _deep(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep(v) for v in value]
-    return value
 
 
 def _fmt(value: Any) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from iclab.errors import RunFolderError
-from iclab.utils import atomic_write_text
+from iclab.utils import atomic_write_text, flatten
 
 INDEX = "sweep.json"
 FORMAT = 1
@@ -53,22 +53,12 @@ def write_index(folder: Path, index: dict) -> None:
     atomic_write_text(Path(folder) / INDEX, json.dumps(index, indent=1) + "\n")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_difference(old: dict, new: dict) -> str | None:
     """The first field in which two point configs differ in what they compute, or None (threads, device and
     logging fields may change, as on resume)."""
     from iclab.training.loop import RESUMABLE_CHANGES
 
-    a, b = _flat(old), _flat(new)
+    a, b = flatten(old), flatten(new)
     for key in sorted(set(a) | set(b)):
         if key in RESUMABLE_CHANGES:
             continue

@@ -37,6 +37,7 @@ from iclab.utils import (
     atomic_write_text,
     check_run_location,
     derive_seed,
+    flatten,
     resolve_device,
 )
 
@@ -54,19 +55,8 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def check_resumable(saved: RunConfig, new: RunConfig) -> None:
-    a, b = _flatten(to_dict(saved)), _flatten(to_dict(new))
+    a, b = flatten(to_dict(saved)), flatten(to_dict(new))
     for key in sorted(set(a) | set(b)):
         if key.startswith("eval.") or key in RESUMABLE_CHANGES:
             continue
