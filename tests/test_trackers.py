@@ -5,6 +5,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,12 +48,13 @@ def test_tensorboard_gets_every_scalar_of_metrics_jsonl(tmp_path):
 
 
 def _wandb_history(path) -> list[dict]:
-    """The history records of a W&B run file (a LevelDB-style log of protobuf records, 32 KiB blocks)."""
+    """The history records of a W&B run file (a LevelDB-style log of protobuf records, 32 KiB blocks); None until
+    the run's exit record is there (W&B's service process writes the file, and may lag behind ``finish()``)."""
     from wandb.proto import wandb_internal_pb2
 
     data = path.read_bytes()
     assert data[:4] == b":W&B"
-    pos, chunks, rows = 7, b"", []
+    pos, chunks, rows, ended = 7, b"", [], False
     while pos + 7 <= len(data):
         room = 32768 - pos % 32768
         if room < 7:
@@ -67,7 +69,8 @@ def _wandb_history(path) -> list[dict]:
             chunks = b""
             if rec.WhichOneof("record_type") == "history":
                 rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.history.item})
-    return rows
+            ended |= rec.WhichOneof("record_type") == "exit"
+    return rows if ended else None
 
 
 def test_wandb_offline_gets_every_scalar_of_metrics_jsonl(tmp_path, monkeypatch):
@@ -78,8 +81,12 @@ def test_wandb_offline_gets_every_scalar_of_metrics_jsonl(tmp_path, monkeypatch)
     train(cfg, tmp_path / "run", progress_bar=False, stream=open("/dev/null", "w"))
     files = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
+    deadline = time.time() + 60
+    while (history := _wandb_history(files[0])) is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert history is not None, "the W&B run file was never completed"
     got = {}
-    for row in _wandb_history(files[0]):
+    for row in history:
         step = row.pop("_step")
         for key, value in row.items():
             if not key.startswith("_"):

@@ -9,8 +9,10 @@ to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -172,16 +174,14 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
             raise RunFolderError(f"{ckpt.path}: checkpoint does not match the run's model") from None
         set_rng_state(ckpt.rng)
         step, elapsed, last_ckpt = ckpt.step, float(ckpt.state.get("elapsed_s", 0.0)), ckpt.path
-        # drop metrics logged after the checkpoint: they are about to be recomputed
-        kept = []
-        if main and metrics_path.is_file():
-            for line in metrics_path.read_text().splitlines():
+        if main:  # drop metrics logged after the checkpoint: they are about to be recomputed
+            kept = []
+            for line in metrics_path.read_text().splitlines() if metrics_path.is_file() else []:
                 try:
                     if json.loads(line).get("step", 0) <= step:
                         kept.append(line)
                 except json.JSONDecodeError:
                     pass
-        if main:
             atomic_write_text(metrics_path, "".join(k + "\n" for k in kept))
     else:
         if list_checkpoints(run_dir):
@@ -193,9 +193,7 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
             cfg = replace(cfg, task=keep_pool_with_run(cfg.task, run_dir))
     if main:
         save_config(cfg, run_dir / "config.yaml")
-    else:
-        import os
-
+    else:  # the other ranks train quietly
         stream, progress_bar = open(os.devnull, "w"), False
 
     val_prompts = task.eval_prompts(t.eval_prompts, cfg.eval.seed).to(device) if t.eval_every and main else None
@@ -218,8 +216,6 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
         return {"elapsed_s": elapsed + time.perf_counter() - clock, "config": to_dict(cfg)}
 
     model.train()
-    import contextlib
-
     with _StopSignal() as stop, (open(metrics_path, "a") if main else contextlib.nullcontext()) as log:
         while step < t.steps:
             lr = lr_at(step, lr=t.lr, steps=t.steps, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio)
