@@ -48,11 +48,14 @@ def _runs_of(path: Path) -> tuple[list[dict], list[list[str]]]:
 
     if (path / INDEX).is_file():
         index = read_index(path)
+        live = _driver_running(path)  # then "running" / "submitted" in the index are true
         runs = []
         for p in index["points"]:
             run_dir = path / p["name"]
-            runs.append({"run": p["name"], "path": run_dir, "values": p.get("values", {}),
-                         "status": point_state(run_dir, p["config"]) if p.get("status") != "failed" else "failed",
+            state = point_state(run_dir, p["config"])
+            if state != "finished" and (p.get("status") == "failed" or live and p.get("status") in ("running", "submitted")):
+                state = p["status"]
+            runs.append({"run": p["name"], "path": run_dir, "values": p.get("values", {}), "status": state,
                          "config": p["config"]})
         return runs, index.get("axes", [])
     if (path / "config.yaml").is_file():
@@ -64,6 +67,19 @@ def _runs_of(path: Path) -> tuple[list[dict], list[list[str]]]:
     if path.is_dir():
         raise RunFolderError(f"{path}: neither a sweep folder (sweep.json) nor a run folder (config.yaml)")
     raise RunFolderError(f"{path}: no such sweep or run folder")
+
+
+def _driver_running(folder: Path) -> bool:
+    """Whether an `iclab sweep` driver holds this sweep folder now."""
+    from iclab.sweeps.store import DriverLock
+
+    lock = DriverLock(folder)
+    if not lock.path.is_file():
+        return False
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
 
 
 def collect(paths: list[str | Path], k: int | None = None) -> Comparison:
