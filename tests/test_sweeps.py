@@ -242,6 +242,9 @@ def test_compare_bad_input(killed_and_finished, tmp_path):
     _clean_error(iclab("compare", folder, "--x", "model.n_layer", "--out", tmp_path / "c", cwd=lab), "--x", "task.pool_size")
     _clean_error(iclab("compare", folder, "--metric", "bleu", "--out", tmp_path / "c", cwd=lab), "--metric", "error_mean")
     _clean_error(iclab("compare", tmp_path / "nowhere", cwd=lab), "no such sweep or run folder")
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "config.yaml").write_text("task: {name: linear_regression}\n")
+    _clean_error(iclab("compare", tmp_path / "loose", cwd=lab), "not a run's saved config")
     assert not (tmp_path / "c").exists()
 
 

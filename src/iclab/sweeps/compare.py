@@ -60,8 +60,9 @@ def _runs_of(path: Path) -> tuple[list[dict], list[list[str]]]:
         return runs, index.get("axes", [])
     if (path / "config.yaml").is_file():
         config = read_yaml(path / "config.yaml")
-        if not isinstance(config, dict):
-            raise RunFolderError(f"{path / 'config.yaml'}: not a run config")
+        if not isinstance(config, dict) or not isinstance(config.get("train"), dict) or \
+                not isinstance(config["train"].get("steps"), int) or not isinstance(config.get("eval"), dict):
+            raise RunFolderError(f"{path / 'config.yaml'}: not a run's saved config (made by `iclab train`)")
         return [{"run": path.name, "path": path, "values": {}, "status": point_state(path, config),
                  "config": config}], []
     if path.is_dir():
