@@ -611,7 +611,8 @@ def test_every_learner_is_tested():
     tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd", "gd_lsa",  # test_learners.py
               "lasso", "linf_min", "nuclear_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
               "sign_posterior", "bayes_mixture", "posterior_mean", "nn_gd", "tree", "xgboost",
-              "ngram", "unigram", "automaton"}  # test_tokens.py
+              "ngram", "unigram", "automaton",  # test_tokens.py
+              "oracle"}  # test_token_tasks.py
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",
                            "half_subspace", "orthogonal_query", "fresh_tasks"}

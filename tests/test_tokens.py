@@ -90,8 +90,13 @@ def test_training_and_held_out_automata_are_distinct():
     assert not {ex.key for ex in held} & set(keys)
 
 
+# small settings of every token task (a task not named here takes its defaults)
+SMALL = {"regbench": {"max_length": 60}, "arithmetic": {"sampler": "uniform", "n_digits": 2},
+         "mqar": {"seq_len": 32, "n_pairs": 4, "vocab_size": 64}}
+
+
 def small_task(name, **changes):
-    cfg = TASKS[name].Config(**{"n_train": 12, "max_length": 60, **changes})
+    cfg = TASKS[name].Config(**{"n_train": 12, **SMALL.get(name, {}), **changes})
     cfg.validate()
     return make_task(cfg)
 
@@ -126,7 +131,8 @@ def test_every_token_task_trains_evaluates_and_reports(name, tmp_path):
     from iclab.rundir import read_summary
     from iclab.training.loop import train
 
-    cfg = load_config(None, [f"task.name={name}", "task.n_train=12", "task.max_length=60", "model.n_layer=1",
+    small = [f"task.{k}={v}" for k, v in SMALL.get(name, {}).items()]
+    cfg = load_config(None, [f"task.name={name}", "task.n_train=12", *small, "model.n_layer=1",
                              "model.n_embd=16", "model.n_head=2", "train.steps=4", "train.batch_size=4",
                              "train.device=cpu", "train.eval_every=2", "train.eval_prompts=4", "train.log_every=2",
                              "eval.n_prompts=8"])

@@ -94,10 +94,15 @@ class EvalConfig:
     learners: list[Any] | None = None
     shifts: list[str] = field(default_factory=lambda: ["standard"])  # distribution shifts to evaluate on
     after_train: bool = True  # `iclab train` evaluates and writes the report when it finishes
+    # decoding, for tasks evaluated by generating answers (arithmetic): 0 = greedy, else sample at this temperature
+    temperature: float = 0.0
+    top_k: int | None = None  # sample among the k most likely tokens (with temperature > 0); null = all
 
     def validate(self, path: str = "eval") -> None:
         require_positive(self, path, "n_prompts", "batch_size")
-        require_non_negative(self, path, "seed")
+        require_non_negative(self, path, "seed", "temperature")
+        if self.top_k is not None:
+            require_positive(self, path, "top_k")
         if self.learners is not None:
             for i, spec in enumerate(self.learners):
                 parse_learner_spec(spec, f"{path}.learners[{i}]")
@@ -134,7 +139,9 @@ class RunConfig:
     def validate(self, path: str = "") -> None:
         require(bool(self.name) and not set(self.name) & set("/\\") and self.name not in (".", "..") and
                 not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
-        check_model_fits_task(self.model, self.task, tokens=is_token_task(self.task))
+        tokens = is_token_task(self.task)
+        check_model_fits_task(self.model, self.task, tokens=tokens,
+                              input_tokens=make_task(self.task).max_tokens if tokens else None)
         task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
         if task.prompt_kind == "tokens":
             require(self.train.loss_on == "all", "train.loss_on", "must be 'all' for a token task (the loss is the "

@@ -95,6 +95,16 @@ def read_curves(path: Path) -> list[dict]:
         raise RunFolderError(f"{path}: not a curves file (columns {', '.join(CURVE_COLUMNS)})") from None
 
 
+def read_generation(path: Path) -> list[dict]:
+    """A generation-evaluated run's ``eval/generation.csv``: exact match per learner, overall and by group."""
+    try:
+        with open(path, newline="") as f:
+            return [{**r, "n": int(r["n"]), "exact_match": float(r["exact_match"])} for r in csv.DictReader(f)]
+    except (KeyError, ValueError, TypeError, csv.Error):
+        raise RunFolderError(f"{path}: not a generation file (columns learner, group, value, n, exact_match); run "
+                             f"`iclab eval {path.parent.parent}` again") from None
+
+
 def read_summary(path: Path) -> list[dict]:
     """A token run's ``eval/summary.csv``: each learner's metrics averaged over every scored position."""
     if not path.is_file():

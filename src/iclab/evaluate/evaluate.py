@@ -65,16 +65,44 @@ def _evaluate_tokens(run_dir: Path, cfg, model, step: int, task, refs: list, n: 
     )
     from iclab.models import network_label
 
-    prompts = task.eval_prompts(n, cfg.eval.seed)
+    examples = task.eval_examples(n, cfg.eval.seed)
+    prompts = task.batch(examples)
     rows, summary, _ = evaluate_token_learners([_Batched(model, cfg.eval.batch_size), *refs], prompts)
+    if task.generates:
+        summary += _evaluate_generation(run_dir, cfg, model, task, examples)
     atomic_write_text(run_dir / "eval" / "curves.csv", rows_to_csv(rows, TOKEN_CURVE_COLUMNS))
     atomic_write_text(run_dir / "eval" / "summary.csv", rows_to_csv(summary, SUMMARY_COLUMNS))
     if plot:
         from iclab.report.plots import plot_token_curves
 
         plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network_label(cfg.model, tokens=True),
-                          title=f"{cfg.task.name}: {n} held-out prompts, step {step}")
+                          title=f"{cfg.task.name}: {n} held-out prompts, step {step}", xlabel=task.curve_axis)
     return rows
+
+
+def _evaluate_generation(run_dir: Path, cfg, model, task, examples: list) -> list[dict]:
+    """Decode every held-out answer (``eval/generation.csv``: exact match overall and by group;
+    ``eval/generations.jsonl``: each prompt, what the network wrote, the answer parsed); summary rows
+    ``exact_match`` for the network and for the true continuations (``oracle``)."""
+    import json
+    import math
+
+    from iclab.evaluate.generation import evaluate_generation
+    from iclab.evaluate.generation import rows_to_csv as generation_csv
+    from iclab.token_metrics import Z_95
+
+    rows, records = evaluate_generation(model, task, examples, temperature=cfg.eval.temperature,
+                                        top_k=cfg.eval.top_k, seed=cfg.eval.seed, batch_size=cfg.eval.batch_size)
+    atomic_write_text(run_dir / "eval" / "generation.csv", generation_csv(rows))
+    atomic_write_text(run_dir / "eval" / "generations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    out = []
+    for r in rows:
+        if r["group"] == "all":
+            p, n = r["exact_match"], r["n"]
+            half = Z_95 * math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+            out.append({"learner": r["learner"], "metric": "exact_match", "mean": p, "ci_low": p - half,
+                        "ci_high": p + half, "positions": n})
+    return out
 
 
 class _Batched:

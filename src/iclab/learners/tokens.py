@@ -158,3 +158,12 @@ class Automaton(TokenLearner):
         none = valid.sum(-1, keepdim=True) == 0
         valid = torch.where(none, torch.ones_like(valid), valid)
         return valid / valid.sum(-1, keepdim=True)
+
+
+@LEARNERS.register
+class Oracle(Automaton):
+    """The oracle of any token task: uniform over the answers the task allows at each position (``info["valid"]``);
+    on a task with one right answer per position (arithmetic, the RASP programs, associative recall) it puts all
+    its mass on it. On REGBENCH it is ``automaton``."""
+
+    name = "oracle"

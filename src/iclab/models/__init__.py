@@ -35,9 +35,10 @@ _TORCH = {
 __getattr__ = exports(_TORCH, globals(), __name__)
 
 
-def check_model_fits_task(model_config, task_config, tokens: bool = False) -> None:
-    """Check the model against the task (``tokens``: a token task): a language model needs a read-in, n-gram layers
-    need tokens, and the position budget must hold the task's prompts (``n_positions`` is resolved when null).
+def check_model_fits_task(model_config, task_config, tokens: bool = False, input_tokens: int | None = None) -> None:
+    """Check the model against the task (``tokens``: a token task, whose prompts have up to ``input_tokens`` input
+    tokens): a language model needs a read-in, n-gram layers need tokens, and the position budget must hold the
+    task's prompts (``n_positions`` is resolved when null).
     (The encoder is checked against the family's ``encoders`` when the config is read.)"""
     family = type(model_config)
     if tokens:
@@ -49,13 +50,12 @@ def check_model_fits_task(model_config, task_config, tokens: bool = False) -> No
     if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
         return
     if tokens:
-        needed = task_config.max_length - 1
+        needed = input_tokens
         if model_config.n_positions is None:
             model_config.n_positions = needed
         else:
-            require(model_config.n_positions >= needed, "model.n_positions", f"must be at least {needed} for "
-                    f"prompts of task.max_length={task_config.max_length} tokens (inputs are one shorter)",
-                    model_config.n_positions)
+            require(model_config.n_positions >= needed, "model.n_positions", f"must be at least {needed}: task "
+                    f"{task_config.name}'s prompts have up to {needed} input tokens", model_config.n_positions)
         return
     needed = ENCODERS[model_config.encoder].positions_needed(task_config.n_points)
     if model_config.n_positions is None:

@@ -205,6 +205,32 @@ def akyurek2024_regbench_paper(model: str = "transformer", n_train: int = 10000,
     })
 
 
+@RECIPES.register
+def lee2023_arithmetic(format: str = "reverse", n_train: int = 2000, steps: int = 2000) -> RunConfig:
+    """3-digit addition at CPU scale (Lee et al. 2023, "Teaching Arithmetic to Small Transformers"): ``n_train``
+    balanced training examples in ``format`` (plain, reverse, simple_scratchpad, scratchpad), loss on every token,
+    a 2-layer width-128 transformer with 4 heads (the paper's nanoGPT has 6 layers of width 384), batch 64, AdamW
+    1e-3 with warm-up and cosine decay, ``steps`` steps; evaluated by greedy decoding on 500 held-out pairs
+    (exact match). The learned positions cover the longest detailed scratchpad of 4-digit numbers, so one model
+    size serves every format and a 4-digit length-generalisation test (``task.eval_digits=4``); ``iclab sweep
+    lee2023`` runs the sample-efficiency grid of formats and sizes."""
+    from iclab.errors import ConfigError
+    from iclab.tasks.arithmetic import FORMATS, longest_example
+
+    if format not in FORMATS:
+        raise ConfigError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
+    return run_config_from_dict({
+        "name": "lee2023_arithmetic",
+        "task": {"name": "arithmetic", "format": format, "n_train": n_train, "n_digits": 3},
+        "model": {"name": "transformer", "n_layer": 2, "n_embd": 128, "n_head": 4,
+                  "n_positions": longest_example("scratchpad", 4) - 1},
+        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 100,
+                  "min_lr_ratio": 0.1, "log_every": 50, "eval_every": 500, "eval_prompts": 128,
+                  "checkpoint_every": 500},
+        "eval": {"n_prompts": 500, "batch_size": 250},
+    })
+
+
 __all__ = ["RECIPES", "akyurek2022_alignment", "akyurek2024_regbench", "akyurek2024_regbench_paper", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
            "garg2022_sparse_regression_full", "guo2023_representation",
-           "kirsch2022_digits", "raventos2023_task_pool", "von_oswald2022_lsa"]
+           "kirsch2022_digits", "lee2023_arithmetic", "raventos2023_task_pool", "von_oswald2022_lsa"]

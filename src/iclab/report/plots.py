@@ -167,9 +167,9 @@ METRIC_LABELS = {"accuracy": "greedy accuracy", "tvd": "total variation distance
 
 
 def plot_token_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("accuracy", "tvd", "cross_entropy"),
-                      title: str = "", network: str | None = None) -> Path:
-    """Token metrics against the number of strings seen in the prompt, one panel per metric, one line (with its
-    95% band) per learner."""
+                      title: str = "", network: str | None = None, xlabel: str = "strings seen in the prompt") -> Path:
+    """Token metrics against the number of strings seen in the prompt (or the task's own unit, ``xlabel``), one
+    panel per metric, one line (with its 95% band) per learner."""
     plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), dpi=110, squeeze=False)
@@ -186,7 +186,7 @@ def plot_token_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = (
             ks = [r["k"] for r in pts]
             ax.plot(ks, [r["mean"] for r in pts], "-", color=color, lw=2.6 if label == "model" else 1.5, label=name)
             ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
-        ax.set_xlabel("strings seen in the prompt")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.25)
         if metric in ("accuracy", "tvd"):

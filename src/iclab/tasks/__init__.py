@@ -5,6 +5,7 @@ Each family names its relevant reference learners (``relevant_learners()``, the 
 where it is known) and how its errors are normalised (``error_scale``).
 """
 
+from iclab.tasks.arithmetic import Arithmetic
 from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
@@ -19,8 +20,10 @@ from iclab.tasks.linear import (
 )
 from iclab.tasks.mixture import Mixture
 from iclab.tasks.monomials import MonomialRegression
+from iclab.tasks.mqar import Mqar
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
 from iclab.tasks.pool import TaskPool
+from iclab.tasks.rasp import Rasp
 from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.regbench import RegBench
 from iclab.tasks.representation import Representation
@@ -39,7 +42,7 @@ def make_task(config) -> Task:
     return TASKS[config.name](config)
 
 
-__all__ = ["SHIFTS", "TASKS", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
-           "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression",
-           "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
+__all__ = ["SHIFTS", "TASKS", "Arithmetic", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
+           "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression", "Mqar",
+           "Rasp", "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
            "apply_shift", "is_token_task", "make_task"]

@@ -32,13 +32,29 @@ EPOCH_STREAM = 4  # seed stream of the epoch orders over a fixed training set
 
 @dataclass
 class Example:
-    """One prompt before batching: the whole sequence and its per-position ground truth."""
+    """One prompt before batching: the whole sequence and its per-position ground truth.
+
+    Two layouts. A language-modelling example (``targets`` None) predicts its own next token: the inputs are
+    ``sequence[:-1]``, the targets ``sequence[1:]``, and the per-position arrays have ``L - 1`` entries. An example
+    with explicit ``targets`` (a label per input position, as in associative recall or per-token classification)
+    feeds the whole ``sequence`` and scores ``targets`` (``L`` entries each).
+    """
 
     key: object  # identifies the generating process (for de-duplication across train and held-out sets)
-    sequence: np.ndarray  # (L,) token ids; the inputs are sequence[:-1], the targets sequence[1:]
-    scored: np.ndarray  # (L - 1,) bool: whether target t is predicted
-    valid: np.ndarray  # (L - 1,) int64 bit masks: bit v set when symbol v may come next
-    string_index: np.ndarray  # (L - 1,) complete strings before target t
+    sequence: np.ndarray  # (L,) token ids
+    scored: np.ndarray  # (L - 1,) or (L,) bool: whether target t is predicted
+    valid: np.ndarray | None  # int64 bit masks, bit v set when symbol v may come next; None: the target alone
+    string_index: np.ndarray  # complete strings (or the task's curve unit) before target t
+    targets: np.ndarray | None = None  # (L,) explicit targets (see above); None: the next token
+    meta: dict | None = None  # per-example facts a task's own evaluation reads (digits, carries, ...)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.sequence if self.targets is not None else self.sequence[:-1]
+
+    @property
+    def next_tokens(self) -> np.ndarray:
+        return self.targets if self.targets is not None else self.sequence[1:]
 
 
 class TokenTask(Task):
@@ -58,6 +74,9 @@ class TokenTask(Task):
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
+
+    curve_axis = "strings seen in the prompt"  # what the x-axis of the task's curves counts (string_index)
+    generates = False  # whether evaluation also decodes answers (see iclab.evaluate.generation)
 
     @property
     def max_tokens(self) -> int:
@@ -146,24 +165,35 @@ class TokenTask(Task):
             self._train_keys = {ex.key for ex in self._train}
         return self._train
 
-    def batch(self, examples: list[Example]) -> TokenPrompts:
-        """Pad examples to the longest and stack them."""
+    scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
+
+    def batch(self, examples: list[Example], score_all: bool = False) -> TokenPrompts:
+        """Pad examples to the longest and stack them; ``score_all`` scores every position of every example."""
         b = len(examples)
-        t = max(len(ex.sequence) - 1 for ex in examples)
+        t = max(len(ex.inputs) for ex in examples)
         v = self.vocab_size
         tokens = np.full((b, t), self.vocab.pad, dtype=np.int64)
         targets = np.full((b, t), IGNORE_INDEX, dtype=np.int64)
-        valid = np.zeros((b, t), dtype=np.int64)
         string_index = np.zeros((b, t), dtype=np.int64)
+        masks = all(ex.valid is not None for ex in examples)
+        valid = np.zeros((b, t), dtype=np.int64) if masks else None
         for i, ex in enumerate(examples):
-            n = len(ex.sequence) - 1
-            tokens[i, :n] = ex.sequence[:-1]
-            targets[i, :n] = np.where(ex.scored, ex.sequence[1:], IGNORE_INDEX)
-            valid[i, :n] = ex.valid
+            n = len(ex.inputs)
+            tokens[i, :n] = ex.inputs
+            targets[i, :n] = ex.next_tokens if score_all else np.where(ex.scored, ex.next_tokens, IGNORE_INDEX)
+            if masks:
+                valid[i, :n] = ex.valid
             string_index[i, :n] = ex.string_index
-        bits = torch.from_numpy(valid).unsqueeze(-1) >> torch.arange(v)
-        info = {"valid": (bits & 1).bool(), "string_index": torch.from_numpy(string_index)}
-        return TokenPrompts(torch.from_numpy(tokens), torch.from_numpy(targets), self.vocab, info)
+        targets_t = torch.from_numpy(targets)
+        if masks:  # sets of valid next symbols (REGBENCH), as bit masks
+            bits = torch.from_numpy(valid).unsqueeze(-1) >> torch.arange(v)
+            valid_t = (bits & 1).bool()
+        else:  # one right answer per scored position
+            valid_t = torch.zeros(b, t, v, dtype=torch.bool)
+            scored = targets_t != IGNORE_INDEX
+            valid_t[scored, targets_t[scored]] = True
+        info = {"valid": valid_t, "string_index": torch.from_numpy(string_index)}
+        return TokenPrompts(torch.from_numpy(tokens), targets_t, self.vocab, info)
 
     def sample(self, batch_size, generator, n_active_dims=None, n_points=None) -> TokenPrompts:
         """Fresh prompts from a torch generator (their processes may coincide with training ones)."""
@@ -174,7 +204,7 @@ class TokenTask(Task):
     def train_batch(self, batch_size: int, seed: int, step: int) -> TokenPrompts:
         if self.config.n_train is None:
             rng = np.random.default_rng(derive_seed(seed, TRAIN_STREAM, step))
-            return self.batch([self.draw(rng) for _ in range(batch_size)])
+            return self.batch([self.draw(rng) for _ in range(batch_size)], self.scores_all_in_training)
         data = self.training_set()
         n = len(data)
         start = step * batch_size
@@ -182,7 +212,7 @@ class TokenTask(Task):
         for item in range(start, start + batch_size):
             epoch, pos = divmod(item, n)
             picked.append(data[self._epoch_order(seed, epoch)[pos]])
-        return self.batch(picked)
+        return self.batch(picked, self.scores_all_in_training)
 
     def _epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         cache = getattr(self, "_orders", None)
@@ -191,11 +221,15 @@ class TokenTask(Task):
             self._orders = cache = ((seed, epoch), order)
         return cache[1]
 
-    def eval_prompts(self, n_prompts: int, seed: int) -> TokenPrompts:
-        """``n_prompts`` held-out prompts, each from a process that is not in the training set (nor repeated)."""
+    def eval_examples(self, n_prompts: int, seed: int) -> list[Example]:
+        """``n_prompts`` held-out examples, each from a process that is not in the training set (nor repeated)."""
         self.training_set()
         rng = np.random.default_rng(derive_seed(seed, EVAL_STREAM, 0))
-        return self.batch(self._draw_unique(rng, n_prompts, self._train_keys or set()))
+        return self._draw_unique(rng, n_prompts, self._train_keys or set())
+
+    def eval_prompts(self, n_prompts: int, seed: int) -> TokenPrompts:
+        """The held-out examples (:meth:`eval_examples`) as a batch."""
+        return self.batch(self.eval_examples(n_prompts, seed))
 
     def train_keys(self) -> set:
         self.training_set()

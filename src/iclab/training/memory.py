@@ -166,7 +166,7 @@ def check_fits(cfg, device) -> MemoryEstimate:
     ``cfg`` needs more memory than ``device`` has available."""
     from iclab.errors import ConfigError
 
-    fields = _TOKEN_FIELDS if hasattr(cfg.task, "max_length") else _FIELDS
+    fields = _TOKEN_FIELDS if _is_tokens(cfg.task) else _FIELDS
     est = _cheap_bound(cfg)
     have = available_memory(device)
     if have is not None and est > have:  # hopeless before any model is built
@@ -203,10 +203,11 @@ def estimate_eval_memory(task_cfg, n_prompts: int) -> int:
     """Bytes to evaluate on ``n_prompts`` held-out prompts: the prompts (float32, and the float64 copies the
     reference learners work on) and a few ``d x d`` matrices per prompt (least squares, ridge, GD keep one per
     prompt while they sweep the prefixes)."""
-    if hasattr(task_cfg, "max_length"):  # token prompts: a few learners' (T, V) distributions in float64, and
+    if _is_tokens(task_cfg):  # token prompts: a few learners' (T, V) distributions in float64, and
         from iclab.tasks import make_task  # the n-gram learner's (64, T, T) masks
 
-        n, v = task_cfg.max_length, make_task(task_cfg).vocab_size
+        task = make_task(task_cfg)
+        n, v = task.max_tokens + 1, task.vocab_size
         return n_prompts * n * v * 8 * 8 + 64 * n * n * 4 * 4
     n, d = task_cfg.n_points, task_cfg.n_dims
     return n_prompts * (3 * n * (d + 2) * (FLOAT + 8) + 4 * d * d * 8)
@@ -227,6 +228,14 @@ def _cheap_bound(cfg) -> int:
     """The data batch's size, computed without building anything (guards the meta model against sizes so large
     that even counting them is slow)."""
     t, task = cfg.train, cfg.task
-    if hasattr(task, "max_length"):
-        return 8 * t.batch_size * task.max_length
+    if _is_tokens(task):
+        from iclab.tasks import make_task
+
+        return 8 * t.batch_size * (make_task(task).max_tokens + 1)
     return FLOAT * t.batch_size * task.n_points * (task.n_dims + 1)
+
+
+def _is_tokens(task_cfg) -> bool:
+    from iclab.tasks import is_token_task
+
+    return is_token_task(task_cfg)
