@@ -17,8 +17,8 @@ import yaml
 
 from iclab.config import read_run_config
 from iclab.errors import ConfigError
-from iclab.sweeps import sweep_from_dict
-from iclab.sweeps.spec import point_name
+from iclab.sweeps import LIBRARY, find_sweep_file, sweep_from_dict
+from iclab.sweeps.spec import load_sweep, point_name
 from iclab.training.checkpoint import latest_checkpoint
 from iclab.training.loop import train
 
@@ -92,6 +92,26 @@ def test_recipe_base_and_set():
                              "grid": {"task.pool_size": [2, 8]}})
     assert [p.config["task"]["pool_size"] for p in sweep.points] == [2, 8]
     assert all(p.config["train"]["steps"] == 7 and p.config["task"]["n_dims"] == 8 for p in sweep.points)
+
+
+def test_recipe_arguments_are_axes():
+    sweep = sweep_from_dict({"name": "m", "recipe": "arora2023_mqar", "set": {"train.steps": 9},
+                             "grid": {"recipe_args.family": ["attention", "lstm"], "recipe_args.n_embd": [16, 32]}})
+    assert [p.name for p in sweep.points][:2] == ["family=attention_n_embd=16", "family=attention_n_embd=32"]
+    lstm = sweep.point("family=lstm_n_embd=32")
+    assert lstm.config["model"]["name"] == "rnn" and lstm.config["model"]["cell"] == "lstm"
+    assert lstm.config["model"]["n_embd"] == 32 and lstm.config["train"]["steps"] == 9  # set: applies to each
+    assert sweep.point("family=attention_n_embd=16").config["model"]["positional"] == "rope"
+    with pytest.raises(ConfigError, match="family: must be one of"):
+        sweep_from_dict({"name": "m", "recipe": "arora2023_mqar", "grid": {"recipe_args.family": ["cnn"]}})
+    with pytest.raises(ConfigError, match="sweeps a recipe argument, but the sweep has no recipe"):
+        sweep_from_dict({"name": "m", "config": BASE, "grid": {"recipe_args.family": ["lstm"]}})
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in LIBRARY.glob("*.yaml")))
+def test_every_shipped_sweep_expands(name):
+    sweep = load_sweep(find_sweep_file(name))
+    assert len(sweep.points) >= 8 and sweep.compare.metric
 
 
 @pytest.mark.parametrize("data, needle", [
@@ -187,6 +207,14 @@ def test_comparison_table_and_report(killed_and_finished):
                 "--out", lab / "cmp", cwd=lab)
     assert out.returncode == 0, out.stderr
     assert "error_mean" in out.stdout and (lab / "cmp" / "plots" / "compare_error_mean.png").is_file()
+    # one panel per seed
+    out = iclab("compare", folder, "--x", "task.pool_size", "--panel", "train.seed", "--metric", "error_mean",
+                "--out", lab / "cmp2", cwd=lab)
+    assert out.returncode == 0, out.stderr
+    from matplotlib.image import imread
+
+    one, panels = (imread(lab / d / "plots" / "compare_error_mean.png").shape[1] for d in ("cmp", "cmp2"))
+    assert panels > 1.8 * one  # the seeds of this sweep side by side
 
 
 def test_dry_run_writes_nothing(killed_and_finished, tmp_path):
@@ -241,6 +269,8 @@ def test_compare_bad_input(killed_and_finished, tmp_path):
     lab, folder, _, _ = killed_and_finished
     _clean_error(iclab("compare", folder, "--x", "model.n_layer", "--out", tmp_path / "c", cwd=lab), "--x", "task.pool_size")
     _clean_error(iclab("compare", folder, "--metric", "bleu", "--out", tmp_path / "c", cwd=lab), "--metric", "error_mean")
+    _clean_error(iclab("compare", folder, "--panel", "model.depth", "--out", tmp_path / "c", cwd=lab), "--panel",
+                 "task.pool_size")
     _clean_error(iclab("compare", tmp_path / "nowhere", cwd=lab), "no such sweep or run folder")
     (tmp_path / "loose").mkdir()
     (tmp_path / "loose" / "config.yaml").write_text("task: {name: linear_regression}\n")

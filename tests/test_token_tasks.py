@@ -17,6 +17,7 @@ from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.evaluate.generation import evaluate_generation, generate
 from iclab.learners import make_learner
+from iclab.models import MODELS, build_for_task
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.arithmetic import (
     FORMATS,
@@ -369,3 +370,27 @@ def test_mqar_oracle_is_perfect_and_queries_are_the_only_labels():
 def test_mqar_config_mistakes_name_the_field(overrides, field):
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}"):
         load_config(None, ["task.name=mqar", *overrides])
+
+
+LM_FAMILIES = [name for name, cls in MODELS.items() if cls.read_in]
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_every_family_decodes_its_own_greedy_answer(family):
+    """Greedy decoding of any family writes, at each step, the argmax of the model run on everything so far."""
+    task = task_of("arithmetic", n_train=200, format="plain")
+    cfg = MODELS[family](**MODELS[family].quick)
+    if "encoder" in cfg.quick:
+        cfg.encoder = cfg.encoders[0]
+    if hasattr(cfg, "n_positions"):
+        cfg.n_positions = task.max_tokens
+    cfg.validate()
+    torch.manual_seed(0)
+    model = build_for_task(cfg, task).eval()
+    prompts = [task.generation_prompt(ex) for ex in task.eval_examples(4, seed=0)]
+    out = generate(model, prompts, 5)
+    for p, new in zip(prompts, out):
+        assert len(new) == 5
+        with torch.no_grad():
+            logits = model(torch.tensor([p + new[:-1]]))[0]
+        assert logits[len(p) - 1:].argmax(-1).tolist() == new

@@ -6,7 +6,7 @@
     iclab eval RUN_DIR [--shift NAME ...] [--learner SPEC ...]
     iclab report RUN_DIR
     iclab sweep SWEEP.yaml [--dry-run] [--executor local|slurm] [--jobs N] [--threads N]
-    iclab compare SWEEP_OR_RUN_DIR ... [--x KEY] [--by KEY] [--metric NAME] [--k K] [--out DIR]
+    iclab compare SWEEP_OR_RUN_DIR ... [--x KEY] [--by KEY] [--panel KEY] [--metric NAME] [--k K] [--out DIR]
     iclab list
 
 Bad input prints one line, ``iclab: error: ...``, and exits with code 2.
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", metavar="SWEEP_OR_RUN_DIR")
     c.add_argument("--x", help="swept key on the x-axis (default: the first)")
     c.add_argument("--by", help="one line per value of this key (default: the network and every reference learner)")
+    c.add_argument("--panel", help="one panel per value of this key")
     c.add_argument("--metric", help="e.g. error@k=15, error_mean, accuracy, tvd (default: the main metric)")
     c.add_argument("--k", type=int, help="the k of error@k (default: the last k)")
     c.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None, help="log-scale x-axis (default: "
@@ -366,7 +367,8 @@ def cmd_compare(args) -> int:
         raise UserError(f"--k: must be >= 0, got {args.k}")
     paths = [Path(p) for p in args.paths]
     out = Path(args.out) if args.out else paths[0] if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare")
-    comp, report = write_comparison(paths, out, x=args.x, by=args.by, metric=args.metric, k=args.k, log_x=args.log_x)
+    comp, report = write_comparison(paths, out, x=args.x, by=args.by, metric=args.metric, k=args.k, log_x=args.log_x,
+                                    panel=args.panel)
     from iclab.sweeps.compare import check_choice
 
     print(format_table(comp, check_choice(comp, args.x, args.by, args.metric)[2]))

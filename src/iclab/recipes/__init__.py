@@ -231,6 +231,62 @@ def lee2023_arithmetic(format: str = "reverse", n_train: int = 2000, steps: int 
     })
 
 
-__all__ = ["RECIPES", "akyurek2022_alignment", "akyurek2024_regbench", "akyurek2024_regbench_paper", "demo", "garg2022_linear_regression", "garg2022_sparse_regression",
+@RECIPES.register
+def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
+    """One task of the RASP suite of Friedman et al. 2023 ("Learning Transformer Programs") at CPU scale: the
+    paper's vocabulary and lengths for ``program`` (reverse, sort, hist, double_hist, most_freq, dyck1, dyck2,
+    induction), 8,000 distinct training inputs, a 2-layer width-64 transformer with 4 heads, batch 64, AdamW 3e-3,
+    ``steps`` steps; token accuracy on 1,000 held-out inputs. ``python benchmarks/token_tasks.py rasp`` trains
+    every program."""
+    from iclab.errors import ConfigError
+    from iclab.tasks.rasp import PROGRAMS
+
+    if program not in PROGRAMS:
+        raise ConfigError(f"program: must be one of {', '.join(PROGRAMS)}, got {program!r}")
+    return run_config_from_dict({
+        "name": f"friedman2023_rasp_{program}",
+        "task": {"name": "rasp", "program": program, "n_train": 8000},
+        "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
+        "train": {"steps": steps, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 100,
+                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 500, "eval_prompts": 256,
+                  "checkpoint_every": 1000},
+        "eval": {"n_prompts": 1000, "batch_size": 500},
+    })
+
+
+# Zoology's families at CPU scale: two layers each; the memory layers keep their token shift (the short
+# convolution Zoology's attention-free models have), attention uses rotary positions (with learned absolute
+# positions a 2-layer transformer stays on MQAR's plateau for thousands of steps at this scale)
+MQAR_FAMILIES = {
+    "attention": {"name": "transformer", "n_layer": 2, "n_head": 2, "positional": "rope"},
+    "linear_attention": {"name": "memory", "rule": "linear", "n_layer": 2, "n_head": 2},
+    "delta": {"name": "memory", "rule": "delta", "n_layer": 2, "n_head": 2},
+    "mamba": {"name": "mamba", "n_layer": 2, "d_state": 16},
+    "lstm": {"name": "rnn", "cell": "lstm", "n_layer": 2},
+}
+
+
+@RECIPES.register
+def arora2023_mqar(family: str = "attention", n_embd: int = 64, seq_len: int = 64, steps: int = 1000) -> RunConfig:
+    """Multi-query associative recall (Arora et al. 2023, "Zoology") at CPU scale: ``seq_len`` tokens holding
+    ``seq_len / 8`` key-value pairs, vocabulary 256, a fresh prompt every item, a two-layer ``family`` network
+    (attention, linear_attention, delta, mamba, lstm) of width ``n_embd``, batch 64, AdamW 1e-3, ``steps`` steps;
+    accuracy at the queries of 500 held-out prompts. ``iclab sweep arora2023`` runs the width x length grid."""
+    from iclab.errors import ConfigError
+
+    if family not in MQAR_FAMILIES:
+        raise ConfigError(f"family: must be one of {', '.join(MQAR_FAMILIES)}, got {family!r}")
+    return run_config_from_dict({
+        "name": f"arora2023_mqar_{family}",
+        "task": {"name": "mqar", "seq_len": seq_len, "n_pairs": seq_len // 8, "vocab_size": 256, "n_train": None},
+        "model": {**MQAR_FAMILIES[family], "n_embd": n_embd},
+        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 100,
+                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 500, "eval_prompts": 128,
+                  "checkpoint_every": 500},
+        "eval": {"n_prompts": 500, "batch_size": 250},
+    })
+
+
+__all__ = ["RECIPES", "akyurek2022_alignment", "akyurek2024_regbench", "akyurek2024_regbench_paper", "arora2023_mqar", "demo", "friedman2023_rasp", "garg2022_linear_regression", "garg2022_sparse_regression",
            "garg2022_sparse_regression_full", "guo2023_representation",
            "kirsch2022_digits", "lee2023_arithmetic", "raventos2023_task_pool", "von_oswald2022_lsa"]

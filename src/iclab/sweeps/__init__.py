@@ -152,7 +152,7 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
         plan = sweep.compare
         try:
             comp, report_path = write_comparison([folder], folder, x=plan.x, by=plan.by, metric=plan.metric, k=plan.k,
-                                                 log_x=plan.log_x, title=f"Sweep {sweep.name}")
+                                                 log_x=plan.log_x, title=f"Sweep {sweep.name}", panel=plan.panel)
             from iclab.sweeps.compare import check_choice
 
             print(format_table(comp, check_choice(comp, plan.x, plan.by, plan.metric)[2]), file=result)

@@ -228,8 +228,10 @@ def default_metric(comp: Comparison) -> str:
     return ms[0] if ms else "train_loss"
 
 
-def check_choice(comp: Comparison, x: str | None, by: str | None, metric: str | None) -> tuple[str, str | None, str]:
-    """The x key, the line key and the metric, checked against what the runs hold (one-line errors)."""
+def check_choice(comp: Comparison, x: str | None, by: str | None, metric: str | None,
+                 panel: str | None = None) -> tuple[str, str | None, str]:
+    """The x key, the line key and the metric (and the panel key), checked against what the runs hold (one-line
+    errors)."""
     if not comp.keys:
         raise UserError("the runs do not differ in any config key, so there is nothing to plot against")
     x = x or comp.keys[0]
@@ -239,6 +241,10 @@ def check_choice(comp: Comparison, x: str | None, by: str | None, metric: str | 
         raise UserError(f"--by: {by!r} is not a swept key; choose one of {', '.join(comp.keys)}")
     if by == x:
         raise UserError("--by: must differ from --x")
+    if panel is not None and panel not in comp.keys:
+        raise UserError(f"--panel: {panel!r} is not a swept key; choose one of {', '.join(comp.keys)}")
+    if panel is not None and panel in (x, by):
+        raise UserError("--panel: must differ from --x and --by")
     metric = metric or default_metric(comp)
     if metric not in comp.metrics():
         raise UserError(f"--metric: {metric!r} is not in these runs; they have {', '.join(comp.metrics()) or 'none yet'}")
@@ -268,16 +274,18 @@ def _hashable(v: Any) -> Any:
 
 
 def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: str, log_x: bool | None = None,
-                title: str = "") -> Path:
-    """The metric against ``x``, one panel per shift. Without ``by``: the network and every reference learner;
-    with ``by``: the network, one line per value of ``by``. Runs that share the plotted values (seeds) are
-    averaged; the band is their range."""
+                title: str = "", panel: str | None = None) -> Path:
+    """The metric against ``x``, one panel per shift (and per value of ``panel``). Without ``by``: the network and
+    every reference learner; with ``by``: the network, one line per value of ``by``. Runs that share the plotted
+    values (seeds) are averaged; the band is their range."""
     from iclab.plotting import pyplot
     from iclab.report.plots import display_name
 
     plt = pyplot()
     rows = [r for r in comp.rows if r["metric"] == metric and math.isfinite(r["value"])]
-    shifts = list(dict.fromkeys(r["shift"] for r in rows)) or [""]
+    shift_names = list(dict.fromkeys(r["shift"] for r in rows)) or [""]
+    panel_values = sorted({_hashable(r.get(panel)) for r in rows}, key=_sort_key) if panel else [None]
+    shifts = [(sh, pv) for pv in panel_values for sh in shift_names]
     fig, axes = plt.subplots(1, len(shifts), figsize=(5.2 * len(shifts), 3.8), squeeze=False, sharey=True)
     xs_all = sorted({_hashable(r.get(x)) for r in rows}, key=_sort_key)
     numeric = [v for v in xs_all if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -292,8 +300,8 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
             return xs_all.index(v)
         return inf_at if v is None else v
 
-    for ax, shift in zip(axes[0], shifts):
-        mine = [r for r in rows if r["shift"] == shift]
+    for ax, (shift, pv) in zip(axes[0], shifts):
+        mine = [r for r in rows if r["shift"] == shift and (panel is None or _hashable(r.get(panel)) == pv)]
         if by is None:
             series = [(lrn, [r for r in mine if r["learner"] == lrn]) for lrn in dict.fromkeys(r["learner"] for r in mine)]
             styles = {lrn: dict(color="black", lw=2.4, marker="o") if lrn == "model" else dict(ls="--", lw=1.4, marker=".")
@@ -321,7 +329,10 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
                                rotation=30 if categorical else 0)
             ax.minorticks_off()
         ax.set_xlabel(x)
-        ax.set_title(f"{shift} prompts" if shift else metric, fontsize=10)
+        where = f"{panel.rsplit('.', 1)[-1]} = {_cell(pv)}" if panel else ""
+        if shift and (len(shift_names) > 1 or not panel):
+            where = f"{shift} prompts" + (f", {where}" if where else "")
+        ax.set_title(where or metric, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric)
     axes[0][-1].legend(fontsize=8, loc="best")
@@ -361,22 +372,23 @@ def format_table(comp: Comparison, metric: str) -> str:
 
 def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, by: str | None = None,
                      metric: str | None = None, k: int | None = None, log_x: bool | None = None,
-                     title: str | None = None) -> tuple[Comparison, Path]:
+                     title: str | None = None, panel: str | None = None) -> tuple[Comparison, Path]:
     """``compare.csv``, ``plots/compare_<metric>.png`` and ``report.html`` in ``out``; returns the comparison and
     the report's path."""
     from iclab.report.html import _CSS, _img
     from iclab.utils import atomic_write_text
 
     comp = collect(paths, k)
-    x, by, metric = check_choice(comp, x, by, metric)
+    x, by, metric = check_choice(comp, x, by, metric, panel)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.csv", table_csv(comp))
     figures = []
     slug = metric.replace("@", "_at_").replace("=", "")
-    figures.append(plot_metric(comp, out / "plots" / f"compare_{slug}.png", x, by, metric, log_x, title or ""))
+    figures.append(plot_metric(comp, out / "plots" / f"compare_{slug}.png", x, by, metric, log_x, title or "", panel))
     if "error_mean" in comp.metrics() and metric != "error_mean" and metric.startswith("error@"):
-        figures.append(plot_metric(comp, out / "plots" / "compare_error_mean.png", x, by, "error_mean", log_x))
+        figures.append(plot_metric(comp, out / "plots" / "compare_error_mean.png", x, by, "error_mean", log_x,
+                                   panel=panel))
     title = title or f"Comparison of {len(comp.runs)} runs"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",

@@ -6,14 +6,14 @@
     set:                              # overrides applied to every point
       train.steps: 1500
     grid:                             # every combination
-      task.pool_size: [1, 4, 16, 64]
+      task.pool_size: [1, 4, 16, 64]  # (recipe_args.NAME: [...] sweeps an argument of the recipe)
     zip:                              # lists of equal length, varied together (a mapping, or a list of them)
       model.n_layer: [2, 4]
       model.n_embd: [32, 64]
     seeds: [0, 1, 2]                  # shorthand for a grid axis over train.seed
     executor: {name: local, jobs: null, threads: 1}
     slurm: {partition: gpu, time_min: 120, cpus_per_task: 4, gpus_per_node: 1, mem_gb: 32}
-    compare: {x: task.pool_size, by: null, metric: null, k: null, log_x: true}
+    compare: {x: task.pool_size, by: null, panel: null, metric: null, k: null, log_x: true}
 
 Every point is an ordinary run config; a bad axis (an unknown key, a value of the wrong type, an empty
 list, zipped lists of different lengths) fails here, naming the axis, before anything is written.
@@ -93,6 +93,7 @@ class ComparePlan:
 
     x: str | None = None  # the swept key on the x-axis (default: the first axis)
     by: str | None = None  # one line per value of this key (default: the second axis, seeds excluded)
+    panel: str | None = None  # one panel per value of this key (beside one per shift)
     metric: str | None = None  # e.g. "error@k=15", "accuracy", "tvd" (default: the task's main metric)
     k: int | None = None  # the k of error@k for regression (default: the last k)
     log_x: bool | None = None  # null: log scale when every x is positive and they span a factor of 10
@@ -150,7 +151,9 @@ def _as_mapping(value: Any, where: str) -> dict:
     return value
 
 
-def _base_config(data: dict, base_dir: Path) -> dict:
+def _base_config(data: dict, base_dir: Path, swept_args: dict | None = None) -> dict:
+    """The base config: the recipe called with ``recipe_args`` (updated by the point's ``recipe_args.*`` axes,
+    ``swept_args``), or the config file or mapping."""
     from iclab.config import read_yaml, to_dict
 
     if "recipe" in data and "config" in data:
@@ -161,7 +164,7 @@ def _base_config(data: dict, base_dir: Path) -> dict:
         name = data["recipe"]
         if not isinstance(name, str) or name not in RECIPES:
             raise ConfigError(f"recipe: unknown recipe {name!r}; available: {', '.join(RECIPES)}")
-        args = _as_mapping(data.get("recipe_args"), "recipe_args")
+        args = {**_as_mapping(data.get("recipe_args"), "recipe_args"), **(swept_args or {})}
         try:
             return to_dict(RECIPES[name](**args))
         except TypeError as e:
@@ -201,9 +204,16 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
     name = data.get("name", default_name)
     require(isinstance(name, str) and bool(name) and not set(name) & set("/\\") and name not in (".", "..")
             and not name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", name)
-    base = _base_config(data, base_dir or Path.cwd())
-    for key, value in _as_mapping(data.get("set"), "set").items():
-        set_key(base, str(key), value, f"set.{key}")
+    base_dir = base_dir or Path.cwd()
+    overrides = _as_mapping(data.get("set"), "set")
+
+    def make_base(swept_args: dict | None = None) -> dict:
+        config = _base_config(data, base_dir, swept_args)
+        for key, value in overrides.items():
+            set_key(config, str(key), value, f"set.{key}")
+        return config
+
+    base = make_base()
 
     axes: list[tuple[list[str], list[tuple]]] = []  # (keys, list of value tuples)
     seen: dict[str, str] = {}
@@ -240,6 +250,10 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         raise ConfigError("no axes: give grid:, zip: or seeds: (a sweep of one point is `iclab train`)")
 
     keys = [k for group, _ in axes for k in group]
+    if any(k.startswith("recipe_args.") for k in keys) and "recipe" not in data:
+        raise ConfigError(f"{_where(next(k for k in keys if k.startswith('recipe_args.')), seen)}: sweeps a recipe "
+                          "argument, but the sweep has no recipe:")
+    bases: dict[str, dict] = {}
     combos = list(itertools.product(*[vals for _, vals in axes]))
     points, names = [], set()
     for combo in combos:
@@ -248,9 +262,20 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         if name_ in names:
             raise ConfigError(f"two points would share the folder name {name_!r}; make the values distinct")
         names.add(name_)
-        config = copy.deepcopy(base)
+        swept_args = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("recipe_args.")}
+        if swept_args:  # the recipe builds each point's base from its arguments (sizes, families, ...)
+            cache_key = repr(sorted(swept_args.items()))
+            if cache_key not in bases:
+                try:
+                    bases[cache_key] = make_base(swept_args)
+                except ConfigError as e:
+                    raise ConfigError(f"point {name_}: {e}") from None
+            config = copy.deepcopy(bases[cache_key])
+        else:
+            config = copy.deepcopy(base)
         for k, v in values.items():
-            set_key(config, k, v, _where(k, seen))
+            if not k.startswith("recipe_args."):
+                set_key(config, k, v, _where(k, seen))
         config["name"] = name_
         try:
             cfg = run_config_from_dict(config)

@@ -180,7 +180,8 @@ class TokenTask(Task):
         for i, ex in enumerate(examples):
             n = len(ex.inputs)
             tokens[i, :n] = ex.inputs
-            targets[i, :n] = ex.next_tokens if score_all else np.where(ex.scored, ex.next_tokens, IGNORE_INDEX)
+            every = score_all and ex.targets is None  # (labels exist only where an example gives them)
+            targets[i, :n] = ex.next_tokens if every else np.where(ex.scored, ex.next_tokens, IGNORE_INDEX)
             if masks:
                 valid[i, :n] = ex.valid
             string_index[i, :n] = ex.string_index
