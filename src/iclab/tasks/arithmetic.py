@@ -138,12 +138,11 @@ class ArithmeticConfig:
             require(self.n_train <= room // 2, f"{path}.n_train",
                     f"must be at most {room // 2}, half of the {room} pairs of {self.n_digits}-digit numbers "
                     f"(held-out pairs are never training ones)", self.n_train)
-            if self.sampler == "balanced":
-                low = 100 + int(900 * self.n_train / 10000) + 1 if self.n_digits > 1 else 100
-                require(self.n_train >= low if self.n_digits > 1 else self.n_train <= 100, f"{path}.n_train",
-                        f"must be at least {low} with the balanced sampler (all 100 one-digit pairs, 9% two-digit "
-                        "pairs, the rest n-digit); use task.sampler=uniform for fewer" if self.n_digits > 1 else
-                        "must be at most 100 with 1-digit numbers", self.n_train)
+            if self.sampler == "balanced" and self.n_digits > 1:
+                low = 100 + int(900 * self.n_train / 10000) + 1
+                require(self.n_train >= low, f"{path}.n_train", f"must be at least {low} with the balanced sampler "
+                        "(all 100 one-digit pairs, 9% two-digit pairs, the rest n-digit); use task.sampler=uniform "
+                        "for fewer", self.n_train)
         need = longest_example(self.format, max(self.n_digits, self.eval_digits or 0))
         if self.max_length is not None:
             require(self.max_length >= need, f"{path}.max_length",

@@ -17,12 +17,12 @@ this follows the paper):
   digits ``0``-``4``, each letter followed by the same digit throughout a prompt); at every letter seen before,
   the label is the digit that followed it (the induction-head pattern). First occurrences have no label.
 
-Layout for a causal model. The paper's Transformer Programs read the whole input at every position (an encoder).
-iclab's models are causal, so the five tasks whose labels depend on the whole input put the labels in an answer
-section: ``<s> x1 .. xn ? ? .. ?`` (n slots), the label of position i scored at slot i. The slots are all ``?``:
-the network writes each label from the input alone, as the paper's model does, without seeing earlier labels
-(no teacher forcing). Dyck and induction labels depend on the prefix only, so they are scored at the input
-positions themselves. Training and held-out sets follow the paper's de-duplication: ``n_train`` distinct inputs
+Layout for a causal model. The paper's Transformer Programs read the whole input at every position (an encoder):
+position i holds x_i and attends to every position. iclab's models are causal, so the five tasks whose labels
+depend on the whole input repeat it after a separator, ``<s> x1 .. xn | x1 .. xn``, and score the label of
+position i at the second copy of x_i: there, as in the encoder, the network has its own token and the whole
+input in view, and it never sees a label (no teacher forcing). Dyck and induction labels depend on the prefix
+only, so they are scored at the input positions themselves. Training and held-out sets follow the paper's de-duplication: ``n_train`` distinct inputs
 (drawn from ``data_seed``), held-out inputs never among them.
 
 Dyck strings are drawn half from a random walk that stays a valid prefix (open with probability 1/2, or always
@@ -165,14 +165,14 @@ class Rasp(TokenTask):
             self.inputs = tuple(chr(ord("a") + i) for i in range(symbols))
             outputs = tuple(str(i) for i in range(1, self.hi + 1)) if "hist" in program else ()
         self.answer_section = program in ANSWER_SECTION
-        specials = (".", "<s>", "?") if self.answer_section else (".", "<s>")
+        specials = (".", "<s>", "|") if self.answer_section else (".", "<s>")
         self.vocab = Vocabulary(symbols=(*specials, *self.inputs, *outputs), pad=0)
         self._id = {s: i for i, s in enumerate(self.vocab.symbols)}
-        self.curve_axis = "answer slot" if self.answer_section else "input position"
+        self.curve_axis = "position in the input"
 
     @property
     def max_tokens(self) -> int:
-        return 1 + (2 * self.hi if self.answer_section else self.hi)
+        return 2 + 2 * self.hi if self.answer_section else 1 + self.hi
 
     def describe(self) -> str:
         c = self.config
@@ -213,10 +213,11 @@ class Rasp(TokenTask):
         labels = program_labels(self.config.program, xs)
         n = len(xs)
         if self.answer_section:
-            seq = [self._id["<s>"], *(self._id[x] for x in xs), *([self._id["?"]] * n)]
-            targets = [self.vocab.pad] * (n + 1) + [self._id[y] if y is not None else self.vocab.pad for y in labels]
-            scored = [False] * (n + 1) + [y is not None for y in labels]
-            index = [0] * (n + 1) + list(range(n))
+            ids = [self._id[x] for x in xs]
+            seq = [self._id["<s>"], *ids, self._id["|"], *ids]
+            targets = [self.vocab.pad] * (n + 2) + [self._id[y] if y is not None else self.vocab.pad for y in labels]
+            scored = [False] * (n + 2) + [y is not None for y in labels]
+            index = [0] * (n + 2) + list(range(n))
         else:
             seq = [self._id["<s>"], *(self._id[x] for x in xs)]
             targets = [self.vocab.pad] + [self._id[y] if y is not None else self.vocab.pad for y in labels]
