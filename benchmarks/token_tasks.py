@@ -22,7 +22,13 @@ from pathlib import Path
 
 from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
 
-from iclab.config import apply_overrides, read_run_config, run_config_from_dict, save_config, to_dict
+from iclab.config import (
+    apply_overrides,
+    read_run_config,
+    run_config_from_dict,
+    save_config,
+    to_dict,
+)
 from iclab.recipes import RECIPES
 from iclab.tasks.rasp import PROGRAMS
 

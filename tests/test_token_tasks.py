@@ -394,3 +394,34 @@ def test_every_family_decodes_its_own_greedy_answer(family):
         with torch.no_grad():
             logits = model(torch.tensor([p + new[:-1]]))[0]
         assert logits[len(p) - 1:].argmax(-1).tolist() == new
+
+
+def test_a_recipe_fitted_to_one_program_refits_its_positions_to_another(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "iclab", "train", "--recipe", "friedman2023_rasp", "--set",
+                           "task.program=dyck1", "--set", "train.steps=2", "--set", "eval.n_prompts=8", "--out",
+                           str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "n_positions: 17" in (out / "config.yaml").read_text()  # <s> and 16 brackets (sort needs 14)
+
+
+def test_attention_with_token_shift_is_causal_and_keys_come_from_the_previous_token():
+    task = task_of("mqar", seq_len=32, n_pairs=4, vocab_size=64)
+    cfg = MODELS["transformer"](n_layer=1, n_embd=16, n_head=2, token_shift=True, n_positions=32)
+    cfg.validate()
+    torch.manual_seed(0)
+    model = build_for_task(cfg, task).eval()
+    prompts = task.eval_prompts(2, seed=0)
+    with torch.no_grad():
+        logits = model(prompts.tokens)
+        changed = prompts.tokens.clone()
+        changed[:, 20:] = 3
+        assert torch.allclose(model(changed)[:, :20], logits[:, :20], atol=1e-6)
+        keys = {}
+        attn = model.backbone.blocks[0].attn
+        handle = attn.hook_k.register_forward_hook(lambda m, i, o: keys.setdefault("k", o))
+        model(prompts.tokens)
+        handle.remove()
+    assert keys["k"][:, :, 0].abs().max() == 0  # position 0 has no previous token
+    with pytest.raises(ConfigError, match="^model.token_shift"):
+        load_config(None, ["model.encoder=set", "model.token_shift=true"])

@@ -230,11 +230,17 @@ def _print_token_summary(run_dir: Path, network: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from iclab.config import apply_overrides, run_config_from_dict, to_dict
+    from iclab.config import (
+        apply_overrides,
+        release_fitted_positions,
+        run_config_from_dict,
+        to_dict,
+    )
     from iclab.recipes import demo
     from iclab.rundir import prepare_new_run
 
-    cfg = run_config_from_dict(apply_overrides(to_dict(demo()), args.set))
+    cfg = run_config_from_dict(apply_overrides(release_fitted_positions(to_dict(demo()), _set_keys(args.set)),
+                                               args.set))
     run_dir = Path(args.out)
     _check_run(cfg)
     replaced = prepare_new_run(run_dir, args.overwrite, cfg)
@@ -248,6 +254,7 @@ def cmd_train(args) -> int:
         apply_overrides,
         load_config,
         read_yaml,
+        release_fitted_positions,
         run_config_from_dict,
         to_dict,
     )
@@ -262,7 +269,8 @@ def cmd_train(args) -> int:
 
         if args.recipe not in RECIPES:
             raise UserError(f"--recipe: unknown recipe {args.recipe!r}; available: {', '.join(RECIPES)}")
-        cfg = run_config_from_dict(apply_overrides(to_dict(RECIPES[args.recipe]()), args.set))
+        base = release_fitted_positions(to_dict(RECIPES[args.recipe]()), _set_keys(args.set))
+        cfg = run_config_from_dict(apply_overrides(base, args.set))
     elif args.resume and args.out:
         from iclab.rundir import read_run_config
 
@@ -288,6 +296,10 @@ def cmd_train(args) -> int:
 
         replaced = on_main(ctx, lambda: prepare_new_run(run_dir, args.overwrite, cfg))
     return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced, ctx=ctx)
+
+
+def _set_keys(overrides: list[str] | None) -> list[str]:
+    return [item.partition("=")[0] for item in overrides or []]
 
 
 def cmd_eval(args) -> int:

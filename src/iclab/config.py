@@ -257,6 +257,25 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def release_fitted_positions(data: dict, keys: list[str]) -> dict:
+    """A recipe's config with ``model.n_positions`` back to null when it is exactly what the recipe's own task
+    needs (resolved, not chosen) and ``keys`` (the overrides about to apply) change the task: the positions are
+    then fitted to the changed task (``--set task.program=hist`` on a recipe built for ``sort``)."""
+    model = data.get("model")
+    if not any(k.startswith("task.") for k in keys) or not isinstance(model, dict) or model.get("n_positions") is None:
+        return data
+    probe = _deep_copy(data)
+    probe["model"]["n_positions"] = None
+    try:
+        fitted = run_config_from_dict(probe).model.n_positions
+    except ConfigError:
+        return data
+    if fitted == model["n_positions"]:
+        data = _deep_copy(data)
+        data["model"]["n_positions"] = None
+    return data
+
+
 def set_key(data: dict, key: str, value: Any, where: str | None = None) -> None:
     """Set the dotted ``key`` (``train.steps``) of a raw config mapping to ``value`` in place, making
     sections as needed; ``model.name`` / ``task.name`` switch the family as :func:`apply_overrides` does.

@@ -98,6 +98,9 @@ class TransformerConfig(ModelConfig):
     n_head: int = 4
     n_positions: int | None = None  # learned positions; null = just enough for the task's prompts
     positional: Literal["learned", "rope"] = "learned"  # learned absolute positions, or rotary q/k (RoPE)
+    # keys from the previous token (values from the token itself), as the memory layers' token shift: one
+    # head can then look up "what followed this token before" (an induction head in one layer)
+    token_shift: bool = False
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     dropout: float = 0.0
 
@@ -112,12 +115,16 @@ class TransformerConfig(ModelConfig):
         if self.n_positions is not None:
             require_positive(self, path, "n_positions")
         require(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)", self.dropout)
+        if self.token_shift:
+            require(self.encoder != "set", f"{path}.token_shift", "does not go with the set encoder (its "
+                    "demonstrations have no order to shift along)", self.token_shift)
         if self.positional == "rope":
             require((self.n_embd // self.n_head) % 2 == 0, f"{path}.n_embd",
                     f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})", self.n_embd)
 
     def label(self, tokens: bool = False) -> str:
-        parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else [])
+        parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else []) + \
+            (["token shift"] if self.token_shift else [])
         return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
 

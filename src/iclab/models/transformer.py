@@ -56,12 +56,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(c.n_embd, c.n_embd)
         self.dropout = c.dropout
         self.rope = c.positional == "rope"
+        self.token_shift = c.token_shift
 
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         b, t, dm = x.shape
         h = self.n_head
         mask = layout.attn_mask
         q, k, v = self.qkv(x).view(b, t, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        if self.token_shift:  # causal: the key at position t is made from token t - 1 (its value from token t)
+            k = F.pad(k, (0, 0, 1, 0))[:, :, :-1]
         if self.rope:
             q, k = rotary(q, layout.positions), rotary(k, layout.positions)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)

@@ -254,11 +254,12 @@ def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
     })
 
 
-# Zoology's families at CPU scale: two layers each; the memory layers keep their token shift (the short
-# convolution Zoology's attention-free models have), attention uses rotary positions (with learned absolute
-# positions a 2-layer transformer stays on MQAR's plateau for thousands of steps at this scale)
+# Zoology's families at CPU scale: two layers each. The memory layers keep their token shift (keys from the
+# previous token, like the short convolution of Zoology's attention-free models), and attention gets the same
+# (`token_shift`) and rotary positions: without them a 2-layer transformer sits on MQAR's plateau for
+# thousands of steps at this scale (docs/token_tasks.md)
 MQAR_FAMILIES = {
-    "attention": {"name": "transformer", "n_layer": 2, "n_head": 2, "positional": "rope"},
+    "attention": {"name": "transformer", "n_layer": 2, "n_head": 2, "positional": "rope", "token_shift": True},
     "linear_attention": {"name": "memory", "rule": "linear", "n_layer": 2, "n_head": 2},
     "delta": {"name": "memory", "rule": "delta", "n_layer": 2, "n_head": 2},
     "mamba": {"name": "mamba", "n_layer": 2, "d_state": 16},

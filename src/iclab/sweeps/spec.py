@@ -196,7 +196,12 @@ def _axis_values(key: str, values: Any, where: str) -> list:
 
 
 def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | None = None) -> Sweep:
-    from iclab.config import run_config_from_dict, set_key, to_dict
+    from iclab.config import (
+        release_fitted_positions,
+        run_config_from_dict,
+        set_key,
+        to_dict,
+    )
 
     for key in data:
         if key not in SWEEP_KEYS:
@@ -207,8 +212,14 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
     base_dir = base_dir or Path.cwd()
     overrides = _as_mapping(data.get("set"), "set")
 
+    task_axes = [k for k in _as_mapping(data.get("grid"), "grid")] + [
+        k for g in ([] if data.get("zip") is None else data["zip"] if isinstance(data["zip"], list) else [data["zip"]])
+        if isinstance(g, dict) for k in g]
+
     def make_base(swept_args: dict | None = None) -> dict:
         config = _base_config(data, base_dir, swept_args)
+        if "recipe" in data:  # positions the recipe fitted to its own task are fitted again to the changed one
+            config = release_fitted_positions(config, [str(k) for k in overrides] + task_axes)
         for key, value in overrides.items():
             set_key(config, str(key), value, f"set.{key}")
         return config
