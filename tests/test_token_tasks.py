@@ -425,3 +425,19 @@ def test_attention_with_token_shift_is_causal_and_keys_come_from_the_previous_to
     assert keys["k"][:, :, 0].abs().max() == 0  # position 0 has no previous token
     with pytest.raises(ConfigError, match="^model.token_shift"):
         load_config(None, ["model.encoder=set", "model.token_shift=true"])
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--recipe", "lee2023_arithmetic", "--set", "task.format=binary"], "task.format"),
+    (["--recipe", "friedman2023_rasp", "--set", "task.n_symbols=0"], "task.n_symbols"),
+    (["--recipe", "arora2023_mqar", "--set", "task.vocab_size=0"], "task.vocab_size"),
+])
+def test_bad_token_task_input_leaves_an_existing_run_untouched(tmp_path, args, field):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("kept\n")
+    proc = subprocess.run([sys.executable, "-m", "iclab", "train", *args, "--out", str(run), "--overwrite"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"iclab: error: {field}:"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert [p.name for p in run.iterdir()] == ["config.yaml"] and (run / "config.yaml").read_text() == "kept\n"

@@ -244,7 +244,7 @@ def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
     if program not in PROGRAMS:
         raise ConfigError(f"program: must be one of {', '.join(PROGRAMS)}, got {program!r}")
     return run_config_from_dict({
-        "name": f"friedman2023_rasp_{program}",
+        "name": "friedman2023_rasp",
         "task": {"name": "rasp", "program": program, "n_train": 8000},
         "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
         "train": {"steps": steps, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 100,

@@ -123,10 +123,12 @@ def _write_token_report(run_dir: Path, cfg) -> Path:
     parts += token_sections(cfg, run_dir, read_metrics(run_dir), network_label(cfg.model, tokens=True), _img)
     parts.extend(_analysis_section(run_dir, 0))
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
-    parts.append(f'<p class="muted">Metrics over {cfg.eval.n_prompts} held-out prompts (automata never seen in '
-                 "training): greedy accuracy (the argmax is a valid next symbol), total variation distance to the "
-                 "true next-symbol distribution, cross-entropy of the target, KL(true || learner); 95% intervals "
-                 "across prompts. Source tables: eval/summary.csv, eval/curves.csv; training log: metrics.jsonl.</p>")
+    parts.append(f'<p class="muted">Metrics over {cfg.eval.n_prompts} held-out prompts (none from a process, '
+                 "automaton or input, seen in training): greedy accuracy (the argmax is a valid next symbol), total "
+                 "variation distance to the true next-symbol distribution, cross-entropy of the target, "
+                 "KL(true || learner); 95% intervals across prompts. Source tables: eval/summary.csv, "
+                 "eval/curves.csv (and eval/generation.csv where answers are decoded); training log: "
+                 "metrics.jsonl.</p>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>iclab: {html.escape(cfg.name)}"
             f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     out = run_dir / "report.html"
