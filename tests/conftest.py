@@ -45,3 +45,22 @@ def quick_model(name: str) -> list[str]:
     from iclab.models import MODELS
 
     return [f"model.name={name}", *(f"model.{k}={v}" for k, v in MODELS[name].quick.items())]
+
+
+@pytest.fixture
+def quick_lm():
+    """``quick_lm(family, task, **changes)``: a small causal language model of any family for a token task (the
+    family's quick size, its positions fitted to the task), seeded."""
+    from iclab.models import MODELS, build_for_task
+
+    def make(family: str, task, **changes):
+        cfg = MODELS[family](**{**MODELS[family].quick, **changes})
+        if "encoder" in cfg.quick:
+            cfg.encoder = cfg.encoders[0]
+        if hasattr(cfg, "n_positions"):
+            cfg.n_positions = task.max_tokens
+        cfg.validate()
+        torch.manual_seed(0)
+        return build_for_task(cfg, task)
+
+    return make

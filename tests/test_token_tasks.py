@@ -340,17 +340,10 @@ LM_FAMILIES = [name for name, cls in MODELS.items() if cls.read_in]
 
 
 @pytest.mark.parametrize("family", LM_FAMILIES)
-def test_every_family_decodes_its_own_greedy_answer(family):
+def test_every_family_decodes_its_own_greedy_answer(family, quick_lm):
     """Greedy decoding of any family writes, at each step, the argmax of the model run on everything so far."""
     task = task_of("arithmetic", n_train=200, format="plain")
-    cfg = MODELS[family](**MODELS[family].quick)
-    if "encoder" in cfg.quick:
-        cfg.encoder = cfg.encoders[0]
-    if hasattr(cfg, "n_positions"):
-        cfg.n_positions = task.max_tokens
-    cfg.validate()
-    torch.manual_seed(0)
-    model = build_for_task(cfg, task).eval()
+    model = quick_lm(family, task).eval()
     prompts = [task.generation_prompt(ex) for ex in task.eval_examples(4, seed=0)]
     out = generate(model, prompts, 5)
     for p, new in zip(prompts, out):

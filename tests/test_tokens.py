@@ -11,7 +11,7 @@ import torch
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner
-from iclab.models import MODELS, build_for_task
+from iclab.models import MODELS
 from iclab.models.ngram import ngram_matches
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.regbench import automaton_key, minimise, random_automaton
@@ -279,16 +279,9 @@ def test_ngram_matches_against_a_loop():
 
 @pytest.mark.parametrize("family", LM_FAMILIES)
 @pytest.mark.parametrize("ngram", [[], [1, 2]])
-def test_every_family_is_a_causal_language_model(family, ngram):
+def test_every_family_is_a_causal_language_model(family, ngram, quick_lm):
     task = small_regbench()
-    cfg = MODELS[family](**{**MODELS[family].quick, "ngram_heads": ngram})
-    if "encoder" in cfg.quick:
-        cfg.encoder = cfg.encoders[0]
-    if hasattr(cfg, "n_positions"):
-        cfg.n_positions = task.max_tokens
-    cfg.validate()
-    torch.manual_seed(0)
-    model = build_for_task(cfg, task)
+    model = quick_lm(family, task, ngram_heads=ngram)
     p = task.eval_prompts(2, seed=1)
     logits = model(p.tokens)
     assert logits.shape == (2, p.length, 20)
