@@ -89,7 +89,7 @@ def _snapshot(folder):
     (["train", "{cfg}", "--set", "task.name=sinusoids"], ["task.name: unknown task 'sinusoids'"]),
     (["train", "{cfg}", "--set", "model.name=mamba9"], ["model.name: unknown model 'mamba9'"]),
     (["train", "{cfg}", "--set", "model.n_positions=4"], ["model.n_positions: must be at least 13"]),
-    (["train", "{cfg}", "--set", "eval.learners=[oracle]"], ["eval.learners[0]: unknown learner 'oracle'"]),
+    (["train", "{cfg}", "--set", "eval.learners=[sage]"], ["eval.learners[0]: unknown learner 'sage'"]),
     (["train", "{cfg}", "--set", "train.device=tpu"], ["train.device"]),
     (["train", "{cfg}", "--set", "nonsense"], ["--set: expected key=value"]),
     (["train"], ["train needs a CONFIG file"]),
