@@ -99,9 +99,10 @@ def collect(paths: list[str | Path], k: int | None = None) -> Comparison:
         for r in runs:
             r["run"] = f"{r['path'].parent.name}/{r['run']}"
     keys = [key for group in axes for key in group]
-    # loose runs (and runs of several sweeps): the config keys in which they differ
+    # loose runs (and runs of several sweeps): the config keys in which they differ. One sweep's axes say it all
+    # (an axis over a recipe argument changes many config keys at once, a model family say)
     flats = [flatten(r["config"]) for r in runs]
-    every = sorted(set().union(*flats))
+    every = sorted(set().union(*flats)) if not (len(paths) == 1 and axes) else []
     for key in every:
         if key in keys or key == "name" or key in RESUMABLE_CHANGES or key.startswith("eval.") or key == "imports":
             continue
