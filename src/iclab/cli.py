@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"iclab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `iclab list | head`: the reader has gone; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         if e.filename is None:  # not a file-system failure of a path: a bug, keep the traceback
             raise
