@@ -33,7 +33,7 @@ from iclab.schema import (
     require_positive,
     to_dict,
 )
-from iclab.tasks import TASKS, is_token_task, make_task
+from iclab.tasks import TASKS, make_task
 from iclab.tasks.shifts import check_shift, parse_shift
 
 __all__ = ["EvalConfig", "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "from_dict", "load_config",
@@ -139,11 +139,10 @@ class RunConfig:
     def validate(self, path: str = "") -> None:
         require(bool(self.name) and not set(self.name) & set("/\\") and self.name not in (".", "..") and
                 not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
-        tokens = is_token_task(self.task)
-        check_model_fits_task(self.model, self.task, tokens=tokens,
-                              input_tokens=make_task(self.task).max_tokens if tokens else None)
         task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
-        if task.prompt_kind == "tokens":
+        tokens = task.prompt_kind == "tokens"
+        check_model_fits_task(self.model, self.task, tokens=tokens, input_tokens=task.max_tokens if tokens else None)
+        if tokens:
             require(self.train.loss_on == "all", "train.loss_on", "must be 'all' for a token task (the loss is the "
                     "cross-entropy of every scored next token)", self.train.loss_on)
         for i, shift in enumerate(self.eval.shifts):  # each shift and learner must apply to this task

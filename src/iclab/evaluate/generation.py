@@ -85,11 +85,11 @@ def evaluate_generation(model, task, examples: list, *, temperature: float = 0.0
     records = []
     for ex, p, g in zip(examples, prompts, generated):
         text = vocab.decode(g) if g else ""
+        answer, expected = task.parse(text), task.expected(ex)
         truth = vocab.decode(ex.sequence[len(p):])
         records.append({**task.generation_groups(ex), "prompt": vocab.decode(p), "generated": text,
-                        "answer": task.parse(text), "expected": task.expected(ex),
-                        "correct": task.parse(text) == task.expected(ex),
-                        "oracle_correct": task.parse(truth) == task.expected(ex)})
+                        "answer": answer, "expected": expected, "correct": answer == expected,
+                        "oracle_correct": task.parse(truth) == expected})
     rows = []
     for learner, key in (("model", "correct"), ("oracle", "oracle_correct")):
         rows.append(_row(learner, "all", "all", [r[key] for r in records]))

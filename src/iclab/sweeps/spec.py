@@ -212,19 +212,13 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
     base_dir = base_dir or Path.cwd()
     overrides = _as_mapping(data.get("set"), "set")
 
-    task_axes = [k for k in _as_mapping(data.get("grid"), "grid")] + [
-        k for g in ([] if data.get("zip") is None else data["zip"] if isinstance(data["zip"], list) else [data["zip"]])
-        if isinstance(g, dict) for k in g]
-
     def make_base(swept_args: dict | None = None) -> dict:
         config = _base_config(data, base_dir, swept_args)
         if "recipe" in data:  # positions the recipe fitted to its own task are fitted again to the changed one
-            config = release_fitted_positions(config, [str(k) for k in overrides] + task_axes)
+            config = release_fitted_positions(config, [str(k) for k in overrides] + keys)
         for key, value in overrides.items():
             set_key(config, str(key), value, f"set.{key}")
         return config
-
-    base = make_base()
 
     axes: list[tuple[list[str], list[tuple]]] = []  # (keys, list of value tuples)
     seen: dict[str, str] = {}
@@ -261,6 +255,7 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         raise ConfigError("no axes: give grid:, zip: or seeds: (a sweep of one point is `iclab train`)")
 
     keys = [k for group, _ in axes for k in group]
+    base = make_base()
     if any(k.startswith("recipe_args.") for k in keys) and "recipe" not in data:
         raise ConfigError(f"{_where(next(k for k in keys if k.startswith('recipe_args.')), seen)}: sweeps a recipe "
                           "argument, but the sweep has no recipe:")

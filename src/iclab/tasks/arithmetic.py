@@ -49,8 +49,9 @@ SYMBOLS = ("_", "\n", " ", "$", "+", "=", ",", ".", ":", "<", ">", "/", "[", "]"
            *"ACDEINTacdeghinprstu")
 
 
-def _digits(x: int) -> str:
-    return str(list(map(int, str(x)))).replace(" ", "")
+def _listed(digits: list[int]) -> str:
+    """``[1,2,8]``: a digit list as the reference writes it (Python's list, spaces removed)."""
+    return str(digits).replace(" ", "")
 
 
 def format_example(a: int, b: int, fmt: str) -> tuple[str, str]:
@@ -75,15 +76,12 @@ def format_example(a: int, b: int, fmt: str) -> tuple[str, str]:
     if fmt == "simple_scratchpad":
         lines = [f"A->{s % 10} , C->{s // 10}" for _, _, _, s in steps]
         return prompt, "\n".join(lines) + ".\n" + "".join(map(str, answer)) + "\n"
-    out = ["<scratch>", f"{_digits(a)} has {len(xs)} digits.", f"{_digits(b)} has {len(ys)} digits."]
-    partial = []
-    for i, (x, y, cin, s) in enumerate(steps):
-        left_a = str(xs[: max(len(xs) - i, 0)]).replace(" ", "")
-        left_b = str(ys[: max(len(ys) - i, 0)]).replace(" ", "")
-        out.append(f"{left_a} + {left_b} , A={str(partial).replace(' ', '')} , C={cin} , {x}+{y}+{cin}={s} , "
+    out = ["<scratch>", f"{_listed(xs)} has {len(xs)} digits.", f"{_listed(ys)} has {len(ys)} digits."]
+    for i, (x, y, cin, s) in enumerate(steps):  # the digits left of each operand, the answer's digits so far
+        out.append(f"{_listed(xs[: max(len(xs) - i, 0)])} + {_listed(ys[: max(len(ys) - i, 0)])} , "
+                   f"A={_listed(answer[len(answer) - i:] if i else [])} , C={cin} , {x}+{y}+{cin}={s} , "
                    f"A->{s % 10} , C->{s // 10}")
-        partial.insert(0, s % 10)
-    out.append(f"[] + [] , A={str(partial).replace(' ', '')} C={carry} , END")
+    out.append(f"[] + [] , A={_listed(answer[len(answer) - len(steps):])} C={carry} , END")
     out.append("</scratch>")
     return prompt, "\n".join(out) + "\n" + " ".join(map(str, answer)) + "\n"
 
@@ -181,9 +179,9 @@ class Arithmetic(TokenTask):
 
     def describe(self) -> str:
         c = self.config
-        data = "a fresh pair every example" if c.n_train is None else f"{c.n_train} training examples ({c.sampler})"
-        return (f"{c.n_digits}-digit addition, {c.format} format, {data}, loss on {c.loss_on} tokens; held-out "
-                f"operands up to {self.eval_digits} digits")
+        sampler = "" if c.n_train is None else f" ({c.sampler})"
+        return (f"{c.n_digits}-digit addition, {c.format} format, {self.training_data('example')}{sampler}, loss on "
+                f"{c.loss_on} tokens; held-out operands up to {self.eval_digits} digits")
 
     def relevant_learners(self) -> list[str]:
         return ["oracle", "unigram"]
@@ -287,9 +285,8 @@ def balanced_pairs(rng: np.random.Generator, n: int, digits: int) -> list[tuple[
             seen.add((a, b))
             per_carry[carries(a, b)] += 1
     n2 = int(900 * n / 10000)
-    for width, count in ((2, n2), (digits, n - 100 - n2)):
-        if width == 2 and digits == 2:
-            count = n - 100
+    phases = [(2, n - 100)] if digits == 2 else [(2, n2), (digits, n - 100 - n2)]
+    for width, count in phases:
         got, tries = 0, 0
         while got < count:
             tries += 1
@@ -303,6 +300,4 @@ def balanced_pairs(rng: np.random.Generator, n: int, digits: int) -> list[tuple[
             per_carry[k] += 1
             out.append((a, b))
             got += 1
-        if digits == 2:
-            break
     return out

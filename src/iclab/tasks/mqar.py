@@ -79,8 +79,8 @@ class Mqar(TokenTask):
 
     def describe(self) -> str:
         c = self.config
-        data = "a fresh prompt every item" if c.n_train is None else f"{c.n_train} training prompts"
-        return f"{c.n_pairs} key-value pairs in {c.seq_len} tokens, vocabulary of {c.vocab_size}, {data}"
+        return (f"{c.n_pairs} key-value pairs in {c.seq_len} tokens, vocabulary of {c.vocab_size}, "
+                f"{self.training_data()}")
 
     def relevant_learners(self) -> list[str]:
         return ["oracle"]

@@ -175,9 +175,8 @@ class Rasp(TokenTask):
         return 2 + 2 * self.hi if self.answer_section else 1 + self.hi
 
     def describe(self) -> str:
-        c = self.config
-        data = "a fresh input every example" if c.n_train is None else f"{c.n_train} distinct training inputs"
-        return f"{c.program}, inputs of {self.lo}-{self.hi} tokens over {len(self.inputs)} symbols, {data}"
+        return (f"{self.config.program}, inputs of {self.lo}-{self.hi} tokens over {len(self.inputs)} symbols, "
+                f"{self.training_data('input')}")
 
     def relevant_learners(self) -> list[str]:
         return ["oracle"]

@@ -58,12 +58,15 @@ class Example:
 
 
 class TokenTask(Task):
-    """Base class of the token tasks. Subclasses set ``Config`` (with ``n_train``, ``data_seed``, ``max_length``),
-    ``vocab`` and :meth:`draw`."""
+    """Base class of the token tasks. Subclasses set ``Config`` (with ``n_train`` and ``data_seed``), ``vocab`` and
+    :meth:`draw`, and :attr:`max_tokens` unless their config's ``max_length`` is the prompt length."""
 
     prompt_kind = "tokens"
     any_length = False
     vocab: Vocabulary
+    curve_axis = "strings seen in the prompt"  # what the x-axis of the task's curves counts (string_index)
+    generates = False  # whether evaluation also decodes answers (see iclab.evaluate.generation)
+    scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -74,9 +77,6 @@ class TokenTask(Task):
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-    curve_axis = "strings seen in the prompt"  # what the x-axis of the task's curves counts (string_index)
-    generates = False  # whether evaluation also decodes answers (see iclab.evaluate.generation)
 
     @property
     def max_tokens(self) -> int:
@@ -95,10 +95,13 @@ class TokenTask(Task):
     def error_label(self) -> str:
         return "1 - accuracy"
 
-    def describe(self) -> str:
+    def training_data(self, item: str = "prompt") -> str:
+        """``"a fresh prompt every item"`` or ``"1000 training prompts cycled in epochs"`` (for :meth:`describe`)."""
         n = self.config.n_train
-        data = "a fresh prompt every item" if n is None else f"{n} training prompts cycled in epochs"
-        return f"vocabulary of {self.vocab_size}, up to {self.max_tokens} input tokens, {data}"
+        return f"a fresh {item} every item" if n is None else f"{n} training {item}s cycled in epochs"
+
+    def describe(self) -> str:
+        return f"vocabulary of {self.vocab_size}, up to {self.max_tokens} input tokens, {self.training_data()}"
 
     def shift_unsupported(self, name: str) -> str | None:
         if name == "standard":
@@ -164,8 +167,6 @@ class TokenTask(Task):
             self._train = self._draw_unique(rng, self.config.n_train, set())
             self._train_keys = {ex.key for ex in self._train}
         return self._train
-
-    scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
 
     def batch(self, examples: list[Example], score_all: bool = False) -> TokenPrompts:
         """Pad examples to the longest and stack them; ``score_all`` scores every position of every example."""
