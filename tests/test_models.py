@@ -99,18 +99,34 @@ def test_mamba_hook_names_are_pinned():
 
 
 def test_selective_scan_equals_the_loop():
-    from iclab.models.ssm import selective_scan, selective_scan_loop
+    from iclab.models.ssm import selective_scan, selective_scan_loop, selective_ssm_loop
 
     g = torch.Generator().manual_seed(0)
     for t in (1, 2, 7, 16, 37):
         a = torch.rand(3, t, 5, 4, generator=g, dtype=torch.float64)
         b = torch.randn(3, t, 5, 4, generator=g, dtype=torch.float64)
         torch.testing.assert_close(selective_scan(a, b), selective_scan_loop(a, b), rtol=1e-5, atol=1e-10)
-    # and a whole network gives the same predictions with either
+    # the fused loop (a and b formed inside the step, y read there) gives the scan's outputs and states
+    delta = torch.rand(3, 37, 5, generator=g, dtype=torch.float64)
+    A = -torch.rand(5, 4, generator=g, dtype=torch.float64) * 4
+    drive = torch.randn(3, 37, 5, generator=g, dtype=torch.float64)
+    bmat, cmat = torch.randn(2, 3, 37, 4, generator=g, dtype=torch.float64)
+    h = selective_scan(torch.exp(delta.unsqueeze(-1) * A), drive.unsqueeze(-1) * bmat.unsqueeze(2))
+    y, states = selective_ssm_loop(delta, A, drive, bmat, cmat, keep_states=True)
+    torch.testing.assert_close(states, h, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(y, torch.einsum("bten,btn->bte", h, cmat), rtol=1e-10, atol=1e-12)
+    # and a whole network gives the same predictions and gradients with either
     _, model, prompts = _setup("mamba", "interleaved")
-    scanned = model.predict(prompts)
-    model.config.form = "loop"
-    torch.testing.assert_close(model.predict(prompts), scanned, rtol=1e-5, atol=1e-5)
+    results = {}
+    for form in ("scan", "loop"):
+        model.config.form = form
+        model.zero_grad()
+        out = model(prompts.xs, prompts.ys)
+        out.square().sum().backward()
+        results[form] = out.detach(), [p.grad.clone() for p in model.parameters()]
+    torch.testing.assert_close(results["loop"][0], results["scan"][0], rtol=1e-5, atol=1e-5)
+    for g_loop, g_scan in zip(results["loop"][1], results["scan"][1]):
+        torch.testing.assert_close(g_loop, g_scan, rtol=1e-4, atol=1e-5)
 
 
 def test_mamba_state_follows_the_recurrence():

@@ -10,9 +10,12 @@ state ``n``, with an input-dependent step ``Delta_t`` and input-dependent ``B_t`
 
 with ``A = -exp(A_log) < 0`` (initialised to ``-1 .. -d_state``, S4D-real) and
 ``Delta_t = softplus(W_up W_down u_t + b)`` (low rank ``dt_rank``, bias set so ``Delta`` starts in
-``[0.001, 0.1]``). Two equal computations (``form``): ``scan`` (a parallel prefix scan over the tokens, log2 T
-steps of the associative combine ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)``) and ``loop`` (the
-recurrence, one token at a time: the definition). No position embeddings: order comes from the
+``[0.001, 0.1]``). Two equal computations (``form``): ``scan``, a parallel prefix scan over the tokens (log2 T
+steps of the associative combine ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)`` on ``(B, T, E, N)`` tensors:
+few, large operations, the better choice on a GPU); and ``loop``, the recurrence one token at a time, which
+forms ``exp(Delta_t A)`` and ``y_t`` inside the step and never holds more than the states autograd keeps (on
+CPU 7-24x faster than the scan for a training step at 41-256 tokens: docs/benchmarks.md). ``auto`` (the
+default) takes the scan on CUDA and the loop elsewhere. No position embeddings: order comes from the
 recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`) adds the
 read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.
 
@@ -42,13 +45,33 @@ from iclab.models.hooks import HookPoint
 
 
 def selective_scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``, one token at a time. ``a, b``: (B, T, ...)."""
+    """``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``, one token at a time. ``a, b``: (B, T, ...).
+
+    The tokens are taken by ``unbind``: indexing ``a[:, t]`` would make its backward write a zero-filled
+    full-size gradient per token, quadratic in T."""
     h = torch.zeros_like(b[:, 0])
     out = []
-    for t in range(b.shape[1]):
-        h = a[:, t] * h + b[:, t]
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
+        h = torch.addcmul(b_t, a_t, h)
         out.append(h)
     return torch.stack(out, dim=1)
+
+
+def selective_ssm_loop(delta: torch.Tensor, A: torch.Tensor, drive: torch.Tensor, bmat: torch.Tensor,
+                       cmat: torch.Tensor, keep_states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``y_t = sum_n C_t[n] h_t[:, n]`` with ``h_t = exp(Delta_t A) h_{t-1} + drive_t B_t``, one token at a
+    time, without the ``(B, T, E, N)`` tensors of ``a`` and ``b``.
+
+    ``delta, drive``: (B, T, E) (``drive = Delta * u``); ``A``: (E, N); ``bmat, cmat``: (B, T, N). Returns
+    ``y`` (B, T, E) and, when ``keep_states``, the states ``h`` (B, T, E, N)."""
+    h = drive.new_zeros(drive.shape[0], *A.shape)
+    ys, states = [], []
+    for d_t, x_t, b_t, c_t in zip(delta.unbind(1), drive.unbind(1), bmat.unbind(1), cmat.unbind(1)):
+        h = torch.addcmul(x_t.unsqueeze(-1) * b_t.unsqueeze(1), torch.exp(d_t.unsqueeze(-1) * A), h)
+        ys.append(torch.bmm(h, c_t.unsqueeze(-1)).squeeze(-1))
+        if keep_states:
+            states.append(h)
+    return torch.stack(ys, dim=1), (torch.stack(states, dim=1) if keep_states else None)
 
 
 def selective_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -90,12 +113,17 @@ class SelectiveSSM(nn.Module):
         dt_low, bmat, cmat = self.x_proj(u).split([self.rank, self.c.d_state, self.c.d_state], dim=-1)
         delta = self.hook_delta(F.softplus(self.dt_proj(dt_low)))  # (B, T, E)
         bmat, cmat = self.hook_B(bmat), self.hook_C(cmat)  # (B, T, N)
-        a = torch.exp(delta.unsqueeze(-1) * -torch.exp(self.A_log))  # (B, T, E, N), in (0, 1)
-        b = (delta * u).unsqueeze(-1) * bmat.unsqueeze(2)  # (B, T, E, N)
-        scan = selective_scan if self.c.form == "scan" else selective_scan_loop
-        h = self.hook_state(scan(a, b))
-        y = (h * cmat.unsqueeze(2)).sum(-1) + self.D * u  # (B, T, E)
-        return self.out_proj(y * F.silu(z))
+        A = -torch.exp(self.A_log)  # (E, N), negative: exp(Delta A) in (0, 1)
+        if self.c.form == "scan" or (self.c.form == "auto" and x.is_cuda):
+            a = torch.exp(delta.unsqueeze(-1) * A)  # (B, T, E, N)
+            b = (delta * u).unsqueeze(-1) * bmat.unsqueeze(2)  # (B, T, E, N)
+            h = self.hook_state(selective_scan(a, b))
+            y = (h * cmat.unsqueeze(2)).sum(-1)
+        else:  # the state hook observes h_t; y is read from the states inside the loop
+            y, h = selective_ssm_loop(delta, A, delta * u, bmat, cmat, keep_states=self.hook_state.active)
+            if h is not None:
+                self.hook_state(h)
+        return self.out_proj((y + self.D * u) * F.silu(z))
 
 
 class MambaBlock(nn.Module):
