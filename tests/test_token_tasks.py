@@ -384,6 +384,42 @@ def test_attention_with_token_shift_is_causal_and_keys_come_from_the_previous_to
         load_config(None, ["model.encoder=set", "model.token_shift=true"])
 
 
+def test_primer_qkv_convolution_is_causal_and_holds_plain_and_token_shift_attention():
+    """Primer's depthwise q/k/v convolution: causal; with its taps set to the current token it is the plain
+    transformer, and with the keys' taps on the previous token it is the token-shift transformer."""
+    task = task_of("mqar", seq_len=32, n_pairs=4, vocab_size=64)
+    prompts = task.eval_prompts(3, seed=0)
+
+    def built(**kw):
+        cfg = MODELS["transformer"](n_layer=2, n_embd=16, n_head=2, n_positions=32, **kw)
+        cfg.validate()
+        torch.manual_seed(0)
+        return build_for_task(cfg, task).eval()
+
+    conv_model = built(qkv_conv=3)
+    with torch.no_grad():
+        logits = conv_model(prompts.tokens)
+        changed = prompts.tokens.clone()
+        changed[:, 20:] = 3
+        assert torch.allclose(conv_model(changed)[:, :20], logits[:, :20], atol=1e-6)
+        assert not torch.allclose(conv_model(changed)[:, 20:], logits[:, 20:], atol=1e-3)
+        for kw, key_tap in [({}, 2), ({"token_shift": True}, 1)]:  # tap 2 = this token, tap 1 = the one before
+            reference = built(**kw)
+            conv_model.load_state_dict(reference.state_dict(), strict=False)  # every weight but the convolutions
+            for block in conv_model.backbone.blocks:
+                weight = block.attn.qkv_conv.weight  # (3D, 1, 3): q channels, then k, then v
+                weight.zero_()
+                weight[:, 0, 2] = 1
+                weight[16:32, 0, 2] = 1.0 if key_tap == 2 else 0.0
+                weight[16:32, 0, key_tap] = 1
+                block.attn.qkv_conv.bias.zero_()
+            torch.testing.assert_close(conv_model(prompts.tokens), reference(prompts.tokens), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="^model.qkv_conv"):
+        load_config(None, ["model.encoder=set", "model.qkv_conv=3"])
+    with pytest.raises(ConfigError, match="^model.qkv_conv"):
+        load_config(None, ["model.qkv_conv=-1"])
+
+
 @pytest.mark.parametrize("args,field", [
     (["--recipe", "lee2023_arithmetic", "--set", "task.format=binary"], "task.format"),
     (["--recipe", "friedman2023_rasp", "--set", "task.n_symbols=0"], "task.n_symbols"),

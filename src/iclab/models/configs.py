@@ -101,6 +101,10 @@ class TransformerConfig(ModelConfig):
     # keys from the previous token (values from the token itself), as the memory layers' token shift: one
     # head can then look up "what followed this token before" (an induction head in one layer)
     token_shift: bool = False
+    # Primer's multi-dconv-head attention (So et al. 2021): a causal depthwise convolution over this many
+    # tokens on q, k and v after their projection (0 = none; Primer uses 3), so one head can match the last
+    # few tokens at once (an n-gram head in one layer)
+    qkv_conv: int = 0
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     dropout: float = 0.0
 
@@ -118,13 +122,17 @@ class TransformerConfig(ModelConfig):
         if self.token_shift:
             require(self.encoder != "set", f"{path}.token_shift", "does not go with the set encoder (its "
                     "demonstrations have no order to shift along)", self.token_shift)
+        require(self.qkv_conv >= 0, f"{path}.qkv_conv", "must be 0 (none) or a convolution width", self.qkv_conv)
+        if self.qkv_conv:
+            require(self.encoder != "set", f"{path}.qkv_conv", "does not go with the set encoder (its "
+                    "demonstrations have no order to convolve along)", self.qkv_conv)
         if self.positional == "rope":
             require((self.n_embd // self.n_head) % 2 == 0, f"{path}.n_embd",
                     f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})", self.n_embd)
 
     def label(self, tokens: bool = False) -> str:
         parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else []) + \
-            (["token shift"] if self.token_shift else [])
+            (["token shift"] if self.token_shift else []) + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
         return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -233,7 +241,8 @@ class MambaConfig(ModelConfig):
 
     name: str = "mamba"
     encoder: str = "interleaved"  # reads the token stream in order
-    form: Literal["scan", "loop"] = "scan"  # parallel prefix scan, or token by token: the same function
+    form: Literal["auto", "scan", "loop"] = "auto"  # parallel prefix scan or token by token, the same function;
+    # auto: the scan on CUDA, the loop elsewhere
     n_layer: int = 2
     n_embd: int = 64
     d_state: int = 16  # N: state size per channel

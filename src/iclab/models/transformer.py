@@ -57,12 +57,19 @@ class Attention(nn.Module):
         self.dropout = c.dropout
         self.rope = c.positional == "rope"
         self.token_shift = c.token_shift
+        # Primer's multi-dconv-head attention: a causal depthwise convolution over the last qkv_conv tokens
+        # on every channel of q, k and v
+        self.qkv_conv = nn.Conv1d(3 * c.n_embd, 3 * c.n_embd, c.qkv_conv, groups=3 * c.n_embd,
+                                  padding=c.qkv_conv - 1) if c.qkv_conv else None
 
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         b, t, dm = x.shape
         h = self.n_head
         mask = layout.attn_mask
-        q, k, v = self.qkv(x).view(b, t, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        qkv = self.qkv(x)
+        if self.qkv_conv is not None:  # causal: drop the look-ahead of the padded convolution
+            qkv = self.qkv_conv(qkv.transpose(1, 2))[..., :t].transpose(1, 2)
+        q, k, v = qkv.view(b, t, 3, h, dm // h).permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
         if self.token_shift:  # causal: the key at position t is made from token t - 1 (its value from token t)
             k = F.pad(k, (0, 0, 1, 0))[:, :, :-1]
         if self.rope:
