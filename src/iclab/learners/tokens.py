@@ -48,7 +48,7 @@ class NGram(TokenLearner):
 
     name = "ngram"
 
-    def __init__(self, n: int = 3, chunk: int = 256) -> None:
+    def __init__(self, n: int = 3, chunk: int = 64) -> None:
         super().__init__()
         check(1 <= n <= 4, f"ngram: n must be between 1 and 4, got {n}")
         check(chunk >= 1, f"ngram: chunk must be at least 1, got {chunk}")
@@ -56,9 +56,10 @@ class NGram(TokenLearner):
         self.chunk = chunk
 
     def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
-        outs = [self._chunk(prompts.tokens[i: i + self.chunk].cpu(), prompts.vocab)
-                for i in range(0, prompts.batch_size, self.chunk)]
-        return torch.cat(outs) if outs else torch.zeros(0, prompts.length, len(prompts.vocab), dtype=torch.float64)
+        out = torch.empty(prompts.batch_size, prompts.length, len(prompts.vocab), dtype=torch.float64)
+        for i in range(0, prompts.batch_size, self.chunk):
+            out[i: i + self.chunk] = self._chunk(prompts.tokens[i: i + self.chunk].cpu(), prompts.vocab)
+        return out
 
     def _chunk(self, tokens: torch.Tensor, vocab) -> torch.Tensor:
         big_n = self.n
@@ -67,7 +68,7 @@ class NGram(TokenLearner):
         f64 = torch.float64
         sep = tokens == vocab.separator if vocab.separator is not None else torch.zeros_like(tokens, dtype=torch.bool)
         sym = ~sep & (tokens != vocab.pad)
-        onehot = torch.nn.functional.one_hot(tokens, v).to(f64) * sym.unsqueeze(-1)  # (B, T, V)
+        onehot = torch.zeros(b, t, v, dtype=f64).scatter_(2, tokens.unsqueeze(-1), sym.unsqueeze(-1).to(f64))
         symf = sym.to(torch.float32)
         tokens_next = torch.cat([tokens, tokens.new_zeros(b, 1)], 1)  # position T: a virtual query, no symbol
         sym_next = torch.cat([symf, symf.new_zeros(b, 1)], 1)
@@ -79,7 +80,7 @@ class NGram(TokenLearner):
         # order 1: the symbols' frequencies so far
         counts1 = torch.cumsum(onehot, 1)  # (B, T, V)
         vocab_seen = counts1 > 0
-        p = counts1 / counts1.sum(-1, keepdim=True).clamp_min(1)
+        p = counts1.div_(counts1.sum(-1, keepdim=True).clamp_min(1))
         ctx = torch.zeros(b, t, dtype=torch.long)  # ctx_m(t): the last m symbols of the current string, padded (0)
         zero = torch.zeros(b, 1, dtype=torch.long)
         for order in range(2, big_n + 1):
@@ -89,19 +90,21 @@ class NGram(TokenLearner):
             # the context preceding token p is ctx(p - 1), so the context at t is the one preceding t + 1:
             # count(h c) at t = symbols p <= t in the group of keys equal to before(t + 1), i.e. a running count
             before = torch.cat([zero, ctx], 1)  # (B, T + 1): before(p) for p = 0 .. T
-            seen_counts = _group_running_counts(before, sym_next, tokens_next, v)[:, 1:].to(f64)
+            seen_counts = _group_running_counts(before, sym_next, tokens_next, v)[:, 1:]
             # count(h): m-grams ending at a symbol q <= t equal to h, plus the all-pad m-grams of each string's padding
             same = _group_running_counts(ctx, symf, inclusive=True).to(f64)
             den = same + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
-            pn = seen_counts / den.clamp_min(1).unsqueeze(-1)
             seen = seen_counts > 0
-            beta = 1 - pn.sum(-1, keepdim=True)
-            rest = (p * (vocab_seen & ~seen)).sum(-1, keepdim=True)
-            backed = torch.where(rest > 0, beta * p / rest.clamp_min(1e-300), torch.zeros_like(p))
-            p = torch.where(seen, pn, backed * vocab_seen)
+            pn = seen_counts.to(f64).div_(den.clamp_min(1).unsqueeze(-1))
+            # the symbols seen in the prompt but not after h share the left-over mass 1 - sum(pn) in
+            # proportion to the lower order (pn is 0 there, and seen symbols are symbols of the prompt)
+            lower = p.masked_fill_(~(vocab_seen ^ seen), 0)
+            rest = lower.sum(-1, keepdim=True)
+            scale = torch.where(rest > 0, (1 - pn.sum(-1, keepdim=True)) / rest.clamp_min(1e-300), torch.zeros_like(rest))
+            p = lower.mul_(scale).add_(pn)
         # when every symbol seen so far has followed the context, the left-over mass has nowhere to go and the
         # reference's values sum to less than 1; like seq_icl's distance code, normalise them
-        return p / p.sum(-1, keepdim=True).clamp_min(1e-300)
+        return p.div_(p.sum(-1, keepdim=True).clamp_min(1e-300))
 
 
 def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor | None = None, v: int = 1,
@@ -117,7 +120,7 @@ def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: tor
     order = torch.sort(keys, dim=1, stable=True).indices
     sorted_keys = keys.gather(1, order)
     w = weights.gather(1, order).unsqueeze(-1)  # (B, T, 1)
-    values = w if tokens is None else torch.nn.functional.one_hot(tokens.gather(1, order), v).to(w.dtype) * w
+    values = w if tokens is None else w.new_zeros(b, t, v).scatter_(2, tokens.gather(1, order).unsqueeze(-1), w)
     total = torch.cumsum(values, 1)
     exclusive = total - values
     idx = torch.arange(t, device=keys.device).expand(b, t)
