@@ -34,5 +34,6 @@ def small(n: int, smoke: int) -> int:
 
 
 def scratch(name: str) -> str:
-    """Where a benchmark keeps its runs: /tmp/<name>, or under $ICLAB_BENCH_DIR."""
-    return os.path.join(os.environ.get("ICLAB_BENCH_DIR", "/tmp"), name)
+    """Where a benchmark keeps its runs: /tmp/<name>, or under $ICLAB_BENCH_DIR; with --smoke, <name>-smoke, so
+    a smoke run (the test suite makes them) never replaces a real run kept for --reuse."""
+    return os.path.join(os.environ.get("ICLAB_BENCH_DIR", "/tmp"), name + ("-smoke" if SMOKE else ""))
