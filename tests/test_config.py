@@ -143,3 +143,22 @@ def test_one_switch_moves_a_recipe_to_another_family():
     assert (task.n_dims, task.n_points, task.sparsity) == (5, 11, 2)
     with pytest.raises(ConfigError, match="model.n_head: unknown field"):  # set explicitly after the switch: an error
         run_config_from_dict(apply_overrides(base, ["model.name=rnn", "model.n_head=2"]))
+
+
+def test_a_switch_leaves_choices_at_the_old_default_to_the_new_family():
+    """Sizes carry over; a flag or named option left at the old family's default takes the new family's default
+    (a transformer's token_shift=false is not a wish: the memory layer keeps its token shift on)."""
+    from iclab.recipes import akyurek2024_regbench
+
+    base = to_dict(akyurek2024_regbench())
+    memory = run_config_from_dict(apply_overrides(base, ["model.name=memory"])).model
+    assert (memory.token_shift, memory.n_layer, memory.n_head, memory.n_embd) == (True, 2, 2, 64)
+    chosen = run_config_from_dict(apply_overrides(base, ["model.token_shift=true", "model.name=memory"])).model
+    assert chosen.token_shift is True
+    kept_off = run_config_from_dict(apply_overrides(base, ["model.name=memory", "model.token_shift=false"])).model
+    assert kept_off.token_shift is False
+    recurrent = apply_overrides(base, ["model.name=memory", "model.form=recurrent"])  # a choice: kept, and refused
+    with pytest.raises(ConfigError, match="^model.form: must be one of auto, scan, loop, got 'recurrent'"):
+        run_config_from_dict(apply_overrides(recurrent, ["model.name=mamba"]))
+    parallel = apply_overrides(base, ["model.name=memory"])  # memory's default form does not reach mamba
+    assert run_config_from_dict(apply_overrides(parallel, ["model.name=mamba"])).model.form == "auto"

@@ -220,8 +220,11 @@ def import_extensions(entries: Any, field: str = "imports") -> list[str]:
 def _switch_family(data: dict, section: str, name: Any) -> None:
     """``--set model.name=X`` (or ``task.name=X``) on a config of another family: keep the fields the new
     family also has (sizes, ``n_dims``, ...), drop the rest (and an encoder the new model does not take), so
-    one switch moves a recipe to another family. Unknown names are left for validation to report."""
-    from dataclasses import fields
+    one switch moves a recipe to another family. A choice (a flag or a named option, not a number) left at
+    the old family's default gives way to the new family's own default: a transformer's ``token_shift:
+    false`` is its default, not a wish, and a memory layer keeps its token shift on. Unknown names are left
+    for validation to report."""
+    from dataclasses import MISSING, fields
 
     old = data.get(section)
     if not isinstance(old, dict) or old.get("name", name) == name:
@@ -231,8 +234,16 @@ def _switch_family(data: dict, section: str, name: Any) -> None:
     if family is None:
         return
     config_cls = family if section == "model" else family.Config
+    old_family = registry.get(old["name"]) if isinstance(old.get("name"), str) else None
+    old_cls = old_family if section == "model" or old_family is None else old_family.Config
+    old_defaults = {f.name: f.default for f in fields(old_cls) if f.default is not MISSING} if old_cls else {}
+
+    def choice_at_default(key: str, value: Any) -> bool:
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return not is_number and key in old_defaults and value == old_defaults[key]
+
     allowed = {f.name for f in fields(config_cls)} - {"n_positions"}
-    kept = {k: v for k, v in old.items() if k in allowed}
+    kept = {k: v for k, v in old.items() if k in allowed and not choice_at_default(k, v)}
     if section == "model" and kept.get("encoder") not in config_cls.encoders:
         kept.pop("encoder", None)
     data[section] = kept
