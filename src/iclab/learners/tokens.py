@@ -48,7 +48,7 @@ class NGram(TokenLearner):
 
     name = "ngram"
 
-    def __init__(self, n: int = 3, chunk: int = 64) -> None:
+    def __init__(self, n: int = 3, chunk: int = 128) -> None:
         super().__init__()
         check(1 <= n <= 4, f"ngram: n must be between 1 and 4, got {n}")
         check(chunk >= 1, f"ngram: chunk must be at least 1, got {chunk}")
@@ -72,6 +72,7 @@ class NGram(TokenLearner):
         symf = sym.to(torch.float32)
         tokens_next = torch.cat([tokens, tokens.new_zeros(b, 1)], 1)  # position T: a virtual query, no symbol
         sym_next = torch.cat([symf, symf.new_zeros(b, 1)], 1)
+        sym_prev = torch.cat([symf.new_zeros(b, 1), symf], 1)  # at p = 0 .. T: whether token p - 1 is a symbol
         # symbols of the current string so far, after reading token t
         c = torch.cumsum(sym.long(), 1)
         pos = c - torch.cummax(torch.where(sep, c, torch.zeros_like(c)), 1).values
@@ -90,9 +91,11 @@ class NGram(TokenLearner):
             # the context preceding token p is ctx(p - 1), so the context at t is the one preceding t + 1:
             # count(h c) at t = symbols p <= t in the group of keys equal to before(t + 1), i.e. a running count
             before = torch.cat([zero, ctx], 1)  # (B, T + 1): before(p) for p = 0 .. T
-            seen_counts = _group_running_counts(before, sym_next, tokens_next, v)[:, 1:]
-            # count(h): m-grams ending at a symbol q <= t equal to h, plus the all-pad m-grams of each string's padding
-            same = _group_running_counts(ctx, symf, inclusive=True).to(f64)
+            # count(h): m-grams ending at a symbol q <= t equal to h, i.e. positions q + 1 <= t + 1 whose
+            # before(q + 1) is h and whose previous token is a symbol (the extra channel), plus (below) the
+            # all-pad m-grams of each string's padding
+            counts = _group_running_counts(before, sym_next, tokens_next, v, sym_prev)[:, 1:]
+            seen_counts, same = counts[..., :v], counts[..., v].to(f64)
             den = same + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
             seen = seen_counts > 0
             pn = seen_counts.to(f64).div_(den.clamp_min(1).unsqueeze(-1))
@@ -107,11 +110,12 @@ class NGram(TokenLearner):
         return p.div_(p.sum(-1, keepdim=True).clamp_min(1e-300))
 
 
-def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor | None = None, v: int = 1,
-                          inclusive: bool = False) -> torch.Tensor:
-    """Running counts within groups of equal keys: ``out[b, i] = sum of weights[b, j]`` over ``j < i`` (``j <= i``
-    when inclusive) with ``keys[b, j] == keys[b, i]``; with ``tokens``, per symbol: ``out[b, i, c]`` counts only
-    the ``j`` whose token is ``c``. ``(B, T)`` or ``(B, T, V)``, float32 (exact: counts stay far below 2^24).
+def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor, v: int,
+                          extra: torch.Tensor) -> torch.Tensor:
+    """Running counts within groups of equal keys, per symbol and for one extra weight. For ``c < v``:
+    ``out[b, i, c] = sum of weights[b, j]`` over ``j < i`` with ``keys[b, j] == keys[b, i]`` and
+    ``tokens[b, j] == c``; ``out[b, i, v]`` is the same sum of ``extra[b, j]`` over ``j <= i`` (inclusive),
+    whatever the token. ``(B, T, V + 1)``, float32 (exact: counts stay far below 2^24).
 
     A stable sort by key puts each group's positions together in their original order; a cumulative sum minus
     its value at the group's start is then the running count within the group.
@@ -119,18 +123,20 @@ def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: tor
     b, t = keys.shape
     order = torch.sort(keys, dim=1, stable=True).indices
     sorted_keys = keys.gather(1, order)
-    w = weights.gather(1, order).unsqueeze(-1)  # (B, T, 1)
-    values = w if tokens is None else w.new_zeros(b, t, v).scatter_(2, tokens.gather(1, order).unsqueeze(-1), w)
+    values = weights.new_zeros(b, t, v + 1)
+    values.scatter_(2, tokens.gather(1, order).unsqueeze(-1), weights.gather(1, order).unsqueeze(-1))
+    values[..., v] = extra.gather(1, order)
     total = torch.cumsum(values, 1)
-    exclusive = total - values
+    exclusive = total.sub_(values)
     idx = torch.arange(t, device=keys.device).expand(b, t)
     starts = torch.ones_like(sorted_keys, dtype=torch.bool)
     starts[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
     first = torch.cummax(torch.where(starts, idx, torch.zeros_like(idx)), 1).values  # each element's group start
-    running = (total if inclusive else exclusive) - exclusive.gather(1, first.unsqueeze(-1).expand_as(values))
+    running = exclusive - exclusive.gather(1, first.unsqueeze(-1).expand_as(values))
+    running[..., v] += values[..., v]
     out = torch.empty_like(running)
     out.scatter_(1, order.unsqueeze(-1).expand_as(running), running)
-    return out if tokens is not None else out.squeeze(-1)
+    return out
 
 
 @LEARNERS.register

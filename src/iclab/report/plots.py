@@ -18,7 +18,8 @@ _STYLE = {
 
 
 # for learners without a fixed style: none of the colours above
-_EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod"]
+_EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod",
+                 "teal", "tab:gray", "darkorange", "limegreen"]
 
 
 def summary_ks(rows: list[dict], n_dims: int) -> list[int]:
