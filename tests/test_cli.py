@@ -184,7 +184,8 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path,
 
 
 def test_a_reader_that_stops_early_is_no_error():
-    """``iclab list | head -1``: the reader is gone before iclab writes (``true`` reads nothing); no traceback, exit 0."""
+    """``iclab list | head -1``: the reader is gone before iclab writes (``true`` reads nothing); no traceback,
+    exit 0."""
     proc = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m iclab list | true"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -99,7 +99,14 @@ def test_mamba_hook_names_are_pinned():
 
 
 def test_selective_scan_equals_the_loop():
-    from iclab.models.ssm import selective_scan, selective_scan_loop, selective_ssm_loop
+    from iclab.models.ssm import selective_scan, selective_ssm_loop
+
+    def selective_scan_loop(a, b):  # the definition: h_t = a_t h_{t-1} + b_t from h_{-1} = 0
+        h, out = torch.zeros_like(b[:, 0]), []
+        for t in range(b.shape[1]):
+            h = a[:, t] * h + b[:, t]
+            out.append(h)
+        return torch.stack(out, dim=1)
 
     g = torch.Generator().manual_seed(0)
     for t in (1, 2, 7, 16, 37):

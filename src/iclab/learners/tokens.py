@@ -103,7 +103,8 @@ class NGram(TokenLearner):
             # proportion to the lower order (pn is 0 there, and seen symbols are symbols of the prompt)
             lower = p.masked_fill_(~(vocab_seen ^ seen), 0)
             rest = lower.sum(-1, keepdim=True)
-            scale = torch.where(rest > 0, (1 - pn.sum(-1, keepdim=True)) / rest.clamp_min(1e-300), torch.zeros_like(rest))
+            left = 1 - pn.sum(-1, keepdim=True)
+            scale = torch.where(rest > 0, left / rest.clamp_min(1e-300), torch.zeros_like(rest))
             p = lower.mul_(scale).add_(pn)
         # when every symbol seen so far has followed the context, the left-over mass has nowhere to go and the
         # reference's values sum to less than 1; like seq_icl's distance code, normalise them

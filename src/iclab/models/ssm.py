@@ -16,8 +16,8 @@ few, large operations, the better choice on a GPU); and ``loop``, the recurrence
 forms ``exp(Delta_t A)`` and ``y_t`` inside the step and never holds more than the states autograd keeps (on
 CPU its forward and backward are 4x faster than the scan's at 41 tokens and 20x at 256: docs/benchmarks.md).
 ``auto`` (the default) takes the scan on CUDA and the loop elsewhere. No position embeddings: order comes
-from the recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`) adds the
-read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.
+from the recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`)
+adds the read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.
 
 Hooks (``E`` channels, ``N = d_state``)::
 
@@ -44,23 +44,11 @@ from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
 
 
-def selective_scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0``, one token at a time. ``a, b``: (B, T, ...).
-
-    The tokens are taken by ``unbind``: indexing ``a[:, t]`` would make its backward write a zero-filled
-    full-size gradient per token, quadratic in T."""
-    h = torch.zeros_like(b[:, 0])
-    out = []
-    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
-        h = torch.addcmul(b_t, a_t, h)
-        out.append(h)
-    return torch.stack(out, dim=1)
-
-
 def selective_ssm_loop(delta: torch.Tensor, A: torch.Tensor, drive: torch.Tensor, bmat: torch.Tensor,
                        cmat: torch.Tensor, keep_states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``y_t = sum_n C_t[n] h_t[:, n]`` with ``h_t = exp(Delta_t A) h_{t-1} + drive_t B_t``, one token at a
-    time, without the ``(B, T, E, N)`` tensors of ``a`` and ``b``.
+    time, without the ``(B, T, E, N)`` tensors of ``a`` and ``b``. Tokens are taken by ``unbind``: indexing
+    ``x[:, t]`` would make its backward write a zero-filled full-size gradient per token, quadratic in T.
 
     ``delta, drive``: (B, T, E) (``drive = Delta * u``); ``A``: (E, N); ``bmat, cmat``: (B, T, N). Returns
     ``y`` (B, T, E) and, when ``keep_states``, the states ``h`` (B, T, E, N)."""
@@ -75,8 +63,9 @@ def selective_ssm_loop(delta: torch.Tensor, A: torch.Tensor, drive: torch.Tensor
 
 
 def selective_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The same recurrence as :func:`selective_scan_loop` by a parallel prefix (Hillis-Steele) scan:
-    after the step with offset ``s``, position ``t`` holds the composition of tokens ``t - 2s + 1 .. t``."""
+    """``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = 0`` (``a, b``: (B, T, ...)) by a parallel prefix
+    (Hillis-Steele) scan: after the step with offset ``s``, position ``t`` holds the composition of tokens
+    ``t - 2s + 1 .. t``."""
     t = b.shape[1]
     s = 1
     while s < t:  # positions before s compose with the identity: they keep their (a, b)
