@@ -43,7 +43,7 @@ FAMILIES = {
                                      "model.n_embd=64", "model.n_head=4"],
     "memory delta + poly2, parallel": ["model.name=memory", "model.rule=delta", "model.feature_map=poly2",
                                        "model.n_embd=64", "model.n_head=4"],
-    "mamba, scan": ["model.name=mamba", "model.n_embd=64"],
+    "mamba, scan": ["model.name=mamba", "model.form=scan", "model.n_embd=64"],
     "mamba, loop": ["model.name=mamba", "model.form=loop", "model.n_embd=64"],
 }
 
