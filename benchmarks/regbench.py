@@ -214,7 +214,7 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
             cfg.eval.learners = ["automaton"]
         folder = Path(scratch("iclab-regbench")) / name.replace(" ", "_").replace("+", "plus")
         done = folder / "done.json"
-        if reuse and done.is_file() and _same_config(json.loads(done.read_text())["config"], cfg):
+        if reuse and done.is_file() and json.loads(done.read_text())["config"] == to_dict(cfg):
             seconds = json.loads(done.read_text())["seconds"]  # the same run, trained before: not again
         else:
             seconds = train_fresh(cfg, folder)
@@ -245,21 +245,6 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
     plot_token_curves(curves, out, metrics=("accuracy", "tvd"),
                       title=f"REGBENCH at CPU scale: {n_train} training automata, {steps} steps each")
     print(f"figure: {out}")
-
-
-def _same_config(stored: dict, cfg) -> bool:
-    """Whether a run trained before had this config: equal, or equal but for fields added to a section since
-    that run, at their defaults (an option that did not exist then is off)."""
-    current = to_dict(cfg)
-    for section, fields in current.items():
-        if not isinstance(fields, dict) or not isinstance(stored.get(section), dict):
-            continue
-        defaults = to_dict(type(getattr(cfg, section))())
-        for key in set(fields) - set(stored[section]):
-            if fields[key] != defaults.get(key, object()):
-                return False
-            del fields[key]
-    return stored == current
 
 
 def _tokens_seen(task, batch_size: int, seed: int, steps: int) -> int:
