@@ -1,4 +1,4 @@
-"""The memory estimate of a training step (``iclab.training.memory``) against what two training steps use.
+"""The memory estimate of a training step (``iclab.training.device_memory``) against what two training steps use.
 
     python benchmarks/memory_estimate.py [--recipes demo,garg2022_linear_regression]
 
@@ -21,7 +21,7 @@ from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.models import build_model
 from iclab.recipes import RECIPES
 from iclab.tasks import make_task
-from iclab.training.memory import estimate_step_memory
+from iclab.training.device_memory import estimate_step_memory
 torch.set_num_threads(1)
 cfg = run_config_from_dict(apply_overrides(to_dict(RECIPES[sys.argv[1]]()), sys.argv[2:]))
 task = make_task(cfg.task)
@@ -39,7 +39,7 @@ print(json.dumps({"estimate": estimate_step_memory(cfg).total, "used": used}))
 
 
 def main() -> None:
-    from iclab.training.memory import human
+    from iclab.training.device_memory import human
 
     p = argparse.ArgumentParser()
     p.add_argument("--recipes", default="demo,garg2022_linear_regression")

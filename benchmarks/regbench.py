@@ -198,7 +198,7 @@ def bench_ssm(repeats: int) -> None:
 def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> None:
     from iclab.evaluate import evaluate_run
     from iclab.recipes import akyurek2024_regbench
-    from iclab.report.plots import plot_token_curves
+    from iclab.kinds.tokens.figures import plot_token_curves
     from iclab.rundir import read_metrics, read_summary
 
     base = to_dict(akyurek2024_regbench())
@@ -255,7 +255,7 @@ def _tokens_seen(task, batch_size: int, seed: int, steps: int) -> int:
 def _params(name: str, base: dict, overrides: list[str]) -> str:
     if name not in FAMILIES:
         return ""
-    from iclab.models import build_for_task
+    from iclab.kinds import build_for_task
 
     cfg = run_config_from_dict(apply_overrides(base, [*overrides, *FAMILIES[name]]))
     model = build_for_task(cfg.model, make_task(cfg.task))

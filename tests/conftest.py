@@ -51,7 +51,8 @@ def quick_model(name: str) -> list[str]:
 def quick_lm():
     """``quick_lm(family, task, **changes)``: a small causal language model of any family for a token task (the
     family's quick size, its positions fitted to the task), seeded."""
-    from iclab.models import MODELS, build_for_task
+    from iclab.kinds import build_for_task
+    from iclab.models import MODELS
 
     def make(family: str, task, **changes):
         cfg = MODELS[family](**{**MODELS[family].quick, **changes})

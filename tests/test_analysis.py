@@ -70,6 +70,7 @@ def test_implicit_weights_of_linear_learners_are_their_weights():
     assert early["cosine_vs_true"] < 0.9
 
 
+@pytest.mark.slow
 def test_probe_decodes_a_planted_quantity_and_fails_on_noise():
     g = torch.Generator().manual_seed(0)
     acts = torch.randn(3000, 24, generator=g)
@@ -160,6 +161,7 @@ def trained_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_analyze_writes_every_instrument_and_the_report(trained_run, capsys):
     assert main(["analyze", str(trained_run), "--prompts", "80", "--learner", "least_squares",
                  "--learner", "ridge(lam=0.5)"]) == 0

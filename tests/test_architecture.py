@@ -149,8 +149,13 @@ def toy_module(tmp_path):
     from iclab.recipes import RECIPES
     from iclab.tasks import TASKS
 
-    TASKS.unregister("toy_offset")
-    LEARNERS.unregister("toy_mean")
+    from iclab.models.memory_rules import RULES
+    from iclab.tasks import SHIFTS
+
+    for registry, names in ((TASKS, ["toy_offset", "toy_copy"]), (LEARNERS, ["toy_mean", "toy_copy_back"]),
+                            (SHIFTS, ["toy_flip"]), (RULES, ["toy_half"])):
+        for name in names:
+            registry.unregister(name)
     MODELS.unregister("toy_mixer")
     INSTRUMENTS.unregister("toy_norms")
     RECIPES.unregister("toy_offset_demo")
@@ -185,6 +190,42 @@ def test_a_family_task_learner_and_instrument_from_one_module(toy_module, tmp_pa
     from iclab.recipes import RECIPES
 
     assert RECIPES["toy_offset_demo"]().model.name == "toy_mixer"
+
+
+def test_the_guide_s_token_task_learner_shift_and_rule(toy_module, tmp_path):
+    """The guide's token task, scored by its exact learner through the token kind's evaluation; its shift and its
+    memory rule."""
+    import torch
+
+    from iclab import load_config, make_learner, make_task
+    from iclab.kinds.tokens.metrics import token_metrics
+    from iclab.models import build_model
+    from iclab.models.memory_rules import RULES
+
+    cfg = load_config(None, [f"imports=[{toy_module}]", "task.name=toy_copy", "model.n_layer=1"])
+    task = make_task(cfg.task)
+    prompts = task.eval_prompts(64, seed=0)
+    acc = token_metrics(make_learner("toy_copy_back").predict(prompts), prompts)["accuracy"]
+    assert acc[prompts.scored].mean().item() == 1.0  # exact on every copied letter
+    bigram = token_metrics(make_learner("ngram(n=2)").predict(prompts), prompts)["accuracy"]
+    assert bigram[prompts.scored].mean().item() < 1.0
+
+    from iclab.tasks import apply_shift
+
+    lin = make_task(load_config(None, [f"imports=[{toy_module}]"]).task)
+    base = lin.eval_prompts(200, seed=5)
+    ((_, flipped),) = apply_shift("toy_flip(p=1.0)", lin, 200, 5)  # every sign flipped: y = w.x flips too
+    assert torch.allclose(flipped.xs, -base.xs) and torch.allclose(flipped.ys, -base.ys, atol=1e-5)
+
+    from iclab.models.memory_rules import Gates, recurrent
+
+    q, k, v = torch.randn(3, 2, 2, 5, 4).unbind(0)  # (B, H, T, D) each
+    gates = Gates(beta=torch.rand(2, 2, 5))
+    half = recurrent(RULES["toy_half"].write, q, k, v, gates)
+    assert torch.allclose(half, 0.5 * recurrent(RULES["linear"].write, q, k, v, gates), atol=1e-6)
+    cfg = load_config(None, [f"imports=[{toy_module}]", "model.name=memory", "model.rule=toy_half",
+                             "model.form=recurrent", "task.n_dims=3", "task.n_points=6"])
+    assert torch.isfinite(build_model(cfg.model, 3).predict(make_task(cfg.task).eval_prompts(4, seed=0))).all()
 
 
 def test_the_guide_s_posterior_is_the_exact_one(toy_module):

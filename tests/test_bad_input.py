@@ -133,6 +133,14 @@ CASES = [
     (["train", "tiny.yaml", "--set", "train.device=cuda:-1"], "train.device"),
     (["train", "tiny.yaml", "--set", "task.n_dims=1000000000"], "lower train.batch_size, task.n_points, task.n_dims"),
     (["train", "tiny.yaml", "--set", "train.batch_size=1000000000"], "a training step needs"),
+    # sizes no machine holds are refused from each family's closed-form bound, before any module is built (building
+    # a million blocks would take minutes): every family, and a token task
+    *[(["train", "tiny.yaml", "--set", f"model.name={family}", "--set", "model.n_layer=1000000"], "model.n_layer")
+      for family in ("transformer", "memory", "mamba", "rnn")],
+    (["train", "tiny.yaml", "--set", "model.name=linear_self_attention", "--set", "model.encoder=stacked",
+      "--set", "model.n_layer=1000000"], "needs at least"),
+    (["train", "--recipe", "akyurek2024_regbench", "--set", "model.n_layer=1000000"], "model.n_layer"),
+    (["train", "tiny.yaml", "--set", "model.n_embd=4000000", "--set", "model.n_head=1"], "model.n_embd"),
     (["train", "tiny.yaml", "--set", "model.n_embd=2000000", "--set", "model.n_head=1"], "lower model.n_embd"),
     # --- the command line ---
     (["train", "tiny.yaml", "--recipe", "demo"], "give a CONFIG file or --recipe, not both"),
@@ -218,7 +226,7 @@ CASES = [
     (["eval", "lin", "--learner", "automaton"], "learner 'automaton' does not apply to task 'linear_regression'"),
     (["analyze", "tok", "--target", "w"], "probe target 'w' does not apply to task 'regbench'"),
     (["analyze", "tok", "--only", "probes"], "--only probes: probes does not apply to task 'regbench'"),
-    (["analyze", "lin", "--only", "ngram_heads"], "it is defined for token prompts"),
+    (["analyze", "lin", "--only", "ngram_heads"], "it is defined for token sequences"),
     # --- analyze ---
     (["analyze", "lin", "--only", "xray"], "--only: unknown instrument 'xray'"),
     (["analyze", "lin", "--hook", "blocks.9.hook_resid_post"], "does not exist"),
@@ -269,6 +277,7 @@ def test_a_real_process_prints_one_line_too(argv, lab):
     assert snapshot(lab) == before
 
 
+@pytest.mark.slow
 def test_every_shift_on_every_task_runs_or_is_refused_in_one_line():
     """What a task declares about shifts holds: a shift it takes evaluates, one it does not is refused when
     the config is read."""

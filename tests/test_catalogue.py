@@ -439,7 +439,8 @@ BAYES = [
     ("gaussian_mixture_regression", "gmm_posterior", ["task.noise_std=0.5"]),
     ("sparse_linear_regression", "sparse_posterior", ["task.n_dims=6", "task.sparsity=2", "task.n_points=9",
                                                       "task.noise_std=0.2"]),
-    ("sign_vector_regression", "sign_posterior", ["task.n_dims=5", "task.n_points=9", "task.noise_std=0.5"]),
+    pytest.param("sign_vector_regression", "sign_posterior", ["task.n_dims=5", "task.n_points=9", "task.noise_std=0.5"],
+                 marks=pytest.mark.slow),  # enumerates 2^d sign vectors per prompt: seconds
     ("representation", "feature_ridge(lam=0.01)", []),
     ("linear_regression", "ridge(lam=0.25)", ["task.noise_std=0.5"]),
     ("mixture", "bayes_mixture", ["task.components=[{name: linear_regression, noise_std: 0.3}, "
@@ -447,7 +448,8 @@ BAYES = [
 ]
 
 
-@pytest.mark.parametrize("name, bayes, overrides", BAYES, ids=[b[1] for b in BAYES])
+@pytest.mark.parametrize("name, bayes, overrides", BAYES,
+                         ids=[(b.values if hasattr(b, "values") else b)[1] for b in BAYES])
 def test_posterior_mean_beats_every_other_learner_on_its_prior(name, bayes, overrides):
     task = _task(name, *overrides)
     p = task.eval_prompts(3000, seed=5)

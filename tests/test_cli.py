@@ -44,6 +44,7 @@ def trained_run(tmp_path_factory):
     return root / "run", result
 
 
+@pytest.mark.slow
 def test_help_and_list():
     assert iclab("--help").returncode == 0
     out = iclab("list").stdout
@@ -52,6 +53,7 @@ def test_help_and_list():
         assert name in out
 
 
+@pytest.mark.slow
 def test_train_eval_report_end_to_end(trained_run):
     run, result = trained_run
     for name in ("config.yaml", "metrics.jsonl", "eval/curves.csv", "plots/curves_standard.png", "plots/training.png",
@@ -68,6 +70,7 @@ def test_train_eval_report_end_to_end(trained_run):
     assert "Least Squares" in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_with_chosen_learners(trained_run):
     run, _ = trained_run
     result = iclab("eval", run, "--learner", "ridge(lam=0.5)", "--learner", "gd(steps=3, lr=0.2)", "--prompts", 32)
@@ -110,6 +113,7 @@ def test_bad_yaml_file(tmp_path):
     _assert_clean_error(iclab("train", bad, cwd=tmp_path), "bad.yaml: not valid YAML")
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_damaged(trained_run, tmp_path):
     run, _ = trained_run
     before = _snapshot(run)
@@ -123,6 +127,7 @@ def test_existing_run_is_not_damaged(trained_run, tmp_path):
     assert _snapshot(run) == before
 
 
+@pytest.mark.slow
 def test_run_folder_problems(trained_run, tmp_path):
     import shutil
 
@@ -140,6 +145,7 @@ def test_run_folder_problems(trained_run, tmp_path):
     _assert_clean_error(iclab("eval", run), "config.yaml: model.n_layer: expected an integer")
 
 
+@pytest.mark.slow
 def test_resume_through_the_cli(trained_run, tmp_path):
     import shutil
 
@@ -151,6 +157,7 @@ def test_resume_through_the_cli(trained_run, tmp_path):
     assert (run / "checkpoints" / "step-00000014").is_dir()
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_to_delete_the_pool_file_it_reads(tmp_path, tiny_overrides):
     """Re-running a task-pool run's config.yaml into its own folder would delete the pool copy it names."""
     import numpy as np
@@ -167,6 +174,7 @@ def test_overwrite_refuses_to_delete_the_pool_file_it_reads(tmp_path, tiny_overr
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_a_foreign_folder(tmp_path, tiny_config):
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -175,6 +183,7 @@ def test_overwrite_refuses_a_foreign_folder(tmp_path, tiny_config):
     assert (foreign / "cat.jpg").read_bytes() == b"meow"
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, tiny_config):
     result = iclab("train", tiny_config, "--out", tmp_path / "r", "--set", "task.noise_std=1e30", cwd=tmp_path)
     assert result.returncode == 1 and "non-finite loss" in result.stderr
@@ -183,6 +192,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path,
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_is_no_error():
     """``iclab list | head -1``: the reader is gone before iclab writes (``true`` reads nothing); no traceback,
     exit 0."""

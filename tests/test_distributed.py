@@ -45,6 +45,7 @@ def _max_diff(a, b):
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["regression", "tokens"])
 def test_two_processes_match_one(tmp_path, kind):
     cfg_path = _config(tmp_path, kind)
@@ -65,6 +66,7 @@ def test_two_processes_match_one(tmp_path, kind):
     assert (tmp_path / "ddp" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_interrupted_data_parallel_run_resumes(tmp_path):
     cfg_path = _config(tmp_path, "regression")
     first = torchrun(TESTS / "ddp_train.py", cfg_path, tmp_path / "ddp", 12, cwd=tmp_path)
@@ -76,6 +78,7 @@ def test_interrupted_data_parallel_run_resumes(tmp_path):
     assert _max_diff(latest_checkpoint(tmp_path / "ddp").model, latest_checkpoint(tmp_path / "one").model) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_batch_must_split_evenly(tmp_path):
     cfg_path = _config(tmp_path, "regression", "train.batch_size=15")
     out = torchrun("-m", "iclab", "train", cfg_path, "--out", tmp_path / "ddp", cwd=tmp_path)

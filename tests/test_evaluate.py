@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from iclab.config import load_config
-from iclab.evaluate import error_curves, rows_to_csv
+from iclab.evaluate import COLUMNS, error_curves
 from iclab.learners import make_learner
 from iclab.tasks import make_task
 
@@ -41,7 +41,14 @@ def test_baselines_match_closed_forms(prompts):
             assert lo - slack <= expected <= hi + slack, (k, cur[k], expected)
 
 
-def test_csv_columns(prompts):
-    text = rows_to_csv(error_curves([make_learner("zero")], prompts[:10], n_dims=5))
+def test_csv_columns(prompts, tmp_path):
+    from iclab.rundir import read_curves
+    from iclab.tables import write_table
+
+    rows = error_curves([make_learner("zero")], prompts[:10], n_dims=5)
+    text = write_table(tmp_path / "curves.csv", rows, COLUMNS).read_text()
     assert text.splitlines()[0] == "learner,shift,k,mean,ci_low,ci_high"
     assert text.splitlines()[1].startswith("zero,standard,0,")
+    back = read_curves(tmp_path / "curves.csv")  # the one reader gives back what the one writer wrote
+    assert [(r["learner"], r["k"]) for r in back] == [(r["learner"], r["k"]) for r in rows]
+    assert all(abs(a["mean"] - b["mean"]) <= 1e-5 * max(1.0, abs(b["mean"])) for a, b in zip(back, rows))

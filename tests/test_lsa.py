@@ -82,11 +82,15 @@ def test_lsa_rejects_the_interleaved_encoder():
 
 @pytest.mark.slow
 def test_trained_layer_matches_one_gd_step(tmp_path):
-    """Short version of benchmarks/von_oswald.py (5000 steps there: 0.2021 vs 0.2018, cosine 0.9996)."""
+    """Short version of benchmarks/von_oswald.py (5000 steps there; figures in docs/benchmarks.md).
+
+    Initialised at std 0.3: at 0.1, two of five seeds sat on the plateau of the zero predictor (loss 0.39) after
+    800 steps: the run sits near that saddle, so the last bits of its first steps decide the outcome, and the test
+    failed in one full-suite run and passed alone. At 0.3 six seeds out of six reach 0.201-0.206."""
     from iclab.rundir import load_model
     from iclab.training.loop import train
 
-    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(800)), ["model.init_std=0.1",
+    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(800)), ["model.init_std=0.3",
         "train.device=cpu", "train.threads=1", "train.batch_size=512", "train.lr=3e-3", "train.eval_every=0",
         "eval.after_train=false"]))
     train(cfg, tmp_path / "r", progress_bar=False)

@@ -170,6 +170,7 @@ def killed_and_finished(tmp_path_factory):
     return lab, folder, states, second
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_weights_of_each_point_alone(killed_and_finished, tmp_path):
     lab, folder, states, second = killed_and_finished
     assert second.returncode == 0, second.stderr
@@ -188,6 +189,7 @@ def test_killed_sweep_resumes_to_the_weights_of_each_point_alone(killed_and_fini
     assert third.returncode == 0 and "8 finished; running 0" in third.stderr
 
 
+@pytest.mark.slow
 def test_comparison_table_and_report(killed_and_finished):
     lab, folder, _, _ = killed_and_finished
     rows = list(csv.DictReader(open(folder / "compare.csv")))
@@ -217,6 +219,7 @@ def test_comparison_table_and_report(killed_and_finished):
     assert panels > 1.8 * one  # the seeds of this sweep side by side
 
 
+@pytest.mark.slow
 def test_dry_run_writes_nothing(killed_and_finished, tmp_path):
     lab, folder, _, _ = killed_and_finished
     before = _snapshot(folder)
@@ -232,6 +235,7 @@ def test_dry_run_writes_nothing(killed_and_finished, tmp_path):
 # bad input: one line, exit 2, nothing changed
 
 
+@pytest.mark.slow
 def test_a_sweep_folder_takes_only_its_own_sweep(killed_and_finished):
     lab, folder, _, _ = killed_and_finished
     before = _snapshot(folder)
@@ -265,6 +269,7 @@ def test_slurm_without_submitit_is_refused(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.slow
 def test_compare_bad_input(killed_and_finished, tmp_path):
     lab, folder, _, _ = killed_and_finished
     _clean_error(iclab("compare", folder, "--x", "model.n_layer", "--out", tmp_path / "c", cwd=lab), "--x", "task.pool_size")
@@ -282,6 +287,7 @@ def test_compare_bad_input(killed_and_finished, tmp_path):
 # SLURM through submitit, against fake SLURM commands
 
 
+@pytest.mark.slow
 def test_slurm_array_with_a_preempted_task_requeued(tmp_path):
     pytest.importorskip("submitit")
     sys.path.insert(0, str(TESTS))

@@ -15,9 +15,10 @@ from torch import nn
 
 from iclab.config import load_config
 from iclab.errors import ConfigError
-from iclab.evaluate.generation import evaluate_generation, generate
+from iclab.kinds.tokens.generation import evaluate_generation, generate
 from iclab.learners import make_learner
-from iclab.models import MODELS, build_for_task
+from iclab.kinds import build_for_task
+from iclab.models import MODELS
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.arithmetic import (
     FORMATS,
@@ -27,7 +28,7 @@ from iclab.tasks.arithmetic import (
     parse_answer,
 )
 from iclab.tasks.rasp import PROGRAMS, program_labels
-from iclab.token_metrics import token_metrics
+from iclab.kinds.tokens.metrics import token_metrics
 
 
 def task_of(name, **fields):
@@ -353,6 +354,7 @@ def test_every_family_decodes_its_own_greedy_answer(family, quick_lm):
         assert logits[len(p) - 1:].argmax(-1).tolist() == new
 
 
+@pytest.mark.slow
 def test_a_recipe_fitted_to_one_program_refits_its_positions_to_another(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "iclab", "train", "--recipe", "friedman2023_rasp", "--set",

@@ -12,10 +12,10 @@ from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner
 from iclab.models import MODELS
-from iclab.models.ngram import ngram_matches
+from iclab.models.ngram_heads import ngram_matches
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.regbench import automaton_key, minimise, random_automaton
-from iclab.token_metrics import token_metrics
+from iclab.kinds.tokens.metrics import token_metrics
 from iclab.types import IGNORE_INDEX
 
 TOKEN_TASKS = [name for name, cls in TASKS.items() if cls.prompt_kind == "tokens"]
@@ -299,6 +299,7 @@ def test_rope_attention_depends_on_offsets_only():
     assert torch.allclose(torch.stack(dots), dots[0].expand(3), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_language_model_with_an_ngram_head_learns_in_context_bigrams(tmp_path):
     """A tiny transformer with a 1-gram head, trained for 150 steps, beats the in-context unigram by far on held-out
     automata (the head hands it the symbols that followed the current one)."""

@@ -98,6 +98,7 @@ def test_wandb_offline_gets_every_scalar_of_metrics_jsonl(tmp_path, monkeypatch)
     assert (tmp_path / "run" / "wandb_id").read_text().strip() in files[0].name
 
 
+@pytest.mark.slow
 def test_unknown_or_missing_tracker_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"train.trackers\[0\]: must be tensorboard or wandb"):
         load_config(None, OVERRIDES + ["train.trackers=[mlflow]"])

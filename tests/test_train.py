@@ -181,6 +181,7 @@ def _cli_overrides(tiny_overrides):
     return [o for o in tiny_overrides if not o.startswith("train.steps")] + LONG
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_overrides):
     overrides = _cli_overrides(tiny_overrides)
     run = tmp_path / "killed"
@@ -197,6 +198,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_overrides):
     _assert_same_params(_params(run), _params(tmp_path / "straight"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_a_stop_signal_saves_and_exits_zero(sig, tmp_path, tiny_overrides):
     overrides = _cli_overrides(tiny_overrides) + ["train.checkpoint_every=1000"]

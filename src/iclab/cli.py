@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_run(cfg) -> None:
     """Everything about a run that can fail, checked before anything on disk changes: the device, and whether
     a training step fits in its memory (shifts, learners and sizes were checked when the config was read)."""
-    from iclab.training.memory import check_fits
+    from iclab.training.device_memory import check_fits
     from iclab.utils import resolve_device
 
     check_fits(cfg, resolve_device(cfg.train.device))
@@ -190,48 +190,14 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
 
 
 def _print_summary(rows: list[dict], cfg, run_dir: Path) -> None:
-    from iclab.models import network_label
-    from iclab.report.plots import display_name, diverged, fmt_error, summary_ks
-    from iclab.tasks import is_token_task, make_task
+    """What the run's prompt kind shows after evaluation (:meth:`iclab.kinds.PromptKind.summary_lines`)."""
+    from iclab.kinds import kind_of_config
 
-    if is_token_task(cfg.task):
-        _print_token_summary(run_dir, network_label(cfg.model, tokens=True))
-        return
-    std = [r for r in rows if r["shift"] == "standard"]
-    if not std:
-        return
-    ks = summary_ks(std, cfg.task.n_dims)
-    learners = list(dict.fromkeys(r["learner"] for r in std))
-    by = {(r["learner"], r["k"]): r["mean"] for r in std}
-    network = cfg.model.label()
-    width = max(len(display_name(lab, network)) for lab in learners)
-    print(f"{make_task(cfg.task).error_label} at k in-context examples (standard prompts)")
-    print(" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks))
-    for lab in learners:
-        print(f"{display_name(lab, network):<{width}}" + "".join(
-            f"{fmt_error(by[(lab, k)]) if (lab, k) in by else '':>9}" for k in ks))
-    for lab, bad in diverged(rows).items():
-        print(f"iclab: warning: {display_name(lab, network)} has non-finite errors at k = "
-              f"{', '.join(map(str, sorted(set(bad))))}: it diverged", file=sys.stderr)
-
-
-def _print_token_summary(run_dir: Path, network: str) -> None:
-    import math
-
-    from iclab.report.plots import display_name
-    from iclab.rundir import read_summary
-
-    rows = read_summary(run_dir / "eval" / "summary.csv")
-    metrics = ["accuracy", "tvd", "cross_entropy"]
-    by = {(r["learner"], r["metric"]): r["mean"] for r in rows}
-    learners = list(dict.fromkeys(r["learner"] for r in rows))
-    width = max(len(display_name(lab, network)) for lab in learners)
-    print("held-out next-symbol metrics, averaged over every scored position")
-    print(" " * width + "".join(f"{m:>15}" for m in metrics))
-    for lab in learners:
-        cells = [by.get((lab, m), float("nan")) for m in metrics]
-        print(f"{display_name(lab, network):<{width}}" + "".join(
-            f"{v:>15.3f}" if math.isfinite(v) else f"{'diverged':>15}" for v in cells))
+    lines, warnings = kind_of_config(cfg.task).summary_lines(rows, cfg, run_dir)
+    for line in lines:
+        print(line)
+    for line in warnings:
+        print(f"iclab: warning: {line}", file=sys.stderr)
 
 
 def cmd_demo(args) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from iclab.errors import ConfigError, RunFolderError
 from iclab.learners import parse_learner_spec
-from iclab.models import MODELS, check_model_fits_task
+from iclab.models import MODELS
 from iclab.schema import (
     convert,
     family_config,
@@ -140,11 +140,11 @@ class RunConfig:
         require(bool(self.name) and not set(self.name) & set("/\\") and self.name not in (".", "..") and
                 not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
         task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
-        tokens = task.prompt_kind == "tokens"
-        check_model_fits_task(self.model, self.task, tokens=tokens, input_tokens=task.max_tokens if tokens else None)
-        if tokens:
-            require(self.train.loss_on == "all", "train.loss_on", "must be 'all' for a token task (the loss is the "
-                    "cross-entropy of every scored next token)", self.train.loss_on)
+        from iclab.kinds import kind_of
+
+        kind = kind_of(task)
+        kind.check_model(self.model, task)
+        kind.check_config(self, task)
         for i, shift in enumerate(self.eval.shifts):  # each shift and learner must apply to this task
             check_shift(shift, task, f"eval.shifts[{i}]")
         for i, spec in enumerate(self.eval.learners or []):

@@ -33,6 +33,7 @@ def _params(fn, skip) -> str:
 def tables() -> list[tuple[str, list[str], list[list[str]]]]:
     """``[(title, header, rows)]`` for every registry."""
     from iclab.analysis import INSTRUMENTS
+    from iclab.kinds import KINDS
     from iclab.learners import LEARNERS
     from iclab.models import ENCODERS, MODELS
     from iclab.models.memory_rules import RULES
@@ -59,6 +60,9 @@ def tables() -> list[tuple[str, list[str], list[list[str]]]]:
                      ", ".join(sorted(can["learners"]))])
     out.append(("What applies to each task (with its default fields)",
                 ["task", "shifts", "probe targets", "analyses", "learners"], rows))
+    out.append(("Prompt kinds (a task's `prompt_kind`)", ["kind", "prompts", "tasks"],
+                [[name, cls.description, ", ".join(t for t in sorted(TASKS) if TASKS[t].prompt_kind == name)]
+                 for name, cls in KINDS.items()]))
     rows = [[name, first_line(MODELS[name]), ", ".join(MODELS[name].encoders), _fields(MODELS[name], ("name", "encoder"))]
             for name in sorted(MODELS)]
     out.append(("Model families (`model.name`)", ["model", "what", "encoders", "fields and defaults"], rows))

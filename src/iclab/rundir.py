@@ -14,7 +14,6 @@ functions that read them back (the entry points that *write* them are :func:`icl
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -25,9 +24,8 @@ from iclab.config import read_run_config
 from iclab.errors import RunFolderError
 from iclab.utils import check_run_location
 
-CURVE_COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv, one row per (learner, shift, k)
 
-__all__ = ["CURVE_COLUMNS", "check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "read_summary", "shift_slug"]
+__all__ = ["check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "read_summary", "shift_slug"]
 
 
 def load_model(run_dir: Path, device=None):
@@ -35,13 +33,14 @@ def load_model(run_dir: Path, device=None):
 
     Returns ``(config, model, step)``.
     """
-    from iclab.models import build_for_task
+    from iclab.kinds import kind_of
     from iclab.tasks import make_task
     from iclab.training.checkpoint import latest_checkpoint
 
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))
-    model = build_for_task(cfg.model, make_task(cfg.task))
+    task = make_task(cfg.task)
+    model = kind_of(task).build_model(cfg.model, task)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError:
@@ -82,48 +81,35 @@ def _well_formed(record) -> bool:
 
 
 def read_curves(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        # token runs add a metric column (accuracy, tvd, ...); regression curves are errors
-        return [{"learner": r["learner"], "shift": r["shift"], "k": int(r["k"]), "mean": float(r["mean"]),
-                 "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]),
-                 **({"metric": r["metric"]} if "metric" in r else {})} for r in rows]
-    except (KeyError, ValueError, TypeError, csv.Error):
-        raise RunFolderError(f"{path}: not a curves file (columns {', '.join(CURVE_COLUMNS)})") from None
+    """A run's ``eval/curves.csv``: one row per learner, shift and k (token runs add the ``metric`` column)."""
+    from iclab.kinds.real.curves import TYPES
+    from iclab.tables import read_table
+
+    return read_table(path, TYPES, what="curves file", hint=f"run `iclab eval {Path(path).parent.parent}` first")
 
 
 def read_generation(path: Path) -> list[dict]:
     """A generation-evaluated run's ``eval/generation.csv``: exact match per learner, overall and by group."""
-    try:
-        with open(path, newline="") as f:
-            return [{**r, "n": int(r["n"]), "exact_match": float(r["exact_match"])} for r in csv.DictReader(f)]
-    except (KeyError, ValueError, TypeError, csv.Error):
-        raise RunFolderError(f"{path}: not a generation file (columns learner, group, value, n, exact_match); run "
-                             f"`iclab eval {path.parent.parent}` again") from None
+    from iclab.kinds.tokens.generation import GENERATION_TYPES
+    from iclab.tables import read_table
+
+    return read_table(path, GENERATION_TYPES, what="generation file",
+                      hint=f"run `iclab eval {Path(path).parent.parent}` again")
 
 
 def read_summary(path: Path) -> list[dict]:
     """A token run's ``eval/summary.csv``: each learner's metrics averaged over every scored position."""
-    if not path.is_file():
-        raise RunFolderError(f"{path}: missing; run `iclab eval {path.parent.parent}` first")
-    try:
-        with open(path, newline="") as f:
-            return [{"learner": r["learner"], "metric": r["metric"], "mean": float(r["mean"]),
-                     "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]), "positions": int(r["positions"])}
-                    for r in csv.DictReader(f)]
-    except (KeyError, ValueError, TypeError, csv.Error):
-        raise RunFolderError(f"{path}: not a summary file (columns learner, metric, mean, ci_low, ci_high, "
-                             f"positions)") from None
+    from iclab.kinds.tokens.metrics import SUMMARY_TYPES
+    from iclab.tables import read_table
+
+    return read_table(path, SUMMARY_TYPES, what="summary file", hint=f"run `iclab eval {Path(path).parent.parent}` first")
 
 
 def shift_slug(shift: str) -> str:
     """The file-name form of a shift spec: ``plots/curves_<slug>.png``."""
-    import re
+    from iclab.kinds.real.figures import shift_slug as slug
 
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", shift).strip("_")
+    return slug(shift)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Analysis instruments: which learning algorithm is a trained model running, and where?
 
-- :mod:`~iclab.analysis.cache`: activation capture by hook name (``run_with_cache``, ``ActivationCache``);
+- :mod:`~iclab.analysis.cache`: activation capture by hook name (``run_with_cache``, ``ActivationCache``), and
+  interventions by hook name (``run_with_hooks`` with ``zero_ablation``, ``mean_ablation``, ``patch_with``);
 - :mod:`~iclab.analysis.probes`: linear and MLP probes per layer, with a random-initialisation control;
 - :mod:`~iclab.analysis.alignment`: SPD, ILWD, weight recovery, sensitivity similarity;
 - :mod:`~iclab.analysis.attention`: attention patterns, linear self-attention weight products;
@@ -23,6 +24,7 @@ from iclab.analysis.alignment import (
 from iclab.analysis.analyze import analyze_run
 from iclab.analysis.attention import attention_patterns, lsa_products
 from iclab.analysis.cache import ActivationCache, run_with_cache
+from iclab.models.hooks import mean_ablation, patch_with, run_with_hooks, zero_ablation
 from iclab.analysis.instruments import (
                                       INSTRUMENTS,
                                       Context,
@@ -43,5 +45,5 @@ from iclab.analysis.sensitivity import (
 
 __all__ = ["INSTRUMENTS", "ActivationCache", "Context", "Figure", "Inapplicable", "Note", "Result", "Table", "analyze_run", "instrument", "alignment_table", "attention_patterns", "fit_probe", "ilwd", "implicit_weights",
            "lsa_products", "order_sensitivity", "paste", "probe_model", "probe_target", "query_inputs",
-           "query_sensitivity", "run_with_cache", "sensitivity_alignment", "sensitivity_cosine", "spd",
+           "query_sensitivity", "run_with_cache", "run_with_hooks", "zero_ablation", "mean_ablation", "patch_with", "sensitivity_alignment", "sensitivity_cosine", "spd",
            "weight_recovery"]

@@ -53,7 +53,7 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
     threads = threads or run_cfg.train.threads
     if threads is not None:
         torch.set_num_threads(threads)
-    from iclab.training.memory import check_eval_fits
+    from iclab.training.device_memory import check_eval_fits
 
     check_eval_fits(run_cfg.task, n_prompts, device, "--prompts")
     cfg, model, step = load_model(run_dir, device=device)

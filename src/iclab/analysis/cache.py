@@ -19,7 +19,7 @@ import torch
 from iclab.errors import UserError
 from iclab.models import capture, hook_points
 from iclab.models.encoders import Layout
-from iclab.types import Prompts, TokenPrompts
+from iclab.types import Prompts
 
 
 class ActivationCache(Mapping):
@@ -88,16 +88,10 @@ def run_with_cache(model, prompts: Prompts, hooks: list[str] | None = None) -> t
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    tokens = isinstance(prompts, TokenPrompts)
     try:
         with capture(model, names) as raw:
-            pred = model(prompts.tokens.to(device)) if tokens else model(prompts.xs.to(device), prompts.ys.to(device))
+            pred = model.forward_prompts(prompts.to(device))
     finally:
         model.train(was_training)
-    if tokens:  # a language model reads out at every token
-        positions = torch.arange(prompts.length)
-        layout = Layout(positions=positions, readout=positions, attn_mask=None, token_ids=prompts.tokens)
-        return pred.cpu(), ActivationCache({k: v.cpu() for k, v in raw.items()}, list(hook_points(model)), layout)
-    ys = prompts.ys if prompts.n_classes is None else torch.nn.functional.one_hot(prompts.ys.long(), prompts.n_classes)
-    _, layout = model.encoder.encode(prompts.xs[:1], ys[:1].to(prompts.xs.dtype))
+    layout = model.layout(prompts)  # where each prompt position sits among the tokens
     return pred.cpu(), ActivationCache({k: v.cpu() for k, v in raw.items()}, list(hook_points(model)), layout)

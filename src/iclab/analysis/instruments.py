@@ -96,10 +96,11 @@ class Instrument:
 
     def kind_unsupported(self, task) -> str | None:
         """Why this instrument cannot read ``task``'s prompts (a token task for a real-valued instrument), or None."""
-        kind = getattr(task, "prompt_kind", "real")
-        if kind in self.kinds:
+        from iclab.kinds import describe_kind
+
+        if task.prompt_kind in self.kinds:
             return None
-        return "it is defined for real-valued prompts" if kind == "tokens" else "it is defined for token prompts"
+        return f"it is defined for {' and '.join(describe_kind(k) for k in self.kinds)}"
 
 
 def instrument(name: str, section: Callable[[Path, int], list] | None = None,
@@ -262,13 +263,15 @@ def attention(ctx: Context) -> Result:
     from iclab.analysis import plots
     from iclab.analysis.attention import attention_patterns, lsa_products
 
-    tokens = ctx.task.prompt_kind == "tokens"
+    from iclab.kinds import kind_of
+
+    n_prompts, n_tokens = kind_of(ctx.task).attention_view  # a token prompt's hundreds of tokens: the first few
     try:
-        pats = attention_patterns(ctx.model, ctx.prompts[:16] if tokens else ctx.prompts[:64])
+        pats = attention_patterns(ctx.model, ctx.prompts[:n_prompts])
     except UserError as e:
         raise Inapplicable(str(e)) from None
-    if tokens:  # hundreds of tokens: show the first 48, where a pattern can be seen
-        pats = {name: p[:, :48, :48] for name, p in pats.items()}
+    if n_tokens is not None:
+        pats = {name: p[:, :n_tokens, :n_tokens] for name, p in pats.items()}
     ctx.log("attention patterns ...")
     result = Result(figures={"attention.png": lambda path: plots.plot_attention(pats, path,
                                                                               title=f"{ctx.cfg.name}: mean attention")})

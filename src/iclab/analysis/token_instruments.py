@@ -1,7 +1,7 @@
 """Analysis instruments for token runs (Akyürek et al. 2024's evidence, on any iclab language model).
 
 - ``ngram_heads``: for every attention head, the share of its attention that falls on positions following an
-  earlier occurrence of the current 1-, 2- and 3-gram (:func:`iclab.models.ngram.ngram_matches`), averaged
+  earlier occurrence of the current 1-, 2- and 3-gram (:func:`iclab.models.ngram_heads.ngram_matches`), averaged
   over the query positions that have such an occurrence; beside it, the share a head attending uniformly to
   every earlier position would give (the chance level). A head far above chance on n = 2 or 3 is an n-gram
   head. Inserted n-gram layers are listed too (their share is 1 by construction).
@@ -36,7 +36,7 @@ def ngram_head_shares(model, prompts, orders=ORDERS) -> list[dict]:
     """Rows ``{layer, head, n, share, chance, queries}`` for every attention pattern hook of ``model``."""
     from iclab.analysis.cache import run_with_cache
     from iclab.models import hook_points
-    from iclab.models.ngram import ngram_matches
+    from iclab.models.ngram_heads import ngram_matches
 
     names = [n for n in hook_points(model) if n.endswith("attn.hook_pattern")]
     if not names:

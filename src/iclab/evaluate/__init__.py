@@ -1,15 +1,10 @@
-"""Evaluation: error-vs-k curves with confidence intervals over held-out prompts, for models and
-reference learners alike, written as a tidy table (``eval/curves.csv``)."""
+"""Evaluation: a trained run and its task's reference learners on held-out prompts (:func:`evaluate_run`), written
+as tidy tables under ``eval/``. What is measured belongs to the prompt kind: error-vs-k curves with confidence
+intervals for real-valued prompts (:mod:`iclab.kinds.real.curves`, re-exported here), next-token metrics for token
+prompts (:mod:`iclab.kinds.tokens.metrics`)."""
 
-from iclab.evaluate.curves import (
-           COLUMNS,
-           error_at,
-           error_curves,
-           rows_to_csv,
-           squared_errors,
-)
 from iclab.evaluate.evaluate import evaluate_run
+from iclab.kinds.real.curves import COLUMNS, error_at, error_curves, squared_errors
 from iclab.rundir import read_curves
 
-__all__ = ["COLUMNS", "error_at", "error_curves", "evaluate_run", "read_curves", "rows_to_csv",
-           "squared_errors"]
+__all__ = ["COLUMNS", "error_at", "error_curves", "evaluate_run", "read_curves", "squared_errors"]

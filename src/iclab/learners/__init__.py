@@ -34,7 +34,7 @@ from iclab.learners.least_squares import LeastSquares, Ridge
 from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
-from iclab.learners.tokens import Automaton, NGram, TokenLearner, Unigram
+from iclab.learners.token_learners import Automaton, NGram, TokenLearner, Unigram
 
 __all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Automaton", "Averaging", "NGram", "TokenLearner", "Unigram", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
            "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "PosteriorMean", "ReferenceLearner", "Ridge",

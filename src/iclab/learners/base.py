@@ -29,7 +29,8 @@ class ReferenceLearner:
     registered with ``@LEARNERS.register``."""
 
     name: str = ""
-    prompt_kind: str = "real"  # the prompts it predicts on: "real" (x, y) prompts or "tokens"
+    prompt_kind: str = "real"  # the kind of prompts it predicts on (a name in iclab.kinds.KINDS)
+    predicts_what: str = "real-valued labels"  # what it predicts, in words (for messages)
     requires_task: bool = False  # built with ``task=...`` (Bayes learners need the prior, pool, features)
     slow: bool = False  # fits a model per prompt and prefix in a Python loop: analyses skip it unless asked
 
@@ -142,10 +143,9 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
 
 def learner_unsupported(cls, task) -> str | None:
     """Why the learner class ``cls`` cannot predict on ``task``'s prompts, or None."""
-    kind = getattr(task, "prompt_kind", "real")
-    if cls.prompt_kind != kind:
-        return ("it predicts real-valued labels and the task's prompts are token sequences" if kind == "tokens" else
-                "it predicts next tokens and the task's prompts are real-valued")
+    if cls.prompt_kind != task.prompt_kind:
+        return (f"it reads {cls.prompt_kind!r} prompts and predicts {cls.predicts_what}; the task's prompts are of "
+                f"kind {task.prompt_kind!r}, whose learners predict {task.predicts_what}")
     return cls.applies_to(task)
 
 

@@ -45,6 +45,15 @@ class ICLModel(nn.Module):
         tokens, layout = self.encoder.encode(xs, ys)
         return self.backbone(tokens, layout)[:, layout.readout]
 
+    def forward_prompts(self, prompts: Prompts) -> torch.Tensor:
+        """``self(prompts.xs, prompts.ys)``: the forward pass on a batch of prompts, on the model's device."""
+        return self(prompts.xs, prompts.ys)
+
+    def layout(self, prompts: Prompts):
+        """Where the encoder puts things for ``prompts`` (positions, read-out tokens, attention mask)."""
+        ys = prompts.ys if self.n_classes is None else torch.nn.functional.one_hot(prompts.ys.long(), self.n_classes)
+        return self.encoder.encode(prompts.xs[:1].cpu(), ys[:1].to(prompts.xs.dtype).cpu())[1]
+
     def predict(self, prompts: Prompts, batch_size: int = 1024) -> torch.Tensor:
         device = next(self.parameters()).device
 

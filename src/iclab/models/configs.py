@@ -67,6 +67,16 @@ class ModelConfig:
         require(0 <= self.ngram_after <= self.n_layer, f"{path}.ngram_after",
                 f"must be between 0 and model.n_layer ({self.n_layer})", self.ngram_after)
 
+    def parameters_lower_bound(self) -> int:
+        """A closed-form lower bound on the blocks' parameters (read-in, read-out and biases left out), so that a
+        size no machine can hold is refused before any module is built."""
+        return 0
+
+    def activations_lower_bound(self) -> int:
+        """A closed-form lower bound on the floats the blocks output per token (each layer writes at least its
+        width once)."""
+        return self.n_layer * getattr(self, "n_embd", 1)
+
     def label(self, tokens: bool = False) -> str:
         """The network's name in tables and plots: family and size (``tokens``: as a language model, where the
         prompt encoder plays no part)."""
@@ -130,6 +140,12 @@ class TransformerConfig(ModelConfig):
             require((self.n_embd // self.n_head) % 2 == 0, f"{path}.n_embd",
                     f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})", self.n_embd)
 
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * (4 + 2 * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP's two matrices
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * (8 + self.mlp_ratio) * self.n_embd  # q, k, v, attention, residuals, MLP hidden
+
     def label(self, tokens: bool = False) -> str:
         parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else []) + \
             (["token shift"] if self.token_shift else []) + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
@@ -162,6 +178,12 @@ class LinearSelfAttentionConfig(ModelConfig):
         super().validate(path)
         require_positive(self, path, "init_std")
 
+    def parameters_lower_bound(self) -> int:
+        return (1 if self.share_weights else self.n_layer) * 4 * 3**2  # four matrices over tokens at least 3 wide
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * 3 * 3  # scores, attention output and residual, at least 3 wide
+
     def label(self, tokens: bool = False) -> str:
         shared = " (shared)" if self.share_weights else ""
         return f"LSA {self.n_layer} layer{'s' if self.n_layer != 1 else ''}{shared}"
@@ -188,6 +210,10 @@ class RNNConfig(ModelConfig):
         super().validate(path)
         require(self.cell in RNN_CELLS, f"{path}.cell", one_of(RNN_CELLS), self.cell)
         require_positive(self, path, "n_embd")
+
+    def parameters_lower_bound(self) -> int:
+        gates = {"tanh": 1, "lstm": 4, "gru": 3}.get(self.cell, 1)
+        return self.n_layer * gates * 2 * self.n_embd**2
 
     def label(self, tokens: bool = False) -> str:
         name = "tanh RNN" if self.cell == "tanh" else RNN_CELLS.get(self.cell, self.cell)
@@ -229,6 +255,12 @@ class MemoryConfig(ModelConfig):
         require_positive(self, path, "window")
         require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
 
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * 12 * self.n_embd**2  # q, k, v, out; the MLP's two 4x matrices
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * 12 * self.n_embd  # q, k, v, memory output, residuals, MLP hidden
+
     def label(self, tokens: bool = False) -> str:
         rule = self.rule if self.feature_map == "identity" else f"{self.rule}, {self.feature_map}"
         return f"Memory ({rule}) {self.n_layer}x{self.n_embd}"
@@ -258,6 +290,12 @@ class MambaConfig(ModelConfig):
         require_positive(self, path, "n_embd", "d_state", "expand", "d_conv")
         if self.dt_rank is not None:
             require_positive(self, path, "dt_rank")
+
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * 3 * self.expand * self.n_embd**2  # input (u and z) and output projections
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * self.expand * self.n_embd * (4 + self.d_state)  # u, z, gate, y and the states
 
     def label(self, tokens: bool = False) -> str:
         return f"Mamba {self.n_layer}x{self.n_embd}"

@@ -8,12 +8,17 @@ Every model routes its interesting tensors through a :class:`HookPoint`; its nam
     cache["blocks.1.attn.hook_pattern"].shape  # (B, H, T, T)
 
 Hooks are always removed when the ``with`` block exits, even on error.
+
+:func:`run_with_hooks` patches or ablates activations by name instead of recording them (:func:`zero_ablation`,
+:func:`mean_ablation`, :func:`patch_with`)::
+
+    out = run_with_hooks(model, prompts, {"blocks.0.attn.hook_v": zero_ablation(head=1)})
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -65,3 +70,88 @@ def capture(model: nn.Module, names: list[str] | None = None) -> Iterator[dict[s
     finally:
         for handle in handles:
             handle.remove()
+
+
+HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
+
+
+@contextmanager
+def patched(model: nn.Module, hooks: Mapping[str, HookFn]) -> Iterator[None]:
+    """Replace named activations during the ``with`` block: ``hooks[name](activation, name)`` returns the tensor
+    the rest of the forward pass sees instead (or None to leave it as it is). Hooks are always removed on exit."""
+    points = hook_points(model)
+    for name in hooks:
+        if name not in points:
+            raise UserError(f"hook {name!r} does not exist; valid hooks: {', '.join(points)}")
+    handles = []
+    try:
+        for name, fn in hooks.items():
+            def replace(_module, _inputs, output, name=name, fn=fn):
+                return fn(output, name)
+
+            handles.append(points[name].register_forward_hook(replace))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_hooks(model: nn.Module, prompts, hooks: Mapping[str, HookFn]) -> torch.Tensor:
+    """The model's output on ``prompts`` with named activations patched or ablated (TransformerLens's
+    ``run_with_hooks``): ``hooks`` maps a hook name to ``fn(activation, name)``, which returns the replacement
+    (or None to keep the activation). Works for every family, since every family routes its activations through
+    named :class:`HookPoint` modules; the output is what ``model.forward_prompts(prompts)`` returns (``(B, N)``
+    predictions for real-valued prompts, ``(B, T, V)`` logits for token prompts), without gradients.
+
+    Example: ablate head 1 of layer 0 by zeroing its values, and compare::
+
+        from iclab.models import run_with_hooks, zero_ablation
+        clean = run_with_hooks(model, prompts, {})
+        ablated = run_with_hooks(model, prompts, {"blocks.0.attn.hook_v": zero_ablation(head=1)})
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), patched(model, hooks):
+            return model.forward_prompts(prompts.to(device))
+    finally:
+        model.train(was_training)
+
+
+def zero_ablation(head: int | None = None, dim: int = 1) -> HookFn:
+    """A hook function that sets the activation to zero; with ``head``, only index ``head`` of dimension ``dim``
+    (heads are dimension 1 of ``hook_q`` / ``hook_k`` / ``hook_v`` / ``hook_pattern``, shaped ``(B, H, ...)``)."""
+    def ablate(x: torch.Tensor, _name: str) -> torch.Tensor:
+        if head is None:
+            return torch.zeros_like(x)
+        x = x.clone()
+        x.select(dim, head).zero_()
+        return x
+
+    return ablate
+
+
+def mean_ablation(mean: torch.Tensor, head: int | None = None, dim: int = 1) -> HookFn:
+    """A hook function that replaces the activation by ``mean`` (e.g. the activation averaged over a reference batch,
+    ``cache[name].mean(0)``, broadcast over the batch); with ``head``, only index ``head`` of dimension ``dim``."""
+    def ablate(x: torch.Tensor, _name: str) -> torch.Tensor:
+        m = mean.to(x.device, x.dtype).expand_as(x)
+        if head is None:
+            return m.clone()
+        x = x.clone()
+        x.select(dim, head).copy_(m.select(dim, head))
+        return x
+
+    return ablate
+
+
+def patch_with(values: torch.Tensor) -> HookFn:
+    """A hook function that replaces the activation by ``values`` (activation patching: the same hook's activation
+    from another run, e.g. from :func:`capture` on corrupted prompts)."""
+    def replace(x: torch.Tensor, _name: str) -> torch.Tensor:
+        if values.shape != x.shape:
+            raise UserError(f"patch: the values have shape {tuple(values.shape)}, the activation {tuple(x.shape)}")
+        return values.to(x.device, x.dtype)
+
+    return replace

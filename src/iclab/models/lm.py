@@ -35,6 +35,15 @@ class LanguageModel(nn.Module):
                         attn_mask=None, token_ids=tokens)
         return self.backbone(tokens, layout)
 
+    def forward_prompts(self, prompts: TokenPrompts) -> torch.Tensor:
+        """``self(prompts.tokens)``: the logits ``(B, T, V)`` of a batch of prompts."""
+        return self(prompts.tokens)
+
+    def layout(self, prompts: TokenPrompts) -> Layout:
+        """A language model reads out at every token."""
+        positions = torch.arange(prompts.length)
+        return Layout(positions=positions, readout=positions, attn_mask=None, token_ids=prompts.tokens)
+
     def predict(self, prompts: TokenPrompts, batch_size: int = 256) -> torch.Tensor:
         """Next-token probabilities ``(B, T, V)`` in float64 on the CPU."""
         from iclab.models.base import predict_in_batches

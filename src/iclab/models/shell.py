@@ -62,7 +62,7 @@ class Network(nn.Module):
 
     With ``vocab_size``, a language model: token ids ``(B, T)`` through an embedding table (the read-in) to
     ``(B, T, vocab_size)`` logits. ``config.ngram_heads`` inserts n-gram layers
-    (:class:`~iclab.models.ngram.NgramBlock`, which read the token ids) after block ``config.ngram_after``."""
+    (:class:`~iclab.models.ngram_heads.NgramBlock`, which read the token ids) after block ``config.ngram_after``."""
 
     def __init__(self, config, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class Network(nn.Module):
         layers = block.stack(config, width) if hasattr(block, "stack") else \
             [block(config, width) for _ in range(config.n_layer)]
         if getattr(config, "ngram_heads", None):
-            from iclab.models.ngram import NgramBlock
+            from iclab.models.ngram_heads import NgramBlock
 
             at = config.ngram_after
             layers = [*layers[:at], *(NgramBlock(width, n) for n in config.ngram_heads), *layers[at:]]

@@ -13,8 +13,8 @@ with ``A = -exp(A_log) < 0`` (initialised to ``-1 .. -d_state``, S4D-real) and
 ``[0.001, 0.1]``). Two equal computations (``form``): ``scan``, a parallel prefix scan over the tokens (log2 T
 steps of the associative combine ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)`` on ``(B, T, E, N)`` tensors:
 few, large operations, the better choice on a GPU); and ``loop``, the recurrence one token at a time, which
-forms ``exp(Delta_t A)`` and ``y_t`` inside the step and never holds more than the states autograd keeps (on
-CPU its forward and backward are 4x faster than the scan's at 41 tokens and 20x at 256: docs/benchmarks.md).
+forms ``exp(Delta_t A)`` and ``y_t`` inside the step and never holds more than the states autograd keeps (the
+faster form on CPU; the two are timed side by side in docs/benchmarks.md).
 ``auto`` (the default) takes the scan on CUDA and the loop elsewhere. No position embeddings: order comes
 from the recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`)
 adds the read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.

@@ -16,9 +16,8 @@ def demo() -> RunConfig:
     """Linear regression at laptop scale: d = 5, 11 points, a 4-layer width-64 transformer on 2 CPU cores.
 
     Uses the stacked encoder (one token per (x, y) pair, von Oswald et al.), with which in-context
-    learning emerges within about a thousand steps; Garg et al.'s interleaved encoding needs several
-    times longer on CPU (docs/benchmarks.md). Reaches squared error / d below 0.1 at k = 2d in about
-    two minutes.
+    learning emerges far sooner on CPU than with Garg et al.'s interleaved encoding. Its time to in-context
+    learning (squared error / d below 0.1 at k = 2d) is measured in docs/benchmarks.md.
     """
     return run_config_from_dict({
         "name": "demo",
@@ -166,14 +165,12 @@ _ICLL_MODELS = {
 @RECIPES.register
 def akyurek2024_regbench(steps: int = 2000) -> RunConfig:
     """REGBENCH at CPU scale (Akyürek et al. 2024): 10,000 training automata, prompts cut at 256 tokens (the
-    paper cuts at 512; attention's cost grows with the square of the length, and at 512 the same run takes
-    three times as long), a 2-layer width-64 transformer with 2 heads, learned positions and Primer's depthwise
+    paper cuts at 512; attention's cost grows with the square of the length), a 2-layer width-64 transformer with 2 heads, learned positions and Primer's depthwise
     q/k/v convolution over 3 tokens (So et al. 2021; ``--set model.qkv_conv=0`` for the GPT-2 block), batch 32,
-    AdamW 3e-3 with weight decay 0.1, 2000 steps on 2 threads (about four and a half minutes of training);
-    evaluated on 500 held-out automata against the oracle and the in-context 1- to 4-gram learners. With the
-    convolution the transformer reaches the in-context 3-gram's accuracy; the GPT-2 block stops at the
-    2-gram's in this budget. ``benchmarks/regbench.py families`` trains both, the other families, and the
-    transformers with n-gram heads, on the same data; docs/tokens.md has the results."""
+    AdamW 3e-3 with weight decay 0.1, 2000 steps on 2 threads; evaluated on 500 held-out automata against the
+    oracle and the in-context 1- to 4-gram learners. ``benchmarks/regbench.py families`` trains it, the GPT-2
+    block, the other families and the transformers with n-gram heads on the same data; docs/tokens.md has the
+    results and the training times."""
     return run_config_from_dict({
         "name": "akyurek2024_regbench",
         "task": {"name": "regbench", "n_train": 10000, "max_length": 256},

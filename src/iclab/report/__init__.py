@@ -1,6 +1,6 @@
-"""Reports: matplotlib figures and a self-contained HTML page per run."""
+"""Reports: a self-contained HTML page per run (:func:`write_report`); the figures on it are drawn by the run's
+prompt kind (:mod:`iclab.kinds`) and :mod:`iclab.plotting`."""
 
 from iclab.report.html import write_report
-from iclab.report.plots import plot_curves, plot_training
 
-__all__ = ["plot_curves", "plot_training", "write_report"]
+__all__ = ["write_report"]

@@ -16,9 +16,7 @@ chosen) and ``error_mean`` (over every k); ``accuracy@k=K`` for classification t
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,16 +115,10 @@ def collect(paths: list[str | Path], k: int | None = None) -> Comparison:
     return comp
 
 
-def _read_csv(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
-
-
 def _metrics_of(run: dict, k: int | None) -> list[dict]:
-    """The tidy metric rows of one run folder (whatever it holds; nothing for a run not yet evaluated)."""
+    """The tidy metric rows of one run folder (whatever it holds; nothing for a run not yet evaluated): training
+    figures, what the run's prompt kind evaluates (:meth:`iclab.kinds.PromptKind.comparison_metrics`) and the
+    alignment of an analysed run."""
     from iclab.rundir import read_metrics
 
     path: Path = run["path"]
@@ -144,34 +136,28 @@ def _metrics_of(run: dict, k: int | None) -> list[dict]:
     if losses:
         add("model", "", "train_loss", losses[-1]["loss"])
         add("model", "", "train_seconds", losses[-1].get("elapsed_s"))
-    summary = _read_csv(path / "eval" / "summary.csv")
-    for r in summary:  # token runs
-        add(r.get("learner"), "standard", r.get("metric"), r.get("mean"))
-    curves = [] if summary else _read_csv(path / "eval" / "curves.csv")
-    if curves:
-        classes = _is_classification(run["config"])
-        by: dict[tuple[str, str], dict[int, float]] = {}
-        for r in curves:
-            try:
-                by.setdefault((r["learner"], r["shift"]), {})[int(r["k"])] = float(r["mean"])
-            except (KeyError, ValueError):
-                continue
-        for (learner, shift), errs in by.items():
-            at = k if k is not None and k in errs else max(errs)
-            if k is not None and k not in errs:
-                continue
-            add(learner, shift, f"error@k={at}", errs[at])
-            if classes:
-                add(learner, shift, f"accuracy@k={at}", 1 - errs[at])
-            finite = [v for kk, v in errs.items() if kk >= 1 and math.isfinite(v)]
-            if finite:
-                add(learner, shift, "error_mean", sum(finite) / len(finite))
-    for r in _aggregate(_read_csv(path / "analysis" / "alignment.csv"), ("spd", "sensitivity_cosine")):
+    cfg = _parsed(run["config"])
+    if cfg is not None:
+        from iclab.kinds import kind_of_config
+
+        for r in kind_of_config(cfg.task).comparison_metrics(path, cfg, k):
+            add(r["learner"], r["shift"], r["metric"], r["value"])
+    for r in _aggregate(_read(path / "analysis" / "alignment.csv"), ("spd", "sensitivity_cosine")):
         add(r["learner"], "standard", r["metric"], r["value"])
-    for r in _read_csv(path / "analysis" / "token_alignment.csv"):
+    for r in _read(path / "analysis" / "token_alignment.csv"):
         if r.get("k") == "-1":
             add(r.get("learner"), "standard", "tvd_to_model", r.get("tvd"))
     return out
+
+
+def _read(path: Path) -> list[dict]:
+    """A table of an analysed run, or nothing when it is missing or damaged (a comparison shows what it can)."""
+    from iclab.tables import read_table
+
+    try:
+        return read_table(path, missing_ok=True)
+    except RunFolderError:
+        return []
 
 
 def _aggregate(rows: list[dict], columns: tuple[str, ...]) -> list[dict]:
@@ -188,16 +174,15 @@ def _aggregate(rows: list[dict], columns: tuple[str, ...]) -> list[dict]:
     return [{"learner": lrn, "metric": c, "value": sum(v) / len(v)} for (lrn, c), v in sums.items()]
 
 
-def _is_classification(config: dict) -> bool:
+def _parsed(config: dict):
+    """A run's saved config, parsed; None when it no longer parses (a comparison still shows its training)."""
     from iclab.config import run_config_from_dict
     from iclab.errors import ConfigError
 
     try:
-        from iclab.tasks import make_task
-
-        return make_task(run_config_from_dict(config).task).n_classes is not None
-    except (ConfigError, AttributeError, TypeError):
-        return False
+        return run_config_from_dict(config)
+    except (ConfigError, AttributeError, TypeError, KeyError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,13 +196,10 @@ def _cell(v: Any) -> str:
 
 
 def table_csv(comp: Comparison) -> str:
-    buf = io.StringIO()
-    cols = ["run", "path", "status", *comp.keys, "learner", "shift", "metric", "value"]
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in comp.rows:
-        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
-    return buf.getvalue()
+    """``compare.csv``: one row per run, learner, shift and metric, with the swept keys' values."""
+    from iclab.tables import table_text
+
+    return table_text(comp.rows, ["run", "path", "status", *comp.keys, "learner", "shift", "metric", "value"])
 
 
 def default_metric(comp: Comparison) -> str:
@@ -280,7 +262,7 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
     every reference learner; with ``by``: the network, one line per value of ``by``. Runs that share the plotted
     values (seeds) are averaged; the band is their range."""
     from iclab.plotting import pyplot
-    from iclab.report.plots import display_name
+    from iclab.plotting import display_name
 
     plt = pyplot()
     rows = [r for r in comp.rows if r["metric"] == metric and math.isfinite(r["value"])]
@@ -376,7 +358,7 @@ def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, b
                      title: str | None = None, panel: str | None = None) -> tuple[Comparison, Path]:
     """``compare.csv``, ``plots/compare_<metric>.png`` and ``report.html`` in ``out``; returns the comparison and
     the report's path."""
-    from iclab.report.html import _CSS, _img
+    from iclab.page import document, img
     from iclab.utils import atomic_write_text
 
     comp = collect(paths, k)
@@ -391,12 +373,11 @@ def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, b
         figures.append(plot_metric(comp, out / "plots" / "compare_error_mean.png", x, by, "error_mean", log_x,
                                    panel=panel))
     title = title or f"Comparison of {len(comp.runs)} runs"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+    parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p class='muted'>{len(comp.runs)} runs; swept: {html.escape(', '.join(comp.keys))}. "
              f"The tidy table is <code>compare.csv</code> (every metric, learner and shift).</p>",
              f"<h2>{html.escape(metric)} against {html.escape(x)}</h2>"]
-    parts += [_img(f) for f in figures]
+    parts += [img(f) for f in figures]
     shifts = list(dict.fromkeys(r["shift"] for r in comp.rows if r["metric"] == metric)) or [None]
     for shift in shifts:
         header, body = _wide(comp, metric, shift)
@@ -408,9 +389,8 @@ def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, b
                     else html.escape(run["run"]))
             parts.append("<tr>" + f"<td>{link}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
-    parts.append("</body></html>")
     report = out / "report.html"
-    atomic_write_text(report, "\n".join(parts))
+    atomic_write_text(report, document(title, parts))
     return comp, report
 
 

@@ -28,13 +28,7 @@ from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.regbench import RegBench
 from iclab.tasks.representation import Representation
 from iclab.tasks.shifts import SHIFTS, apply_shift
-from iclab.tasks.tokens import TokenTask
-
-
-def is_token_task(config) -> bool:
-    """Whether a task config (or its ``name``) is a token task (prompts are token sequences)."""
-    name = config if isinstance(config, str) else config.name
-    return TASKS[name].prompt_kind == "tokens"
+from iclab.tasks.token_task import TokenTask
 
 
 def make_task(config) -> Task:
@@ -45,4 +39,4 @@ def make_task(config) -> Task:
 __all__ = ["SHIFTS", "TASKS", "Arithmetic", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
            "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression", "Mqar",
            "Rasp", "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
-           "apply_shift", "is_token_task", "make_task"]
+           "apply_shift", "make_task"]

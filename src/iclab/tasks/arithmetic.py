@@ -17,7 +17,7 @@ Formats (the strings are the reference's, byte for byte, checked in tests/test_t
 Each example is preceded by a newline (in the reference's training stream every example follows the previous
 one's newline), which is the first input token. Held-out prompts end where the answer starts (after ``=`` or
 ``Target:\\n``); evaluation decodes the rest and parses the answer the way the reference does
-(:func:`parse_answer`), scoring exact match as an integer (:mod:`iclab.evaluate.generation`).
+(:func:`parse_answer`), scoring exact match as an integer (:mod:`iclab.kinds.tokens.generation`).
 
 The balanced sampler (``sampler: balanced``, the reference's ``create_balanced_data``): all 100 pairs of 1-digit
 numbers, ``int(900 N / 10000)`` pairs drawn from 0-99, the rest from 0 .. 10^n - 1; a pair is kept only while
@@ -39,7 +39,7 @@ import numpy as np
 
 from iclab.schema import require
 from iclab.tasks.base import EVAL_STREAM, TASKS, TRAIN_STREAM
-from iclab.tasks.tokens import Example, TokenTask
+from iclab.tasks.token_task import Example, TokenTask
 from iclab.types import Vocabulary
 from iclab.utils import derive_seed
 

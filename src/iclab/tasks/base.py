@@ -71,7 +71,8 @@ class Task:
 
     Config: type
     name: str = ""
-    prompt_kind: str = "real"  # "real": (x, y) prompts (Prompts); "tokens": token sequences (TokenPrompts)
+    prompt_kind: str = "real"  # the kind of its prompts, a name in iclab.kinds.KINDS: "real" (Prompts), "tokens", ...
+    predicts_what: str = "real-valued labels"  # (for messages) what a learner of this task predicts
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
     weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
     any_length: bool = True  # prompts of any number of points can be drawn (query shifts draw k + 1 points)
@@ -110,10 +111,6 @@ class Task:
         """How many terms :meth:`batch_loss` averages over (data-parallel training weights each rank's slice by its
         share): every prompt contributes the same number of positions."""
         return batch.ys.shape[0]
-
-    def validation_errors(self, model, prompts) -> list[float]:
-        """The quick held-out evaluation logged during training: the evaluation error per k."""
-        return self.error(model.predict(prompts), prompts.ys).mean(0).tolist()
 
     def log_fields(self, step: int, batch_size: int) -> dict:
         """What the training log records about the data at ``step``: the curriculum's state."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from iclab.schema import require, require_positive
 from iclab.tasks.base import TASKS
-from iclab.tasks.tokens import Example, TokenTask
+from iclab.tasks.token_task import Example, TokenTask
 from iclab.types import Vocabulary
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from iclab.schema import require
 from iclab.tasks.base import TASKS
-from iclab.tasks.tokens import Example, TokenTask
+from iclab.tasks.token_task import Example, TokenTask
 from iclab.types import Vocabulary
 
 PROGRAMS = ("reverse", "sort", "hist", "double_hist", "most_freq", "dyck1", "dyck2", "induction")

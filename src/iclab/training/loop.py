@@ -9,7 +9,6 @@ to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -22,7 +21,7 @@ import torch
 
 from iclab.config import RunConfig, read_run_config, save_config, to_dict
 from iclab.errors import ConfigError, RunFolderError, TrainingError
-from iclab.models import build_for_task
+from iclab.kinds import kind_of
 from iclab.tasks import make_task
 from iclab.tasks.pool import keep_pool_with_run, same_pool
 from iclab.training.checkpoint import (
@@ -32,7 +31,7 @@ from iclab.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from iclab.training.memory import check_fits
+from iclab.training.device_memory import check_fits
 from iclab.training.progress import Progress
 from iclab.training.schedule import lr_at
 from iclab.utils import (
@@ -117,18 +116,29 @@ def _reduce_step(loss: torch.Tensor, stop: bool, ctx) -> tuple[float, bool]:
     return both[0].item() / ctx.world, bool(both[1].item() > 0)
 
 
-def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
-          progress_bar: bool | None = None, stream=None, on_checkpoint=None) -> TrainResult:
-    """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
+@dataclass
+class _Setup:
+    """What a run trains with: the device, the data-parallel context, the task and its prompt kind, the model (and
+    ``net``, the model as the step calls it: wrapped by DistributedDataParallel under torchrun), the optimiser."""
 
-    ``resume`` continues from the newest complete checkpoint. ``stop_after`` stops (with a checkpoint)
-    once that step is reached, as if interrupted; used to test exact resumption. ``on_checkpoint(path)`` is
-    called after each checkpoint is written. Everything that can be checked (device, memory, the folder) is
-    checked before the first file is written.
-    """
+    device: torch.device
+    ctx: object  # iclab.training.distributed.Context, or None in a single process
+    task: object
+    kind: object
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def main(self) -> bool:  # rank 0 writes the run folder
+        return self.ctx is None or self.ctx.main
+
+
+def _setup(cfg: RunConfig, run_dir: Path) -> _Setup:
+    """Everything that can be checked (threads, device, trackers, memory, the folder) before the first file is
+    written; then the task, the initial weights (a function of ``train.seed``) and the optimiser."""
     from iclab.training.distributed import context
 
-    run_dir = Path(run_dir)
     t = cfg.train
     if t.threads is not None:
         torch.set_num_threads(t.threads)
@@ -140,143 +150,184 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                               f"torchrun started (each trains on an equal slice of the batch)")
         if device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
-    main = ctx is None or ctx.main  # rank 0 writes the run folder
-    if t.trackers and main:
+    if t.trackers and (ctx is None or ctx.main):
         from iclab.training.trackers import check_trackers
 
         check_trackers(t.trackers)  # installed, before anything is written
     check_fits(cfg, device)
     check_run_location(run_dir)
     task = make_task(cfg.task)
+    kind = kind_of(task)
     torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
-    model = build_for_task(cfg.model, task).to(device)
-    optimizer = make_optimizer(model, cfg)
+    model = kind.build_model(cfg.model, task).to(device)
     net = model
     if ctx is not None:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    metrics_path = run_dir / "metrics.jsonl"
+    return _Setup(device, ctx, task, kind, model, net, make_optimizer(model, cfg))
 
-    step, elapsed = 0, 0.0
-    last_ckpt: Path | None = None
-    if resume:
-        saved = read_run_config(run_dir)
-        check_resumable(saved, cfg)
-        cfg = replace(cfg, task=saved.task)  # the same task; a pool file is the run's own copy
-        if main:
-            clean_temporaries(run_dir)
-        ckpt = latest_checkpoint(run_dir, map_location=device)
+
+def _restore(cfg: RunConfig, run_dir: Path, s: _Setup) -> tuple[RunConfig, int, float, Path]:
+    """Load the newest complete checkpoint into ``s``: ``(config, step, elapsed seconds, checkpoint)``; the metrics
+    logged after it are dropped, since they are about to be recomputed."""
+    saved = read_run_config(run_dir)
+    check_resumable(saved, cfg)
+    cfg = replace(cfg, task=saved.task)  # the same task; a pool file is the run's own copy
+    if s.main:
+        clean_temporaries(run_dir)
+    ckpt = latest_checkpoint(run_dir, map_location=s.device)
+    try:
+        s.model.load_state_dict(ckpt.model)
+        s.optimizer.load_state_dict(ckpt.optimizer)
+    except (RuntimeError, ValueError, KeyError):
+        raise RunFolderError(f"{ckpt.path}: checkpoint does not match the run's model") from None
+    set_rng_state(ckpt.rng)
+    if s.main:
+        _keep_metrics_until(run_dir / "metrics.jsonl", ckpt.step)
+    return cfg, ckpt.step, float(ckpt.state.get("elapsed_s", 0.0)), ckpt.path
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    kept = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
         try:
-            model.load_state_dict(ckpt.model)
-            optimizer.load_state_dict(ckpt.optimizer)
-        except (RuntimeError, ValueError, KeyError):
-            raise RunFolderError(f"{ckpt.path}: checkpoint does not match the run's model") from None
-        set_rng_state(ckpt.rng)
-        step, elapsed, last_ckpt = ckpt.step, float(ckpt.state.get("elapsed_s", 0.0)), ckpt.path
-        if main:  # drop metrics logged after the checkpoint: they are about to be recomputed
-            kept = []
-            for line in metrics_path.read_text().splitlines() if metrics_path.is_file() else []:
-                try:
-                    if json.loads(line).get("step", 0) <= step:
-                        kept.append(line)
-                except json.JSONDecodeError:
-                    pass
-            atomic_write_text(metrics_path, "".join(k + "\n" for k in kept))
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            pass  # a line cut by a crash
+    atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+def _begin(cfg: RunConfig, run_dir: Path, s: _Setup) -> RunConfig:
+    """A new run: refuse a folder that holds one; make the folder and an empty training log."""
+    if list_checkpoints(run_dir):
+        raise RunFolderError(f"{run_dir}: already holds a trained run; pass --resume to continue it, "
+                             f"--out to choose another folder, or --overwrite to start again")
+    if s.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "metrics.jsonl", "")
+        cfg = replace(cfg, task=keep_pool_with_run(cfg.task, run_dir))
+    return cfg
+
+
+class _Log:
+    """The training log (``metrics.jsonl``, rank 0 only) and the trackers that mirror it."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, s: _Setup, resumed_at: int | None) -> None:
+        self.file = open(run_dir / "metrics.jsonl", "a") if s.main else None
+        self.trackers = None
+        if cfg.train.trackers and s.main:
+            from iclab.training.trackers import Trackers
+
+            self.trackers = Trackers(cfg.train.trackers, run_dir, to_dict(cfg), cfg.name, resumed_at)
+
+    def record(self, line: dict) -> None:
+        if self.file is not None:
+            _append_jsonl(self.file, line)
+        if self.trackers is not None:
+            self.trackers.log(line)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.trackers is not None:
+            self.trackers.close()
+
+
+def _step_loss(cfg: RunConfig, s: _Setup, batch, stop_requested: bool) -> tuple[torch.Tensor, float, bool]:
+    """The step's loss ``(tensor, value, stop agreed by every rank)``. Under torchrun each rank takes its slice of the
+    batch, its loss weighted by its share of the batch's loss terms, so the averaged gradient is the whole batch's."""
+    t = cfg.train
+    if s.ctx is None:
+        loss = s.task.batch_loss(s.net, batch.to(s.device), t.loss_on)
+        return loss, loss.item(), False
+    size = t.batch_size // s.ctx.world
+    part = batch[s.ctx.rank * size:(s.ctx.rank + 1) * size]
+    weight = s.ctx.world * s.task.loss_terms(part, t.loss_on) / max(s.task.loss_terms(batch, t.loss_on), 1)
+    loss = s.task.batch_loss(s.net, part.to(s.device), t.loss_on) * weight
+    value, agreed = _reduce_step(loss, stop_requested, s.ctx)
+    return loss, value, agreed
+
+
+def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
+          progress_bar: bool | None = None, stream=None, on_checkpoint=None) -> TrainResult:
+    """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
+
+    ``resume`` continues from the newest complete checkpoint. ``stop_after`` stops (with a checkpoint)
+    once that step is reached, as if interrupted; used to test exact resumption. ``on_checkpoint(path)`` is
+    called after each checkpoint is written. Everything that can be checked (device, memory, the folder) is
+    checked before the first file is written.
+    """
+    run_dir = Path(run_dir)
+    t = cfg.train
+    s = _setup(cfg, run_dir)
+    step, elapsed, last_ckpt = 0, 0.0, None
+    if resume:
+        cfg, step, elapsed, last_ckpt = _restore(cfg, run_dir, s)
     else:
-        if list_checkpoints(run_dir):
-            raise RunFolderError(f"{run_dir}: already holds a trained run; pass --resume to continue it, "
-                                 f"--out to choose another folder, or --overwrite to start again")
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(metrics_path, "")
-            cfg = replace(cfg, task=keep_pool_with_run(cfg.task, run_dir))
-    if main:
+        cfg = _begin(cfg, run_dir, s)
+    if s.main:
         save_config(cfg, run_dir / "config.yaml")
     else:  # the other ranks train quietly
         stream, progress_bar = open(os.devnull, "w"), False
-
-    val_prompts = task.eval_prompts(t.eval_prompts, cfg.eval.seed).to(device) if t.eval_every and main else None
+    val_prompts = s.task.eval_prompts(t.eval_prompts, cfg.eval.seed).to(s.device) if t.eval_every and s.main else None
     progress = Progress(t.steps, start=step, stream=stream, bar=progress_bar, every=t.log_every)
-    trackers = None
-    if t.trackers and main:
-        from iclab.training.trackers import Trackers
-
-        trackers = Trackers(t.trackers, run_dir, to_dict(cfg), cfg.name, step if resume else None)
-
-    def record(log, line: dict) -> None:
-        _append_jsonl(log, line)
-        if trackers is not None:
-            trackers.log(line)
-
-    status = "finished"
+    log = _Log(cfg, run_dir, s, step if resume else None)
     clock = time.perf_counter()
 
-    def state() -> dict:
-        return {"elapsed_s": elapsed + time.perf_counter() - clock, "config": to_dict(cfg)}
+    def seconds() -> float:
+        return round(elapsed + time.perf_counter() - clock, 3)
 
-    model.train()
-    with _StopSignal() as stop, (open(metrics_path, "a") if main else contextlib.nullcontext()) as log:
-        while step < t.steps:
-            lr = lr_at(step, lr=t.lr, steps=t.steps, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = task.train_batch(t.batch_size, t.seed, step)
-            stop_agreed = False
-            if ctx is None:
-                loss = task.batch_loss(net, batch.to(device), t.loss_on)
-                loss_value = loss.item()
-            else:  # this rank's slice, its loss weighted by its share of the batch's loss terms
-                size = t.batch_size // ctx.world
-                part = batch[ctx.rank * size:(ctx.rank + 1) * size]
-                weight = ctx.world * task.loss_terms(part, t.loss_on) / max(task.loss_terms(batch, t.loss_on), 1)
-                loss = task.batch_loss(net, part.to(device), t.loss_on) * weight
-                loss_value, stop_agreed = _reduce_step(loss, stop.received is not None, ctx)
-            if not math.isfinite(loss_value):
-                where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
-                progress.close()
-                if trackers is not None:
-                    trackers.close()
-                raise TrainingError(f"non-finite loss ({loss_value}) at step {step}; stopped before the optimiser "
-                                    f"step ({where}). Lower train.lr or check the task's scale")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip if t.grad_clip > 0 else
-                                                       float("inf"), foreach=True)
-            optimizer.step()
-            step += 1
+    status = "finished"
+    s.model.train()
+    try:
+        with _StopSignal() as stop:
+            while step < t.steps:
+                lr = lr_at(step, lr=t.lr, steps=t.steps, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio)
+                for group in s.optimizer.param_groups:
+                    group["lr"] = lr
+                batch = s.task.train_batch(t.batch_size, t.seed, step)
+                loss, loss_value, stop_agreed = _step_loss(cfg, s, batch, stop.received is not None)
+                if not math.isfinite(loss_value):
+                    where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+                    raise TrainingError(f"non-finite loss ({loss_value}) at step {step}; stopped before the "
+                                        f"optimiser step ({where}). Lower train.lr or check the task's scale")
+                s.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), t.grad_clip if t.grad_clip > 0
+                                                           else float("inf"), foreach=True)
+                s.optimizer.step()
+                step += 1
 
-            fields = {}
-            if main and (step % t.log_every == 0 or step == t.steps):
-                fields = {"loss": loss_value, "lr": lr}
-                record(log, {
-                    "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
-                    **task.log_fields(step - 1, t.batch_size),
-                    "elapsed_s": round(elapsed + time.perf_counter() - clock, 3),
-                })
-            if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
-                errs = task.validation_errors(model, val_prompts)
-                model.train()
-                record(log, {"step": step, "val_err_by_k": [round(e, 6) for e in errs],
-                                    "elapsed_s": round(elapsed + time.perf_counter() - clock, 3)})
-                fields["val_err_last"] = errs[-1]
-            progress.update(step, **fields)
+                shown = {}
+                if s.main and (step % t.log_every == 0 or step == t.steps):
+                    shown = {"loss": loss_value, "lr": lr}
+                    log.record({"step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
+                                **s.task.log_fields(step - 1, t.batch_size), "elapsed_s": seconds()})
+                if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
+                    logged, validation = s.kind.validate(s.task, s.model, val_prompts)  # the prompt kind's measure
+                    s.model.train()
+                    log.record({"step": step, **logged, "elapsed_s": seconds()})
+                    shown.update(validation)
+                progress.update(step, **shown)
 
-            received = stop.received is not None if ctx is None else stop_agreed
-            stopping = received or (stop_after is not None and step >= stop_after)
-            if step % t.checkpoint_every == 0 or step == t.steps or stopping:
-                if main:
-                    last_ckpt = save_checkpoint(run_dir, step, model, optimizer, state(), t.keep_checkpoints)
-                    if on_checkpoint is not None:
-                        on_checkpoint(last_ckpt)
-                else:
-                    last_ckpt = run_dir / "checkpoints" / f"step-{step:08d}"
-            if stopping and step < t.steps:
-                status = "interrupted"
-                why = (stop.received or "a stop signal on another rank") if received else f"stop_after={stop_after}"
-                progress.write(f"{why}: saved {last_ckpt}; continue with --resume")
-                break
-    progress.close()
-    if trackers is not None:
-        trackers.close()
+                received = stop.received is not None if s.ctx is None else stop_agreed
+                stopping = received or (stop_after is not None and step >= stop_after)
+                if step % t.checkpoint_every == 0 or step == t.steps or stopping:
+                    if s.main:
+                        state = {"elapsed_s": seconds(), "config": to_dict(cfg)}
+                        last_ckpt = save_checkpoint(run_dir, step, s.model, s.optimizer, state, t.keep_checkpoints)
+                        if on_checkpoint is not None:
+                            on_checkpoint(last_ckpt)
+                    else:
+                        last_ckpt = run_dir / "checkpoints" / f"step-{step:08d}"
+                if stopping and step < t.steps:
+                    status = "interrupted"
+                    why = (stop.received or "a stop signal on another rank") if received else f"stop_after={stop_after}"
+                    progress.write(f"{why}: saved {last_ckpt}; continue with --resume")
+                    break
+    finally:
+        progress.close()
+        log.close()
     return TrainResult(step=step, status=status, checkpoint=last_ckpt)

@@ -33,6 +33,7 @@ class TokenLearner(ReferenceLearner):
     """Base of the token learners: ``predict(prompts) -> (B, T, V)`` probabilities (float64)."""
 
     prompt_kind = "tokens"
+    predicts_what = "next tokens"
 
     def predict(self, prompts: TokenPrompts) -> torch.Tensor:
         with torch.no_grad():

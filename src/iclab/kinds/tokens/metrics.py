@@ -101,3 +101,23 @@ def token_summary(metrics: dict[str, torch.Tensor], scored: torch.Tensor, label:
         rows.append({"learner": label, "metric": name, "mean": m, "ci_low": m - Z_95 * se, "ci_high": m + Z_95 * se,
                      "positions": int(n.sum())})
     return rows
+
+
+CURVE_COLUMNS = ("learner", "shift", "metric", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv
+CURVE_TYPES = {"learner": str, "shift": str, "metric": str, "k": int, "mean": float, "ci_low": float, "ci_high": float}
+SUMMARY_COLUMNS = ("learner", "metric", "mean", "ci_low", "ci_high", "positions")  # eval/summary.csv
+SUMMARY_TYPES = {"learner": str, "metric": str, "mean": float, "ci_low": float, "ci_high": float, "positions": int}
+
+
+def evaluate_token_learners(learners: list, prompts: TokenPrompts, shift: str = "standard"
+                            ) -> tuple[list[dict], list[dict], dict[str, torch.Tensor]]:
+    """Curves and summary rows for every learner, and each learner's distributions (for alignment)."""
+    curves, summary, dists = [], [], {}
+    index = prompts.info["string_index"].cpu()
+    for learner in learners:
+        probs = learner.predict(prompts).to(torch.float64).cpu()
+        dists[learner.label] = probs
+        m = token_metrics(probs, prompts)
+        curves += token_curves(m, index, prompts.scored.cpu(), learner.label, shift)
+        summary += token_summary(m, prompts.scored.cpu(), learner.label)
+    return curves, summary, dists

@@ -62,10 +62,11 @@ class TokenTask(Task):
     :meth:`draw`, and :attr:`max_tokens` unless their config's ``max_length`` is the prompt length."""
 
     prompt_kind = "tokens"
+    predicts_what = "next tokens"
     any_length = False
     vocab: Vocabulary
     curve_axis = "strings seen in the prompt"  # what the x-axis of the task's curves counts (string_index)
-    generates = False  # whether evaluation also decodes answers (see iclab.evaluate.generation)
+    generates = False  # whether evaluation also decodes answers (see iclab.kinds.tokens.generation)
     scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
 
     def __init__(self, config) -> None:
@@ -124,15 +125,6 @@ class TokenTask(Task):
     def loss_terms(self, batch: TokenPrompts, loss_on: str = "all") -> int:
         """The scored tokens (what the cross-entropy averages over)."""
         return int((batch.targets != IGNORE_INDEX).sum())
-
-    def validation_errors(self, model, prompts: TokenPrompts) -> list[float]:
-        """1 - greedy accuracy per number of strings seen."""
-        from iclab.token_metrics import token_curves, token_metrics
-
-        m = token_metrics(model.predict(prompts), prompts)
-        rows = token_curves({"accuracy": m["accuracy"]}, prompts.info["string_index"].cpu(), prompts.scored.cpu(),
-                            "model")
-        return [1 - r["mean"] for r in rows]
 
     def log_fields(self, step: int, batch_size: int) -> dict:
         n = self.config.n_train

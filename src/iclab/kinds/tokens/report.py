@@ -1,5 +1,5 @@
-"""The report's body for a token run: the averaged metrics of the network and every learner, the curves
-against strings seen, training, and the analysis sections."""
+"""The report's body for a token run: the averaged metrics of the network and every learner, exact match where
+answers are decoded, the curves against the task's unit, and training."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import math
 from pathlib import Path
 
 from iclab.errors import RunFolderError
-from iclab.report.plots import display_name, plot_token_curves, plot_training
-from iclab.rundir import read_curves, read_summary
-from iclab.token_metrics import METRICS
+from iclab.kinds.tokens.figures import plot_token_curves
+from iclab.kinds.tokens.metrics import CURVE_TYPES, METRICS, SUMMARY_TYPES
+from iclab.page import img
+from iclab.plotting import display_name, plot_training
+from iclab.tables import read_table
 
 
 def _cell(row: dict | None) -> str:
@@ -21,12 +23,13 @@ def _cell(row: dict | None) -> str:
     return f"<td>{row['mean']:.3f} <span class='muted'>± {(row['ci_high'] - row['ci_low']) / 2:.3f}</span></td>"
 
 
-def token_sections(cfg, run_dir: Path, records: list[dict], network: str, img) -> list[str]:
+def sections(cfg, run_dir: Path, records: list[dict], network: str) -> list[str]:
     from iclab.tasks import make_task
 
     task = make_task(cfg.task)
-    rows = read_curves(run_dir / "eval" / "curves.csv")
-    summary = read_summary(run_dir / "eval" / "summary.csv")
+    hint = f"run `iclab eval {run_dir}` first"
+    rows = read_table(run_dir / "eval" / "curves.csv", CURVE_TYPES, what="curves file", hint=hint)
+    summary = read_table(run_dir / "eval" / "summary.csv", SUMMARY_TYPES, what="summary file", hint=hint)
     if not rows or not summary:
         raise RunFolderError(f"{run_dir / 'eval'}: holds no token metrics; run `iclab eval {run_dir}`")
     learners = list(dict.fromkeys(r["learner"] for r in summary))
@@ -57,7 +60,7 @@ def token_sections(cfg, run_dir: Path, records: list[dict], network: str, img) -
     png = plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=network, xlabel=task.curve_axis)
     parts.append(f"<h2>Against the {html.escape(task.curve_axis)}</h2>{img(png)}")
     png = plot_training(records, run_dir / "plots" / "training.png", loss_label="training loss (cross-entropy)",
-                        val_label="held-out 1 - accuracy", val_mean=True)
+                        val_label="held-out accuracy", val_scalar="val_accuracy")
     if png is not None:
         parts.append(f"<h2>Training</h2>{img(png)}")
     return parts
@@ -67,12 +70,12 @@ def _generation_sections(run_dir: Path, network: str) -> list[str]:
     """For tasks evaluated by generation: exact match overall and by group, and a few decoded answers."""
     import json
 
-    from iclab.rundir import read_generation
+    from iclab.kinds.tokens.generation import GENERATION_TYPES
 
     path = run_dir / "eval" / "generation.csv"
     if not path.is_file():
         return []
-    rows = read_generation(path)
+    rows = read_table(path, GENERATION_TYPES, what="generation file", hint=f"run `iclab eval {run_dir}` again")
     model = [r for r in rows if r["learner"] == "model"]
     overall = next((r for r in model if r["group"] == "all"), None)
     parts = []
@@ -102,3 +105,11 @@ def _generation_sections(run_dir: Path, network: str) -> list[str]:
         parts.append("<h2>Some decoded answers</h2><table><tr><th>prompt</th><th>the network wrote</th>"
                      f"<th>answer read</th></tr>{''.join(shown)}</table>")
     return parts
+
+
+def footer(cfg) -> str:
+    return (f"Metrics over {cfg.eval.n_prompts} held-out prompts (none from a process, automaton or input, seen in "
+            "training): greedy accuracy (the argmax is a valid next symbol), total variation distance to the true "
+            "next-symbol distribution, cross-entropy of the target, KL(true || learner); 95% intervals across "
+            "prompts. Source tables: eval/summary.csv, eval/curves.csv (and eval/generation.csv where answers are "
+            "decoded); training log: metrics.jsonl.")

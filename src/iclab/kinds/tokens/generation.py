@@ -9,13 +9,12 @@ the answers here are at most a few hundred tokens). Greedy by default; ``tempera
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 
 import torch
 
-GENERATION_COLUMNS = ("learner", "group", "value", "n", "exact_match")
+GENERATION_COLUMNS = ("learner", "group", "value", "n", "exact_match")  # eval/generation.csv
+GENERATION_TYPES = {"learner": str, "group": str, "n": int, "exact_match": float}
 
 
 @torch.no_grad()
@@ -102,12 +101,3 @@ def evaluate_generation(model, task, examples: list, *, temperature: float = 0.0
 def _row(learner: str, group: str, value, hits: list[bool]) -> dict:
     return {"learner": learner, "group": group, "value": value, "n": len(hits),
             "exact_match": sum(hits) / len(hits) if hits else float("nan")}
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=GENERATION_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "exact_match": f"{row['exact_match']:.6g}"})
-    return buf.getvalue()

@@ -8,16 +8,15 @@ prompts.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 
 import torch
 
-from iclab.rundir import CURVE_COLUMNS as COLUMNS
 from iclab.types import Learner, Prompts
 
 Z_95 = 1.959964
+COLUMNS = ("learner", "shift", "k", "mean", "ci_low", "ci_high")  # eval/curves.csv, one row per (learner, shift, k)
+TYPES = {"learner": str, "shift": str, "k": int, "mean": float, "ci_low": float, "ci_high": float}
 
 
 def squared_errors(learner: Learner, prompts: Prompts, n_dims: float, error_fn=None) -> torch.Tensor:
@@ -83,15 +82,6 @@ def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float
                 found[0]["k"] = k
             rows.extend(found)
     return rows
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, **{k: f"{row[k]:.6g}" for k in ("mean", "ci_low", "ci_high")}})  # nan, inf kept
-    return buf.getvalue()
 
 
 def error_at(rows: list[dict], learner: str, k: int, shift: str = "standard") -> float:
