@@ -24,8 +24,19 @@ def train_fresh(cfg, out) -> float:
 SMOKE = "--smoke" in sys.argv
 if SMOKE:
     sys.argv.remove("--smoke")
-SMOKE_OVERRIDES = ["train.steps=3", "train.batch_size=8", "train.warmup_steps=1", "train.eval_every=0",
-                   "train.eval_prompts=16", "train.checkpoint_every=100000", "eval.n_prompts=32"] if SMOKE else []
+SMOKE_OVERRIDES = (
+    [
+        "train.steps=3",
+        "train.batch_size=8",
+        "train.warmup_steps=1",
+        "train.eval_every=0",
+        "train.eval_prompts=16",
+        "train.checkpoint_every=100000",
+        "eval.n_prompts=32",
+    ]
+    if SMOKE
+    else []
+)
 
 
 def small(n: int, smoke: int) -> int:

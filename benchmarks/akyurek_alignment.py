@@ -14,8 +14,8 @@ import argparse
 import statistics
 
 import torch
-from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 from iclab.analysis import alignment_table
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
@@ -26,8 +26,12 @@ from iclab.tasks import make_task
 
 def run(noise: float, steps: int, threads: int, reuse: bool = False) -> None:
     out = scratch(f"iclab-akyurek/noise{noise:g}")
-    cfg = run_config_from_dict(apply_overrides(to_dict(akyurek2022_alignment(noise, steps)),
-                                               ["train.device=cpu", f"train.threads={threads}", *SMOKE_OVERRIDES]))
+    cfg = run_config_from_dict(
+        apply_overrides(
+            to_dict(akyurek2022_alignment(noise, steps)),
+            ["train.device=cpu", f"train.threads={threads}", *SMOKE_OVERRIDES],
+        )
+    )
     # --reuse: analyse the run already there (e.g. one continued with `iclab train --resume`)
     seconds = 0.0 if reuse else train_fresh(cfg, out)
     _, model, _ = load_model(out)
@@ -35,19 +39,25 @@ def run(noise: float, steps: int, threads: int, reuse: bool = False) -> None:
     prompts = task.eval_prompts(small(300, 16), seed=11)
     d = cfg.task.n_dims
     specs = [s for s in cfg.eval.learners if s != "zero"]
-    rows = alignment_table(model, task, prompts, [make_learner(s, task=task) for s in specs],
-                           ks=list(range(d, cfg.task.n_points)))
+    rows = alignment_table(
+        model, task, prompts, [make_learner(s, task=task) for s in specs], ks=list(range(d, cfg.task.n_points))
+    )
     print(f"\n## noise_std = {noise:g} (trained {steps} steps in {seconds:.0f} s)\n")
     print("| k | model error | lowest SPD | lowest ILWD |\n|---|---|---|---|")
     for k in range(d, cfg.task.n_points):
         at = [r for r in rows if r["k"] == k]
         s, w = min(at, key=lambda r: r["spd"]), min(at, key=lambda r: r["ilwd"])
-        print(f"| {k} | {at[0]['model_error']:.4f} | {s['learner']} ({s['spd']:.4f}) | {w['learner']} ({w['ilwd']:.4f}) |")
+        print(
+            f"| {k} | {at[0]['model_error']:.4f} | {s['learner']} ({s['spd']:.4f}) | {w['learner']} ({w['ilwd']:.4f}) |"
+        )
     print("\n| learner | mean SPD, k >= d | mean ILWD, k >= d | learner's own error |\n|---|---|---|---|")
     for label in dict.fromkeys(r["learner"] for r in rows):
         sel = [r for r in rows if r["learner"] == label]
-        print(f"| {label} | {statistics.mean(r['spd'] for r in sel):.4f} | {statistics.mean(r['ilwd'] for r in sel):.4f} |"
-              f" {statistics.mean(r['learner_error'] for r in sel):.4f} |")
+        print(
+            f"| {label} | {statistics.mean(r['spd'] for r in sel):.4f} |"
+            f" {statistics.mean(r['ilwd'] for r in sel):.4f} |"
+            f" {statistics.mean(r['learner_error'] for r in sel):.4f} |"
+        )
 
 
 def main() -> None:

@@ -18,29 +18,48 @@ import argparse
 import json
 
 import torch
-from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 from iclab.config import load_config
 from iclab.learners import make_learner
 from iclab.rundir import load_model
 from iclab.tasks import make_task
 
-COMMON = ["model.encoder=stacked", "model.n_layer=4", "model.n_embd=64", "model.n_head=4", "train.lr=1e-3",
-          "train.warmup_steps=200", "train.threads=2", "train.device=cpu", "train.eval_every=500",
-          "train.checkpoint_every=100000"]
+COMMON = [
+    "model.encoder=stacked",
+    "model.n_layer=4",
+    "model.n_embd=64",
+    "model.n_head=4",
+    "train.lr=1e-3",
+    "train.warmup_steps=200",
+    "train.threads=2",
+    "train.device=cpu",
+    "train.eval_every=500",
+    "train.checkpoint_every=100000",
+]
 
 CHECKS = {
     "pool8": (["task.name=task_pool", "task.pool_size=8"], ["dmmse", "ridge(lam=0.25)"]),
-    "fresh": (["task.name=linear_regression", "task.n_dims=8", "task.n_points=16", "task.noise_std=0.5"],
-              ["ridge(lam=0.25)", "least_squares"]),
-    "sparse": (["task.name=sparse_linear_regression", "task.n_dims=10", "task.n_points=21", "task.sparsity=3"],
-               ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "least_squares"]),
-    "sparse_small": (["task.name=sparse_linear_regression", "task.n_dims=8", "task.n_points=13", "task.sparsity=2"],
-                     ["lasso(alpha=0.1)", "sparse_posterior", "least_squares"]),
-    "sparse_tiny": (["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=11", "task.sparsity=1"],
-                    ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"]),
-    "sparse_short": (["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=5", "task.sparsity=1"],
-                     ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"]),
+    "fresh": (
+        ["task.name=linear_regression", "task.n_dims=8", "task.n_points=16", "task.noise_std=0.5"],
+        ["ridge(lam=0.25)", "least_squares"],
+    ),
+    "sparse": (
+        ["task.name=sparse_linear_regression", "task.n_dims=10", "task.n_points=21", "task.sparsity=3"],
+        ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "least_squares"],
+    ),
+    "sparse_small": (
+        ["task.name=sparse_linear_regression", "task.n_dims=8", "task.n_points=13", "task.sparsity=2"],
+        ["lasso(alpha=0.1)", "sparse_posterior", "least_squares"],
+    ),
+    "sparse_tiny": (
+        ["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=11", "task.sparsity=1"],
+        ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"],
+    ),
+    "sparse_short": (
+        ["task.name=sparse_linear_regression", "task.n_dims=5", "task.n_points=5", "task.sparsity=1"],
+        ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "sparse_posterior", "least_squares"],
+    ),
     "representation": (["task.name=representation"], ["feature_ridge(lam=0.01)", "ridge(lam=0.01)"]),
 }
 
@@ -48,7 +67,9 @@ CHECKS = {
 def run_check(name: str, steps: int, threads: int = 2, extra: tuple[str, ...] = ()) -> dict:
     overrides, learners = CHECKS[name]
     out = scratch(f"iclab-checks/{name}")
-    cfg = load_config(None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}", *extra, *SMOKE_OVERRIDES])
+    cfg = load_config(
+        None, [*COMMON, *overrides, f"train.steps={steps}", f"train.threads={threads}", *extra, *SMOKE_OVERRIDES]
+    )
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
@@ -57,8 +78,12 @@ def run_check(name: str, steps: int, threads: int = 2, extra: tuple[str, ...] = 
     ys = prompts.ys.double()
     scale = task.error_scale
     k_max = cfg.task.n_dims if name.startswith("sparse") else cfg.task.n_points  # sparse: k < d only
-    result = {"check": name, "train_seconds": round(seconds, 1), "steps": steps,
-              "model_error": round(((pred - ys) ** 2)[:, 1:k_max].mean().item() / scale, 4)}
+    result = {
+        "check": name,
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+        "model_error": round(((pred - ys) ** 2)[:, 1:k_max].mean().item() / scale, 4),
+    }
     for spec in learners:
         ref = make_learner(spec, task=task).predict(prompts).double()
         result[f"error {spec}"] = round(((ref - ys) ** 2)[:, 1:k_max].mean().item() / scale, 4)

@@ -13,7 +13,6 @@ import argparse
 import json
 
 from _common import SMOKE_OVERRIDES, scratch, train_fresh
-
 from iclab.config import load_config
 
 
@@ -23,8 +22,17 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[])
     args = p.parse_args()
     out = scratch(f"iclab-encoders/{args.name}")
-    cfg = load_config(None, ["train.device=cpu", "train.log_every=250", "train.eval_every=250",
-                             "train.checkpoint_every=100000", *args.set, *SMOKE_OVERRIDES])
+    cfg = load_config(
+        None,
+        [
+            "train.device=cpu",
+            "train.log_every=250",
+            "train.eval_every=250",
+            "train.checkpoint_every=100000",
+            *args.set,
+            *SMOKE_OVERRIDES,
+        ],
+    )
     seconds = train_fresh(cfg, out)
     k = 2 * cfg.task.n_dims
     evals = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if "val_err_by_k" in line]

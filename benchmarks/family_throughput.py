@@ -17,8 +17,8 @@ import statistics
 import time
 
 import torch
-from _common import small
 
+from _common import small
 from iclab.config import load_config
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -33,16 +33,41 @@ FAMILIES = {
     "tanh RNN": ["model.name=rnn", "model.cell=tanh", "model.n_embd=64"],
     "memory linear, parallel": ["model.name=memory", "model.rule=linear", "model.n_embd=64", "model.n_head=4"],
     "memory delta, parallel": ["model.name=memory", "model.rule=delta", "model.n_embd=64", "model.n_head=4"],
-    "memory delta, recurrent": ["model.name=memory", "model.rule=delta", "model.form=recurrent", "model.n_embd=64",
-                                "model.n_head=4"],
-    "memory gated delta, recurrent": ["model.name=memory", "model.rule=gated_delta", "model.form=recurrent",
-                                       "model.n_embd=64", "model.n_head=4"],
-    "memory momentum (recurrent)": ["model.name=memory", "model.rule=momentum", "model.form=recurrent",
-                                    "model.n_embd=64", "model.n_head=4"],
-    "memory omega w=4 (recurrent)": ["model.name=memory", "model.rule=omega", "model.form=recurrent",
-                                     "model.n_embd=64", "model.n_head=4"],
-    "memory delta + poly2, parallel": ["model.name=memory", "model.rule=delta", "model.feature_map=poly2",
-                                       "model.n_embd=64", "model.n_head=4"],
+    "memory delta, recurrent": [
+        "model.name=memory",
+        "model.rule=delta",
+        "model.form=recurrent",
+        "model.n_embd=64",
+        "model.n_head=4",
+    ],
+    "memory gated delta, recurrent": [
+        "model.name=memory",
+        "model.rule=gated_delta",
+        "model.form=recurrent",
+        "model.n_embd=64",
+        "model.n_head=4",
+    ],
+    "memory momentum (recurrent)": [
+        "model.name=memory",
+        "model.rule=momentum",
+        "model.form=recurrent",
+        "model.n_embd=64",
+        "model.n_head=4",
+    ],
+    "memory omega w=4 (recurrent)": [
+        "model.name=memory",
+        "model.rule=omega",
+        "model.form=recurrent",
+        "model.n_embd=64",
+        "model.n_head=4",
+    ],
+    "memory delta + poly2, parallel": [
+        "model.name=memory",
+        "model.rule=delta",
+        "model.feature_map=poly2",
+        "model.n_embd=64",
+        "model.n_head=4",
+    ],
     "mamba, scan": ["model.name=mamba", "model.form=scan", "model.n_embd=64"],
     "mamba, loop": ["model.name=mamba", "model.form=loop", "model.n_embd=64"],
 }
@@ -86,8 +111,10 @@ def main() -> None:
             for i in range(args.steps):
                 step(i)
             rates[name].append(args.steps / (time.perf_counter() - t0))
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"d = 5, {args.points} points, batch 64, width 64, 2 layers")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"d = 5, {args.points} points, batch 64, width 64, 2 layers"
+    )
     base = statistics.median(rates["transformer (interleaved)"])
     print("| family | steps/s | vs transformer (interleaved) |\n|---|---|---|")
     for name, r in rates.items():

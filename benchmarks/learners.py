@@ -14,8 +14,8 @@ import argparse
 import time
 
 import torch
-from _common import small
 
+from _common import small
 from iclab.learners import make_learner
 from iclab.types import Prompts
 

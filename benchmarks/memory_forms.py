@@ -13,8 +13,8 @@ import argparse
 import time
 
 import torch
-from _common import small
 
+from _common import small
 from iclab.config import load_config
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -40,8 +40,18 @@ def main() -> None:
     print(f"# 127 tokens (64 points, interleaved), batch 64, 2 layers x 64 wide x 4 heads, {args.threads} threads")
     print("| rule | parallel (ms/step) | recurrent (ms/step) | parallel speed-up |\n|---|---|---|---|")
     for rule in ("linear", "decay", "delta"):
-        cfg = load_config(None, ["model.name=memory", f"model.rule={rule}", "model.n_layer=2", "model.n_embd=64",
-                                 "model.n_head=4", "task.n_dims=5", f"task.n_points={small(64, 8)}"])
+        cfg = load_config(
+            None,
+            [
+                "model.name=memory",
+                f"model.rule={rule}",
+                "model.n_layer=2",
+                "model.n_embd=64",
+                "model.n_head=4",
+                "task.n_dims=5",
+                f"task.n_points={small(64, 8)}",
+            ],
+        )
         prompts = make_task(cfg.task).eval_prompts(small(64, 4), seed=0)
         torch.manual_seed(0)
         model = build_model(cfg.model, 5)

@@ -16,8 +16,8 @@ import argparse
 import json
 
 import torch
-from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 from iclab.analysis.memory_capacity import recall_error
 from iclab.config import load_config
 from iclab.rundir import load_model
@@ -34,11 +34,28 @@ VARIANTS = {
 
 def run(name: str, steps: int, keys: int, threads: int) -> dict:
     out = scratch(f"iclab-recall/{abs(hash(name))}")
-    cfg = load_config(None, ["task.name=associative_recall", "task.n_dims=8", f"task.n_keys={keys}",
-                             f"task.n_points={2 * keys}", *VARIANTS[name], "model.n_layer=1", "model.n_embd=32",
-                             "model.n_head=4", f"train.steps={steps}", "train.lr=3e-3", "train.warmup_steps=100",
-                             "train.batch_size=64", "train.device=cpu", f"train.threads={threads}",
-                             "train.eval_every=0", "train.checkpoint_every=100000", *SMOKE_OVERRIDES])
+    cfg = load_config(
+        None,
+        [
+            "task.name=associative_recall",
+            "task.n_dims=8",
+            f"task.n_keys={keys}",
+            f"task.n_points={2 * keys}",
+            *VARIANTS[name],
+            "model.n_layer=1",
+            "model.n_embd=32",
+            "model.n_head=4",
+            f"train.steps={steps}",
+            "train.lr=3e-3",
+            "train.warmup_steps=100",
+            "train.batch_size=64",
+            "train.device=cpu",
+            f"train.threads={threads}",
+            "train.eval_every=0",
+            "train.checkpoint_every=100000",
+            *SMOKE_OVERRIDES,
+        ],
+    )
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     task = make_task(cfg.task)
@@ -46,7 +63,13 @@ def run(name: str, steps: int, keys: int, threads: int) -> dict:
     with torch.no_grad():
         pred = model.predict(prompts)
     err = task.error(pred.double(), prompts.ys.double())[:, keys:].mean().item()
-    return {"model": name, "steps": steps, "keys": keys, "train_seconds": round(seconds, 1), "query_error": round(err, 4)}
+    return {
+        "model": name,
+        "steps": steps,
+        "keys": keys,
+        "train_seconds": round(seconds, 1),
+        "query_error": round(err, 4),
+    }
 
 
 def main() -> None:
@@ -60,8 +83,11 @@ def main() -> None:
     for name in args.only.split("|"):
         print(json.dumps(run(name, args.steps, args.keys, args.threads)), flush=True)
     for k in (4, 8, 16, 24, 32):
-        row = {f"{rule}/{fm}": round(recall_error(rule, k, 8, fm, n_trials=small(200, 4)), 3)
-               for rule in ("linear", "delta") for fm in ("identity", "poly2")}
+        row = {
+            f"{rule}/{fm}": round(recall_error(rule, k, 8, fm, n_trials=small(200, 4)), 3)
+            for rule in ("linear", "delta")
+            for fm in ("identity", "poly2")
+        }
         print(json.dumps({"write rules alone, keys": k, **row}), flush=True)
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
 
+from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.learners import make_learner
 from iclab.tasks import TASKS, make_task
@@ -84,7 +84,7 @@ def ngram_loop(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
             vocab.add(ch)
             for n in counts:
                 counts[n][padded[-n:]] += 1
-        values = dist(padded[len(padded) - (big_n - 1):] if big_n > 1 else "", big_n)
+        values = dist(padded[len(padded) - (big_n - 1) :] if big_n > 1 else "", big_n)
         total = sum(values.values())
         for c, v in values.items():
             rows[t, index[c]] = v / total
@@ -102,7 +102,7 @@ def ngram_recount(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
             padded = "_" * (big_n - 1) + s
             for n in counts:
                 for i in range(len(padded) - n + 1):
-                    counts[n][padded[i:i + n]] += 1
+                    counts[n][padded[i : i + n]] += 1
         vocab = sorted(set("".join(texts)))
 
         def probs(prefix, chars, n):
@@ -119,7 +119,7 @@ def ngram_recount(text: str, big_n: int, symbols: list[str]) -> np.ndarray:
                     out.append((1 - seen) * lower[unseen.index(ch)] / sum(lower))
             return out
 
-        cur = texts[-1][-(big_n - 1):] if big_n > 1 else ""
+        cur = texts[-1][-(big_n - 1) :] if big_n > 1 else ""
         values = probs("_" * (big_n - 1 - len(cur)) + cur, vocab, big_n)
         for c, v in zip(vocab, values):
             rows[t - 1, symbols.index(c)] = v / sum(values)
@@ -134,10 +134,14 @@ def bench_ngram(n_prompts: int, n_recount: int) -> None:
     symbols = list(prompts.vocab.symbols)
     tokens = int((prompts.tokens != 0).sum())
     print(f"{n_prompts} held-out REGBENCH prompts, {tokens / n_prompts:.0f} tokens each on average, 2 threads")
-    print("seconds per 1000 prompts (the vectorised learner: best of 3); the re-counting loop is timed on the "
-          f"first {n_recount} prompts and scaled")
-    print(f"{'learner':<12}{'vectorised':>11}{'running-count loop':>20}{'ratio':>7}{'re-counting loop':>18}{'ratio':>8}"
-          f"{'max |diff|':>12}")
+    print(
+        "seconds per 1000 prompts (the vectorised learner: best of 3); the re-counting loop is timed on the "
+        f"first {n_recount} prompts and scaled"
+    )
+    print(
+        f"{'learner':<12}{'vectorised':>11}{'running-count loop':>20}{'ratio':>7}{'re-counting loop':>18}{'ratio':>8}"
+        f"{'max |diff|':>12}"
+    )
     per = 1000 / n_prompts
     for n in (2, 3, 4):
         learner = make_learner(f"ngram(n={n})")
@@ -152,18 +156,20 @@ def bench_ngram(n_prompts: int, n_recount: int) -> None:
         t0 = time.perf_counter()
         recount = [ngram_recount(text, n, symbols) for text in texts[:n_recount]]
         t_recount = (time.perf_counter() - t0) * 1000 / n_recount
-        diff = max(float(np.abs(fast[i, : len(s)].numpy() - s).max())
-                   for rows in (slow, recount) for i, s in enumerate(rows))
-        print(f"{f'ngram(n={n})':<12}{t_fast:>11.2f}{t_slow:>20.1f}{t_slow / t_fast:>6.0f}x{t_recount:>18.0f}"
-              f"{t_recount / t_fast:>7.0f}x{diff:>12.1e}")
+        diff = max(
+            float(np.abs(fast[i, : len(s)].numpy() - s).max()) for rows in (slow, recount) for i, s in enumerate(rows)
+        )
+        print(
+            f"{f'ngram(n={n})':<12}{t_fast:>11.2f}{t_slow:>20.1f}{t_slow / t_fast:>6.0f}x{t_recount:>18.0f}"
+            f"{t_recount / t_fast:>7.0f}x{diff:>12.1e}"
+        )
 
 
 def bench_ssm(repeats: int) -> None:
     from iclab.models.ssm import selective_scan, selective_ssm_loop
 
     torch.set_num_threads(2)
-    print("Mamba's selective scan, forward + backward (best of "
-          f"{repeats}), 2 threads; channels E = 128, states N = 16")
+    print(f"Mamba's selective scan, forward + backward (best of {repeats}), 2 threads; channels E = 128, states N = 16")
     print("| shape (B, T) | parallel prefix scan | token-by-token loop | ratio | max |diff| |\n|---|---|---|---|---|")
     shapes = [(32, 256), (64, 81), (64, 41)] if not SMOKE else [(2, 9)]
     for b, t in shapes:
@@ -191,19 +197,26 @@ def bench_ssm(repeats: int) -> None:
             seconds[name], outs[name] = best, y.detach()
             delta.grad = u.grad = bmat.grad = cmat.grad = None
         diff = float((outs["scan"] - outs["loop"]).abs().max())
-        print(f"| ({b}, {t}) | {seconds['scan']:.3f} s | {seconds['loop']:.3f} s | "
-              f"{seconds['scan'] / seconds['loop']:.0f}x | {diff:.0e} |")
+        print(
+            f"| ({b}, {t}) | {seconds['scan']:.3f} s | {seconds['loop']:.3f} s | "
+            f"{seconds['scan'] / seconds['loop']:.0f}x | {diff:.0e} |"
+        )
 
 
 def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> None:
     from iclab.evaluate import evaluate_run
-    from iclab.recipes import akyurek2024_regbench
     from iclab.kinds.tokens.figures import plot_token_curves
+    from iclab.recipes import akyurek2024_regbench
     from iclab.rundir import read_metrics, read_summary
 
     base = to_dict(akyurek2024_regbench())
-    overrides = [f"train.steps={steps}", f"task.n_train={n_train}", "eval.n_prompts=500", "train.threads=2",
-                 *SMOKE_OVERRIDES]
+    overrides = [
+        f"train.steps={steps}",
+        f"task.n_train={n_train}",
+        "eval.n_prompts=500",
+        "train.threads=2",
+        *SMOKE_OVERRIDES,
+    ]
     if SMOKE:
         overrides += ["task.max_length=60", "task.n_train=20"]
     results, curves = {}, []
@@ -225,25 +238,39 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
         task = make_task(cfg.task)
         tokens = _tokens_seen(task, cfg.train.batch_size, cfg.train.seed, log[-1]["step"])
         by = {(r["learner"], r["metric"]): r["mean"] for r in summary}
-        results[name] = {"seconds": seconds, "tokens_per_s": tokens / seconds, "steps": cfg.train.steps,
-                         "accuracy": by[("model", "accuracy")],
-                         "tvd": by[("model", "tvd")], "label": cfg.model.label(tokens=True) + cfg.model.ngram_label()}
+        results[name] = {
+            "seconds": seconds,
+            "tokens_per_s": tokens / seconds,
+            "steps": cfg.train.steps,
+            "accuracy": by[("model", "accuracy")],
+            "tvd": by[("model", "tvd")],
+            "label": cfg.model.label(tokens=True) + cfg.model.ngram_label(),
+        }
         curves += [{**r, "learner": results[name]["label"]} for r in rows if r["learner"] == "model"]
         if name == "transformer":
             for lab in ("ngram(n=2)", "ngram(n=3)"):
                 results[lab] = {"accuracy": by[(lab, "accuracy")], "tvd": by[(lab, "tvd")]}
             curves += [r for r in rows if r["learner"] in ("ngram(n=2)", "ngram(n=3)")]
         print(f"{name}: {seconds:.0f} s", flush=True)
-    print(f"\nREGBENCH, {cfg.task.n_train} training automata, batch {cfg.train.batch_size}, {cfg.eval.n_prompts} held-out "
-          f"automata, prompts of at most {cfg.task.max_length} tokens, 2 threads")
+    print(
+        f"\nREGBENCH, {cfg.task.n_train} training automata, batch {cfg.train.batch_size}, "
+        f"{cfg.eval.n_prompts} held-out "
+        f"automata, prompts of at most {cfg.task.max_length} tokens, 2 threads"
+    )
     print("| model | params | steps | training tokens/s | accuracy | TVD |\n|---|---|---|---|---|---|")
     for name, r in results.items():
         speed = f"{r['tokens_per_s']:.0f}" if "tokens_per_s" in r else ""
-        print(f"| {r.get('label', name)} | {_params(name, base, overrides)} | {r.get('steps', '')} | {speed} | "
-              f"{r['accuracy']:.3f} | {r['tvd']:.3f} |")
+        print(
+            f"| {r.get('label', name)} | {_params(name, base, overrides)} | {r.get('steps', '')} | {speed} | "
+            f"{r['accuracy']:.3f} | {r['tvd']:.3f} |"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_token_curves(curves, out, metrics=("accuracy", "tvd"),
-                      title=f"REGBENCH at CPU scale: {n_train} training automata, {steps} steps each")
+    plot_token_curves(
+        curves,
+        out,
+        metrics=("accuracy", "tvd"),
+        title=f"REGBENCH at CPU scale: {n_train} training automata, {steps} steps each",
+    )
     print(f"figure: {out}")
 
 
@@ -280,8 +307,12 @@ def main() -> None:
     elif args.what == "ssm":
         bench_ssm(small(3, 1))
     else:
-        bench_families(small(args.steps, 3), small(args.n_train, 20),
-                       Path(scratch("iclab-regbench")) / "figure.png" if SMOKE else args.out, args.reuse)
+        bench_families(
+            small(args.steps, 3),
+            small(args.n_train, 20),
+            Path(scratch("iclab-regbench")) / "figure.png" if SMOKE else args.out,
+            args.reuse,
+        )
 
 
 if __name__ == "__main__":

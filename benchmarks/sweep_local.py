@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from _common import SMOKE, scratch, small
-
 from iclab.sweeps import run_sweep, sweep_from_dict
 
 
@@ -30,8 +29,15 @@ def sweep(steps: int) -> dict:
         "config": {
             "task": {"name": "linear_regression", "n_dims": 5, "n_points": 11},
             "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
-            "train": {"steps": steps, "batch_size": 64, "warmup_steps": 20, "device": "cpu", "log_every": 50,
-                      "eval_every": 0, "checkpoint_every": 1000},
+            "train": {
+                "steps": steps,
+                "batch_size": 64,
+                "warmup_steps": 20,
+                "device": "cpu",
+                "log_every": 50,
+                "eval_every": 0,
+                "checkpoint_every": 1000,
+            },
             "eval": {"n_prompts": small(640, 32)},
         },
         "grid": {"train.lr": [1e-3, 3e-3]},
@@ -48,21 +54,28 @@ def main() -> None:
     n = len(sweep_from_dict(sweep(steps)).points)
     print(f"{n} runs of {steps} steps (2-layer width-64 transformer, batch 64), on {os.cpu_count()} cores")
     times = {}
-    for label, jobs, threads in [("2 jobs x 1 thread", 2, 1), ("1 job x 2 threads", 1, 2), ("2 jobs x 2 threads", 2, 2)]:
+    for label, jobs, threads in [
+        ("2 jobs x 1 thread", 2, 1),
+        ("1 job x 2 threads", 1, 2),
+        ("2 jobs x 2 threads", 2, 2),
+    ]:
         if SMOKE and label != "2 jobs x 1 thread":
             continue
         shutil.rmtree(root, ignore_errors=True)
         t0 = time.perf_counter()
         with open(os.devnull, "w") as quiet:
-            code = run_sweep(sweep_from_dict(sweep(steps)), root=root, jobs=jobs, threads=threads, compare=False,
-                             stream=quiet)
+            code = run_sweep(
+                sweep_from_dict(sweep(steps)), root=root, jobs=jobs, threads=threads, compare=False, stream=quiet
+            )
         times[label] = time.perf_counter() - t0
         assert code == 0, f"{label}: the sweep failed (see {root}/bench/logs)"
         print(f"{label:<20} {times[label]:7.1f} s")
     if len(times) == 3:
         base = times["1 job x 2 threads"]
-        print(f"speed-up of 2 jobs x 1 thread over one after another: {base / times['2 jobs x 1 thread']:.2f}x; "
-              f"2 jobs x 2 threads: {base / times['2 jobs x 2 threads']:.2f}x")
+        print(
+            f"speed-up of 2 jobs x 1 thread over one after another: {base / times['2 jobs x 1 thread']:.2f}x; "
+            f"2 jobs x 2 threads: {base / times['2 jobs x 2 threads']:.2f}x"
+        )
     shutil.rmtree(root, ignore_errors=True)
 
 

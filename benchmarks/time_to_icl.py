@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import _common  # noqa: F401  (takes --smoke off the command line: nothing here is slow)
-
 from iclab.rundir import read_metrics, read_run_config
 
 
@@ -27,8 +26,10 @@ def main() -> None:
         if hit is None:
             print(f"error at k={k} never below {threshold}")
         else:
-            print(f"error at k={k} below {threshold}: step {hit['step']}, {hit['elapsed_s']:.1f} s of training "
-                  f"(error {hit['val_err_by_k'][k]:.3f})")
+            print(
+                f"error at k={k} below {threshold}: step {hit['step']}, {hit['elapsed_s']:.1f} s of training "
+                f"(error {hit['val_err_by_k'][k]:.3f})"
+            )
     if evals:
         print(f"final: step {evals[-1]['step']}, error {evals[-1]['val_err_by_k'][k]:.3f}")
 

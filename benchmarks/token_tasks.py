@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
-
 from iclab.config import (
     apply_overrides,
     read_run_config,
@@ -45,14 +44,21 @@ def rasp(args) -> None:
     rows = []
     for program in programs:
         base = to_dict(RECIPES["friedman2023_rasp"](program=program, steps=small(args.steps, 3)))
-        cfg = run_config_from_dict(apply_overrides(base, ["train.threads=1", "eval.after_train=false",
-                                                          *SMOKE_OVERRIDES]))
+        cfg = run_config_from_dict(
+            apply_overrides(base, ["train.threads=1", "eval.after_train=false", *SMOKE_OVERRIDES])
+        )
         out = Path(scratch("iclab_rasp")) / program
         seconds = train_fresh(cfg, out)
         evaluate_run(out, plot=False)
         s = _summary(out)
-        rows.append({"program": program, "accuracy": s[("model", "accuracy")], "oracle": s[("oracle", "accuracy")],
-                     "seconds": seconds})
+        rows.append(
+            {
+                "program": program,
+                "accuracy": s[("model", "accuracy")],
+                "oracle": s[("oracle", "accuracy")],
+                "seconds": seconds,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print("\n| program | token accuracy | oracle | training time |\n|---|---|---|---|")
     for r in rows:
@@ -80,9 +86,11 @@ def length(args) -> None:
         rows = [r for r in read_generation(run / "eval" / "generation.csv") if r["learner"] == "model"]
         by = {r["value"]: r for r in rows if r["group"] == "digits"}
         overall = next(r for r in rows if r["group"] == "all")
-        print(f"held-out operands of up to {digits} digits ({time.time() - t0:.0f} s): exact match "
-              f"{overall['exact_match']:.3f}; by digits: "
-              + ", ".join(f"{d}: {r['exact_match']:.3f} (n={r['n']})" for d, r in sorted(by.items())))
+        print(
+            f"held-out operands of up to {digits} digits ({time.time() - t0:.0f} s): exact match "
+            f"{overall['exact_match']:.3f}; by digits: "
+            + ", ".join(f"{d}: {r['exact_match']:.3f} (n={r['n']})" for d, r in sorted(by.items()))
+        )
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import platform
 import time
 
 import torch
-from _common import small
 from torch import nn
 
+from _common import small
 from iclab.config import load_config
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -36,9 +36,17 @@ class ReferenceGPT2(nn.Module):
         super().__init__()
         from transformers import GPT2Config, GPT2Model
 
-        conf = GPT2Config(n_positions=2 * n_points, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
-                          attn_implementation=attn)
+        conf = GPT2Config(
+            n_positions=2 * n_points,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            use_cache=False,
+            attn_implementation=attn,
+        )
         self.read_in = nn.Linear(n_dims, n_embd)
         self.backbone = GPT2Model(conf)
         self.read_out = nn.Linear(n_embd, 1)
@@ -100,8 +108,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
 
-    cfg = load_config(None, ["model.encoder=interleaved", "model.n_layer=4", "model.n_embd=64", "model.n_head=4",
-                             "task.n_dims=5", "task.n_points=11", "train.batch_size=64"])
+    cfg = load_config(
+        None,
+        [
+            "model.encoder=interleaved",
+            "model.n_layer=4",
+            "model.n_embd=64",
+            "model.n_head=4",
+            "task.n_dims=5",
+            "task.n_points=11",
+            "train.batch_size=64",
+        ],
+    )
     task = make_task(cfg.task)
     torch.manual_seed(0)
     contenders = {"iclab": iclab_model(cfg)}
@@ -127,8 +145,18 @@ def main() -> None:
         if name != "iclab":
             print(f"iclab / {name}: {total / totals['iclab']:.2f}x")
 
-    big = load_config(None, ["model.encoder=interleaved", "model.n_layer=8", "model.n_embd=256", "model.n_head=8",
-                             "task.n_dims=20", "task.n_points=41", "train.batch_size=64"])
+    big = load_config(
+        None,
+        [
+            "model.encoder=interleaved",
+            "model.n_layer=8",
+            "model.n_embd=256",
+            "model.n_head=8",
+            "task.n_dims=20",
+            "task.n_points=41",
+            "train.batch_size=64",
+        ],
+    )
     model = iclab_model(big)
     s = step_fn(model, make_task(big.task), 64)
     timed(s, small(5, 1))
@@ -137,8 +165,10 @@ def main() -> None:
     flops = step_flops(model, 64 * (2 * 41 - 1), big)
     peak = max(peak, matmul_gflops(reps=small(20, 1)))
     print("\n## width 256, 8 layers, 8 heads, d=20, 41 points, batch 64")
-    print(f"step {dt * 1e3:.1f} ms, {flops / 1e9:.2f} GFLOP/step -> {flops / dt / 1e9:.1f} GFLOP/s; "
-          f"measured 1024x1024 matmul {peak:.1f} GFLOP/s; fraction {flops / dt / 1e9 / peak:.2f}")
+    print(
+        f"step {dt * 1e3:.1f} ms, {flops / 1e9:.2f} GFLOP/step -> {flops / dt / 1e9:.1f} GFLOP/s; "
+        f"measured 1024x1024 matmul {peak:.1f} GFLOP/s; fraction {flops / dt / 1e9 / peak:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 
+from _common import SMOKE_OVERRIDES, scratch, small, train_fresh
 from iclab.analysis import query_sensitivity, sensitivity_cosine
 from iclab.analysis.step_size import gd_lr_scan, gd_query_error, learn_gd_lrs
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
@@ -37,7 +37,9 @@ def best_gd_step(prompts, grid=None) -> tuple[float, float]:
 
 def run(steps: int, out: str | None = None) -> dict:
     out = out or scratch("iclab-von-oswald")
-    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(steps)), ["train.device=cpu", *SMOKE_OVERRIDES]))
+    cfg = run_config_from_dict(
+        apply_overrides(to_dict(von_oswald2022_lsa(steps)), ["train.device=cpu", *SMOKE_OVERRIDES])
+    )
     seconds = train_fresh(cfg, out)
     _, model, _ = load_model(out)
     prompts = make_task(cfg.task).eval_prompts(small(10000, 64), seed=7)
@@ -52,9 +54,16 @@ def run(steps: int, out: str | None = None) -> dict:
         etas = learn_gd_lrs(prompts.xs, prompts.ys, steps=k, iters=small(300, 3), lr0=eta)
         loss_k = 0.5 * gd_query_error(prompts.xs.double(), prompts.ys.double(), etas, prompts.xs.shape[1] - 1).item()
         learned[f"gd_{k}_learned_steps"] = {"etas": [round(e, 3) for e in etas], "loss": round(loss_k, 4)}
-    return {"steps": steps, "train_seconds": round(seconds, 1), "trained_lsa_loss": round(trained, 4),
-            "gd_best_loss": round(gd_loss, 4), "gd_best_eta": eta, "zero_loss": round(zero, 4),
-            "sensitivity_cosine": round(cos, 4), **learned}
+    return {
+        "steps": steps,
+        "train_seconds": round(seconds, 1),
+        "trained_lsa_loss": round(trained, 4),
+        "gd_best_loss": round(gd_loss, 4),
+        "gd_best_eta": eta,
+        "zero_loss": round(zero, 4),
+        "sensitivity_cosine": round(cos, 4),
+        **learned,
+    }
 
 
 def main() -> None:

@@ -56,8 +56,12 @@ def _read(path: Path, default: str = "") -> str:
 
 
 def _expand(pattern: str, job: str, task: int | None, job_id: str) -> str:
-    return (pattern.replace("%A", job).replace("%a", str(task if task is not None else 0))
-            .replace("%j", job_id).replace("%t", "0"))
+    return (
+        pattern.replace("%A", job)
+        .replace("%a", str(task if task is not None else 0))
+        .replace("%j", job_id)
+        .replace("%t", "0")
+    )
 
 
 def sbatch(args: list[str]) -> int:
@@ -72,13 +76,25 @@ def sbatch(args: list[str]) -> int:
         m = re.fullmatch(r"'?(\d+)-(\d+)(?:%(\d+))?'?", opts["array"].strip())
         tasks = list(range(int(m.group(1)), int(m.group(2)) + 1))
         parallel = int(m.group(3) or len(tasks))
-    record = {"job": job, "script": str(script), "tasks": tasks, "parallel": parallel,
-              "output": opts.get("output", "slurm-%j.out").strip("'"), "error": opts.get("error", "").strip("'")}
+    record = {
+        "job": job,
+        "script": str(script),
+        "tasks": tasks,
+        "parallel": parallel,
+        "output": opts.get("output", "slurm-%j.out").strip("'"),
+        "error": opts.get("error", "").strip("'"),
+    }
     (_state() / f"{job}.job").write_text(json.dumps(record))
     for t in tasks:
         (_state() / f"{_task_files(job, t)}.state").write_text("PENDING")
-    subprocess.Popen([sys.executable, __file__, "_manage", job], start_new_session=True, env=os.environ.copy(),
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.Popen(
+        [sys.executable, __file__, "_manage", job],
+        start_new_session=True,
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     print(f"Submitted batch job {job}")
     return 0
 
@@ -96,9 +112,17 @@ def _manage(job: str) -> int:
                 Path(f"{base}.state").write_text("CANCELLED")
                 continue
             job_id = job if t is None else str(int(job) * 1000 + t)
-            env = dict(os.environ, SLURM_JOB_ID=job_id, SLURM_NTASKS="1", SLURM_JOB_NUM_NODES="1", SLURM_NODEID="0",
-                       SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_JOB_NODELIST="localhost",
-                       FAKE_SLURM_STEP=_task_files(job, t))
+            env = dict(
+                os.environ,
+                SLURM_JOB_ID=job_id,
+                SLURM_NTASKS="1",
+                SLURM_JOB_NUM_NODES="1",
+                SLURM_NODEID="0",
+                SLURM_PROCID="0",
+                SLURM_LOCALID="0",
+                SLURM_JOB_NODELIST="localhost",
+                FAKE_SLURM_STEP=_task_files(job, t),
+            )
             if t is not None:
                 env.update(SLURM_ARRAY_JOB_ID=job, SLURM_ARRAY_TASK_ID=str(t))
             out = _expand(record["output"], job, t, job_id)
@@ -221,5 +245,8 @@ if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "_manage":
         sys.exit(_manage(rest[0]))
-    sys.exit({"sbatch": sbatch, "srun": srun, "scancel": scancel, "scontrol": scontrol, "sacct": sacct,
-              "squeue": squeue}[cmd](rest))
+    sys.exit(
+        {"sbatch": sbatch, "srun": srun, "scancel": scancel, "scontrol": scontrol, "sacct": sacct, "squeue": squeue}[
+            cmd
+        ](rest)
+    )

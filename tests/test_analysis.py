@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
 
+from conftest import tiny_model
 from iclab.analysis import (
     alignment_table,
     fit_probe,
@@ -106,7 +106,9 @@ def test_probe_targets_match_numpy_and_reject_what_does_not_apply():
 
 
 def test_activation_cache_by_name_readout_and_stack():
-    cfg = load_config(None, ["model.n_layer=2", "model.n_embd=16", "model.n_head=2", "task.n_dims=3", "task.n_points=6"])
+    cfg = load_config(
+        None, ["model.n_layer=2", "model.n_embd=16", "model.n_head=2", "task.n_dims=3", "task.n_points=6"]
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, 3)
     p = make_task(cfg.task).eval_prompts(5, seed=0)
@@ -133,8 +135,10 @@ def test_lsa_products_of_the_construction():
 def test_pasting_runs_and_needs_a_feature_task():
     from iclab.analysis import paste
 
-    cfg = load_config(None, ["task.name=representation", "model.n_layer=2", "model.n_embd=16", "model.n_head=2",
-                             "model.encoder=stacked"])
+    cfg = load_config(
+        None,
+        ["task.name=representation", "model.n_layer=2", "model.n_embd=16", "model.n_head=2", "model.encoder=stacked"],
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.task.n_dims)
     task = make_task(cfg.task)
@@ -153,9 +157,24 @@ def trained_run(tmp_path_factory):
     from iclab.training.loop import train
 
     run = tmp_path_factory.mktemp("analyze") / "r"
-    cfg = load_config(None, ["task.n_dims=3", "task.n_points=7", "model.n_layer=2", "model.n_embd=16", "model.n_head=2",
-                             "model.encoder=stacked", "train.steps=150", "train.lr=3e-3", "train.warmup_steps=20",
-                             "train.device=cpu", "train.eval_every=0", "eval.n_prompts=64", "train.threads=1"])
+    cfg = load_config(
+        None,
+        [
+            "task.n_dims=3",
+            "task.n_points=7",
+            "model.n_layer=2",
+            "model.n_embd=16",
+            "model.n_head=2",
+            "model.encoder=stacked",
+            "train.steps=150",
+            "train.lr=3e-3",
+            "train.warmup_steps=20",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "eval.n_prompts=64",
+            "train.threads=1",
+        ],
+    )
     train(cfg, run, progress_bar=False)
     assert main(["eval", str(run), "--prompts", "64"]) == 0
     return run
@@ -163,11 +182,34 @@ def trained_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_analyze_writes_every_instrument_and_the_report(trained_run, capsys):
-    assert main(["analyze", str(trained_run), "--prompts", "80", "--learner", "least_squares",
-                 "--learner", "ridge(lam=0.5)"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(trained_run),
+                "--prompts",
+                "80",
+                "--learner",
+                "least_squares",
+                "--learner",
+                "ridge(lam=0.5)",
+            ]
+        )
+        == 0
+    )
     out = trained_run / "analysis"
-    for name in ("probes.csv", "probes.png", "alignment.csv", "alignment_spd.png", "alignment_ilwd.png",
-                 "weights.csv", "weights.png", "attention.png", "order.json", "summary.json"):
+    for name in (
+        "probes.csv",
+        "probes.png",
+        "alignment.csv",
+        "alignment_spd.png",
+        "alignment_ilwd.png",
+        "weights.csv",
+        "weights.png",
+        "attention.png",
+        "order.json",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ran"] == ["probes", "alignment", "weights", "attention", "order"]
@@ -176,14 +218,20 @@ def test_analyze_writes_every_instrument_and_the_report(trained_run, capsys):
     assert "Analysis (iclab analyze" in page and "lowest SPD" in page
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--hook", "blocks.7.hook_resid_post"], "hook 'blocks.7.hook_resid_post' does not exist; valid hooks: hook_embed"),
-    (["--target", "phi"], "probe target 'phi' does not apply to task 'linear_regression'"),
-    (["--only", "paste"], "--only paste: pasting needs a task with a fixed feature map"),
-    (["--only", "probez"], "--only: unknown instrument 'probez'"),
-    (["--learner", "lasso(alpha=-1)"], "lasso: alpha must be positive"),
-    (["--prompts", "3"], "--prompts: must be at least 8, got 3"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--hook", "blocks.7.hook_resid_post"],
+            "hook 'blocks.7.hook_resid_post' does not exist; valid hooks: hook_embed",
+        ),
+        (["--target", "phi"], "probe target 'phi' does not apply to task 'linear_regression'"),
+        (["--only", "paste"], "--only paste: pasting needs a task with a fixed feature map"),
+        (["--only", "probez"], "--only: unknown instrument 'probez'"),
+        (["--learner", "lasso(alpha=-1)"], "lasso: alpha must be positive"),
+        (["--prompts", "3"], "--prompts: must be at least 8, got 3"),
+    ],
+)
 def test_analyze_bad_input_is_one_line_exit_2(trained_run, capsys, args, message):
     before = sorted(p.name for p in trained_run.iterdir())
     assert main(["analyze", str(trained_run), *args]) == 2
@@ -222,13 +270,41 @@ def test_analyze_an_lsa_run_compares_its_products_with_the_construction(tmp_path
     from iclab.training.loop import train
 
     run = tmp_path / "lsa"
-    cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "model.init_std=0.1",
-                             "task.n_dims=3", "task.n_points=7", "train.steps=300", "train.lr=3e-3",
-                             "train.warmup_steps=20", "train.device=cpu", "train.eval_every=0", "train.threads=1",
-                             "eval.after_train=false"])
+    cfg = load_config(
+        None,
+        [
+            "model.name=linear_self_attention",
+            "model.encoder=stacked",
+            "model.init_std=0.1",
+            "task.n_dims=3",
+            "task.n_points=7",
+            "train.steps=300",
+            "train.lr=3e-3",
+            "train.warmup_steps=20",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "train.threads=1",
+            "eval.after_train=false",
+        ],
+    )
     train(cfg, run, progress_bar=False)
-    assert main(["analyze", str(run), "--only", "attention", "--only", "alignment", "--learner", "gd(steps=1, lr=1)",
-                 "--prompts", "64"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(run),
+                "--only",
+                "attention",
+                "--only",
+                "alignment",
+                "--learner",
+                "gd(steps=1, lr=1)",
+                "--prompts",
+                "64",
+            ]
+        )
+        == 0
+    )
     (layer,) = json.loads((run / "analysis" / "attention.json").read_text())
     assert (run / "analysis" / "lsa_products.png").is_file()
     # a trained one-layer LSA is close to one GD step: its products point the construction's way
@@ -239,9 +315,21 @@ def test_analyze_skips_slow_learners_unless_named(tmp_path):
     from iclab.training.loop import train
 
     run = tmp_path / "tree"
-    cfg = load_config(None, ["task.name=decision_tree", "task.n_points=8", "model.n_layer=1", "model.n_embd=16",
-                             "model.n_head=2", "train.steps=5", "train.device=cpu", "train.eval_every=0",
-                             "train.threads=1", "eval.after_train=false"])
+    cfg = load_config(
+        None,
+        [
+            "task.name=decision_tree",
+            "task.n_points=8",
+            "model.n_layer=1",
+            "model.n_embd=16",
+            "model.n_head=2",
+            "train.steps=5",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "train.threads=1",
+            "eval.after_train=false",
+        ],
+    )
     train(cfg, run, progress_bar=False)
     assert make_learner("tree").slow and make_learner("nn_gd").slow and not make_learner("least_squares").slow
     assert main(["analyze", str(run), "--only", "order", "--prompts", "16"]) == 0

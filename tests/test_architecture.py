@@ -51,7 +51,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt] if nxt in path else path + [nxt]
+                return path[path.index(nxt) :] + [nxt] if nxt in path else path + [nxt]
             if nxt not in state:
                 found = visit(nxt, path + [nxt])
                 if found:
@@ -146,14 +146,16 @@ def toy_module(tmp_path):
     from iclab.analysis import INSTRUMENTS
     from iclab.learners import LEARNERS
     from iclab.models import MODELS
-    from iclab.recipes import RECIPES
-    from iclab.tasks import TASKS
-
     from iclab.models.memory_rules import RULES
-    from iclab.tasks import SHIFTS
+    from iclab.recipes import RECIPES
+    from iclab.tasks import SHIFTS, TASKS
 
-    for registry, names in ((TASKS, ["toy_offset", "toy_copy"]), (LEARNERS, ["toy_mean", "toy_copy_back"]),
-                            (SHIFTS, ["toy_flip"]), (RULES, ["toy_half"])):
+    for registry, names in (
+        (TASKS, ["toy_offset", "toy_copy"]),
+        (LEARNERS, ["toy_mean", "toy_copy_back"]),
+        (SHIFTS, ["toy_flip"]),
+        (RULES, ["toy_half"]),
+    ):
         for name in names:
             registry.unregister(name)
     MODELS.unregister("toy_mixer")
@@ -161,9 +163,19 @@ def toy_module(tmp_path):
     RECIPES.unregister("toy_offset_demo")
 
 
-TOY_RUN = ["task.name=toy_offset", "model.name=toy_mixer", "model.n_layer=2", "train.steps=150",
-           "train.batch_size=32", "train.lr=3e-3", "train.warmup_steps=10", "train.device=cpu", "train.eval_every=0",
-           "train.checkpoint_every=100", "eval.n_prompts=256"]
+TOY_RUN = [
+    "task.name=toy_offset",
+    "model.name=toy_mixer",
+    "model.n_layer=2",
+    "train.steps=150",
+    "train.batch_size=32",
+    "train.lr=3e-3",
+    "train.warmup_steps=10",
+    "train.device=cpu",
+    "train.eval_every=0",
+    "train.checkpoint_every=100",
+    "eval.n_prompts=256",
+]
 
 
 @pytest.mark.slow
@@ -223,8 +235,17 @@ def test_the_guide_s_token_task_learner_shift_and_rule(toy_module, tmp_path):
     gates = Gates(beta=torch.rand(2, 2, 5))
     half = recurrent(RULES["toy_half"].write, q, k, v, gates)
     assert torch.allclose(half, 0.5 * recurrent(RULES["linear"].write, q, k, v, gates), atol=1e-6)
-    cfg = load_config(None, [f"imports=[{toy_module}]", "model.name=memory", "model.rule=toy_half",
-                             "model.form=recurrent", "task.n_dims=3", "task.n_points=6"])
+    cfg = load_config(
+        None,
+        [
+            f"imports=[{toy_module}]",
+            "model.name=memory",
+            "model.rule=toy_half",
+            "model.form=recurrent",
+            "task.n_dims=3",
+            "task.n_points=6",
+        ],
+    )
     assert torch.isfinite(build_model(cfg.model, 3).predict(make_task(cfg.task).eval_prompts(4, seed=0))).all()
 
 
@@ -235,7 +256,9 @@ def test_the_guide_s_posterior_is_the_exact_one(toy_module):
 
     from iclab import load_config, make_task
 
-    task = make_task(load_config(None, [f"imports=[{toy_module}]", "task.name=toy_offset", "model.name=toy_mixer"]).task)
+    task = make_task(
+        load_config(None, [f"imports=[{toy_module}]", "task.name=toy_offset", "model.name=toy_mixer"]).task
+    )
     p = task.eval_prompts(4, seed=0)
     pred, log_ev = task.posterior(p.xs.double(), p.ys.double())
     for b in range(4):
@@ -245,8 +268,9 @@ def test_the_guide_s_posterior_is_the_exact_one(toy_module):
             # the conditional mean of y_i given y_<i, and the marginal density of y_<i
             mean = cov[i, :i] @ np.linalg.solve(cov[:i, :i], y[:i])
             assert pred[b, i].item() == pytest.approx(mean, abs=1e-10)
-            assert log_ev[b, i].item() == pytest.approx(multivariate_normal(np.zeros(i), cov[:i, :i]).logpdf(y[:i]),
-                                                        abs=1e-9)
+            assert log_ev[b, i].item() == pytest.approx(
+                multivariate_normal(np.zeros(i), cov[:i, :i]).logpdf(y[:i]), abs=1e-9
+            )
 
 
 @pytest.mark.slow
@@ -272,8 +296,19 @@ def test_the_cli_runs_an_extension_named_in_the_config(toy_module, tmp_path):
     assert iclab("report", str(run)).returncode == 0
     saved = (run / "config.yaml").read_text()
     assert str(toy_module) in saved
-    out = iclab("--import", str(toy_module), "train", "--recipe", "toy_offset_demo", "--out", str(tmp_path / "recipe"),
-                "--set", "train.steps=20", "--set", "eval.n_prompts=32")
+    out = iclab(
+        "--import",
+        str(toy_module),
+        "train",
+        "--recipe",
+        "toy_offset_demo",
+        "--out",
+        str(tmp_path / "recipe"),
+        "--set",
+        "train.steps=20",
+        "--set",
+        "eval.n_prompts=32",
+    )
     assert out.returncode == 0, out.stderr
     bad = iclab("train", str(config), "--out", str(tmp_path / "bad"), "--set", "imports=[no_such_module_here]")
     assert bad.returncode == 2 and "imports[0]: cannot import 'no_such_module_here'" in bad.stderr

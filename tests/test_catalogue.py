@@ -7,11 +7,11 @@ from itertools import combinations, product
 import numpy as np
 import pytest
 import torch
-from conftest import real_valued
 from scipy.stats import multivariate_normal
 from sklearn.linear_model import Lasso as SkLasso
 from sklearn.linear_model import Ridge as SkRidge
 
+from conftest import real_valued
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner, parse_learner_spec
@@ -29,7 +29,9 @@ def _f64(p):
     return Prompts(p.xs.double(), p.ys.double(), p.info)
 
 
-@pytest.mark.parametrize("name", sorted(set(real_valued(TASKS)) - {"digits_classification"}))  # real images: no relabelling
+@pytest.mark.parametrize(
+    "name", sorted(set(real_valued(TASKS)) - {"digits_classification"})
+)  # real images: no relabelling
 def test_labels_are_the_function_of_the_inputs(name):
     task = _task(name, "task.noise_std=0") if name not in ("mixture", "associative_recall") else _task(name)
     p = task.eval_prompts(16, seed=0)
@@ -149,8 +151,11 @@ def test_lasso_matches_scikit_learn():
         ours = make_learner(f"lasso(alpha={alpha})").weights(xs, ys).numpy()
         for b in range(5):
             for i in range(1, 14):
-                ref = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(
-                    xs[b, :i].numpy(), ys[b, :i].numpy()).coef_
+                ref = (
+                    SkLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=10**6)
+                    .fit(xs[b, :i].numpy(), ys[b, :i].numpy())
+                    .coef_
+                )
                 np.testing.assert_allclose(ours[b, i], ref, rtol=1e-4, atol=1e-6)
         assert np.all(ours[:, 0] == 0)
 
@@ -165,7 +170,9 @@ def test_lasso_paths_cut_short_are_finished_by_scikit_learn():
     ours = lasso_prefix_solutions(xs, ys, 0.01, max_steps=2).numpy()
     for b in range(3):
         for i in range(1, 12):
-            ref = SkLasso(alpha=0.01, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(xs[b, :i].numpy(), ys[b, :i].numpy())
+            ref = SkLasso(alpha=0.01, fit_intercept=False, tol=1e-12, max_iter=10**6).fit(
+                xs[b, :i].numpy(), ys[b, :i].numpy()
+            )
             np.testing.assert_allclose(ours[b, i], ref.coef_, rtol=1e-4, atol=1e-6)
 
 
@@ -177,7 +184,9 @@ def test_lasso_optimality_check_accepts_the_solution_and_rejects_others():
     x = torch.randn(30, 6, generator=g, dtype=torch.float64)
     y = x[:, :2].sum(-1) + 0.1 * torch.randn(30, generator=g, dtype=torch.float64)
     gram, corr = x.T @ x / 30, x.T @ y / 30
-    exact = torch.from_numpy(SkLasso(alpha=0.05, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(x.numpy(), y.numpy()).coef_)
+    exact = torch.from_numpy(
+        SkLasso(alpha=0.05, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(x.numpy(), y.numpy()).coef_
+    )
     assert (exact != 0).any() and (exact == 0).any()
 
     def holds(w):
@@ -211,8 +220,11 @@ def test_lasso_path_solver_is_exact_without_fallbacks(sparse, d, monkeypatch):
         ours = lasso_module.lasso_prefix_solutions(xs, ys, alpha, chunk=3).numpy()
         for b in range(4):
             for i in range(1, 25):
-                ref = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(
-                    xs[b, :i].numpy(), ys[b, :i].numpy()).coef_
+                ref = (
+                    SkLasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=10**7)
+                    .fit(xs[b, :i].numpy(), ys[b, :i].numpy())
+                    .coef_
+                )
                 np.testing.assert_allclose(ours[b, i], ref, rtol=1e-4, atol=1e-6)
     # the path with d slots matches scikit-learn on the whole prompts; with 3 slots it stops where a support
     # outgrows them (dense truths) and agrees wherever it finishes
@@ -221,7 +233,9 @@ def test_lasso_path_solver_is_exact_without_fallbacks(sparse, d, monkeypatch):
     full, full_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=d)
     assert full_ok.all()
     for b in range(4):
-        ref = SkLasso(alpha=0.02, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(xs[b].numpy(), ys[b].numpy()).coef_
+        ref = (
+            SkLasso(alpha=0.02, fit_intercept=False, tol=1e-14, max_iter=10**7).fit(xs[b].numpy(), ys[b].numpy()).coef_
+        )
         np.testing.assert_allclose(full[b].numpy(), ref, rtol=1e-4, atol=1e-6)
     if d > 3:
         few, few_ok = lasso_module._homotopy(gram, corr, 0.02, 100, slots=3)
@@ -311,8 +325,13 @@ def _np_gaussian_mixture_mean(x, y, means, weights, noise_var, supports=None):
 
 
 def test_gmm_posterior_matches_closed_form():
-    task = _task("gaussian_mixture_regression", "task.n_dims=3", "task.n_points=6", "task.noise_std=0.5",
-                 "task.weights=[0.3, 0.7]")
+    task = _task(
+        "gaussian_mixture_regression",
+        "task.n_dims=3",
+        "task.n_points=6",
+        "task.noise_std=0.5",
+        "task.weights=[0.3, 0.7]",
+    )
     p = _f64(task.eval_prompts(4, seed=0))
     ours = make_learner("gmm_posterior", task=task).predict(p).numpy()
     means = task.means().double().numpy()
@@ -322,28 +341,36 @@ def test_gmm_posterior_matches_closed_form():
 
 
 def test_sparse_posterior_matches_support_enumeration():
-    task = _task("sparse_linear_regression", "task.n_dims=4", "task.sparsity=2", "task.n_points=6",
-                 "task.noise_std=0.2")
+    task = _task(
+        "sparse_linear_regression", "task.n_dims=4", "task.sparsity=2", "task.n_points=6", "task.noise_std=0.2"
+    )
     p = _f64(task.eval_prompts(3, seed=0))
     ours = make_learner("sparse_posterior", task=task).predict(p).numpy()
     supports = [np.isin(np.arange(4), s).astype(float) for s in combinations(range(4), 2)]
     for b in range(3):
-        ref = _np_gaussian_mixture_mean(p.xs[b].numpy(), p.ys[b].numpy(), [np.zeros(4)] * 6, [1 / 6] * 6, 0.04,
-                                        supports)
+        ref = _np_gaussian_mixture_mean(
+            p.xs[b].numpy(), p.ys[b].numpy(), [np.zeros(4)] * 6, [1 / 6] * 6, 0.04, supports
+        )
         np.testing.assert_allclose(ours[b], ref, rtol=1e-6, atol=1e-8)
 
 
 def test_bayes_mixture_matches_closed_form():
-    task = _task("mixture", "task.n_dims=3", "task.n_points=6", "task.weights=[0.4, 0.6]",
-                 "task.components=[{name: linear_regression, noise_std: 0.3}, "
-                 "{name: sparse_linear_regression, sparsity: 1, noise_std: 0.3}]")
+    task = _task(
+        "mixture",
+        "task.n_dims=3",
+        "task.n_points=6",
+        "task.weights=[0.4, 0.6]",
+        "task.components=[{name: linear_regression, noise_std: 0.3}, "
+        "{name: sparse_linear_regression, sparsity: 1, noise_std: 0.3}]",
+    )
     p = _f64(task.eval_prompts(4, seed=0))
     ours = make_learner("bayes_mixture", task=task).predict(p).numpy()
     dense = [np.ones(3)]
     sparse = [np.eye(3)[j] for j in range(3)]
     for b in range(4):
-        ref = _np_gaussian_mixture_mean(p.xs[b].numpy(), p.ys[b].numpy(), [np.zeros(3)] * 4,
-                                        [0.4] + [0.6 / 3] * 3, 0.09, dense + sparse)
+        ref = _np_gaussian_mixture_mean(
+            p.xs[b].numpy(), p.ys[b].numpy(), [np.zeros(3)] * 4, [0.4] + [0.6 / 3] * 3, 0.09, dense + sparse
+        )
         np.testing.assert_allclose(ours[b], ref, rtol=1e-6, atol=1e-8)
 
 
@@ -359,8 +386,11 @@ def test_nn_gd_batched_equals_one_network_per_prompt():
     w2_all = torch.randn(3, 8, 1, generator=gi) / math.sqrt(8)
     for b in range(3):
         i = 4
-        w1, b1, w2 = w1_all[b].clone().requires_grad_(), torch.zeros(1, 8, requires_grad=True), \
-            w2_all[b].clone().requires_grad_()
+        w1, b1, w2 = (
+            w1_all[b].clone().requires_grad_(),
+            torch.zeros(1, 8, requires_grad=True),
+            w2_all[b].clone().requires_grad_(),
+        )
         opt = torch.optim.Adam([w1, b1, w2], lr=1e-2)
         for _ in range(20):
             loss = ((torch.relu(xs[b, :i] @ w1 + b1) @ w2).squeeze(-1) - ys[b, :i]).pow(2).mean()
@@ -387,8 +417,15 @@ def test_linf_min_is_optimal_by_lp_duality():
             cost = np.concatenate([-y, np.zeros(2 * d)])
             a_eq = np.hstack([x.T, -np.eye(d), np.eye(d)])
             a_ub = np.concatenate([np.zeros(i), np.ones(2 * d)])[None]
-            dual = linprog(cost, A_ub=a_ub, b_ub=[1.0], A_eq=a_eq, b_eq=np.zeros(d),
-                           bounds=[(None, None)] * i + [(0, None)] * (2 * d), method="highs-ipm")
+            dual = linprog(
+                cost,
+                A_ub=a_ub,
+                b_ub=[1.0],
+                A_eq=a_eq,
+                b_eq=np.zeros(d),
+                bounds=[(None, None)] * i + [(0, None)] * (2 * d),
+                method="highs-ipm",
+            )
             assert np.abs(w[b, i]).max() == pytest.approx(-dual.fun, rel=1e-6, abs=1e-8)
     # with the prefix determining w, it is least squares (here: the true sign vector)
     np.testing.assert_allclose(w[:, 8], p.info["w"].numpy(), atol=1e-5)  # labels were made in float32
@@ -410,9 +447,13 @@ def test_nuclear_min_is_optimal_by_duality_and_recovers_low_rank():
             def op_norm(lam):
                 return np.linalg.norm((lam @ x).reshape(3, 3), 2)
 
-            res = minimize(lambda lam: -y @ lam, np.zeros(i), method="SLSQP",
-                           constraints=[{"type": "ineq", "fun": lambda lam: 1 - op_norm(lam)}],
-                           options={"ftol": 1e-12, "maxiter": 1000})
+            res = minimize(
+                lambda lam: -y @ lam,
+                np.zeros(i),
+                method="SLSQP",
+                constraints=[{"type": "ineq", "fun": lambda lam: 1 - op_norm(lam)}],
+                options={"ftol": 1e-12, "maxiter": 1000},
+            )
             lower = y @ res.x / max(1.0, op_norm(res.x))  # rescaled to be exactly dual-feasible
             ours = np.linalg.svd(w[b, i].reshape(3, 3), compute_uv=False).sum()
             assert lower <= ours + 1e-7  # weak duality (a sanity check of the test itself)
@@ -437,24 +478,46 @@ def test_tree_learner_recovers_a_split():
 BAYES = [
     ("task_pool", "dmmse", ["task.pool_size=16"]),
     ("gaussian_mixture_regression", "gmm_posterior", ["task.noise_std=0.5"]),
-    ("sparse_linear_regression", "sparse_posterior", ["task.n_dims=6", "task.sparsity=2", "task.n_points=9",
-                                                      "task.noise_std=0.2"]),
-    pytest.param("sign_vector_regression", "sign_posterior", ["task.n_dims=5", "task.n_points=9", "task.noise_std=0.5"],
-                 marks=pytest.mark.slow),  # enumerates 2^d sign vectors per prompt: seconds
+    (
+        "sparse_linear_regression",
+        "sparse_posterior",
+        ["task.n_dims=6", "task.sparsity=2", "task.n_points=9", "task.noise_std=0.2"],
+    ),
+    pytest.param(
+        "sign_vector_regression",
+        "sign_posterior",
+        ["task.n_dims=5", "task.n_points=9", "task.noise_std=0.5"],
+        marks=pytest.mark.slow,
+    ),  # enumerates 2^d sign vectors per prompt: seconds
     ("representation", "feature_ridge(lam=0.01)", []),
     ("linear_regression", "ridge(lam=0.25)", ["task.noise_std=0.5"]),
-    ("mixture", "bayes_mixture", ["task.components=[{name: linear_regression, noise_std: 0.3}, "
-                                  "{name: sparse_linear_regression, sparsity: 1, noise_std: 0.3}]"]),
+    (
+        "mixture",
+        "bayes_mixture",
+        [
+            "task.components=[{name: linear_regression, noise_std: 0.3}, "
+            "{name: sparse_linear_regression, sparsity: 1, noise_std: 0.3}]"
+        ],
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, bayes, overrides", BAYES,
-                         ids=[(b.values if hasattr(b, "values") else b)[1] for b in BAYES])
+@pytest.mark.parametrize(
+    "name, bayes, overrides", BAYES, ids=[(b.values if hasattr(b, "values") else b)[1] for b in BAYES]
+)
 def test_posterior_mean_beats_every_other_learner_on_its_prior(name, bayes, overrides):
     task = _task(name, *overrides)
     p = task.eval_prompts(3000, seed=5)
-    others = ["least_squares", "ridge(lam=0.1)", "ridge(lam=1)", "knn(k=3)", "averaging", "zero",
-              "lasso(alpha=0.1)", "gd(steps=5, lr=0.2)"]
+    others = [
+        "least_squares",
+        "ridge(lam=0.1)",
+        "ridge(lam=1)",
+        "knn(k=3)",
+        "averaging",
+        "zero",
+        "lasso(alpha=0.1)",
+        "gd(steps=5, lr=0.2)",
+    ]
     best = ((make_learner(bayes, task=task).predict(p) - p.ys) ** 2).mean().item()
     for spec in others + [s for s in task.relevant_learners() if s != bayes]:
         if spec.startswith("lasso") and p.xs.shape[2] > 8:
@@ -486,30 +549,53 @@ def test_raventos_numbers_on_the_reference_pools(tmp_path):
         task = _task("task_pool", f"task.pool_size={m}", f"task.pool_file={tmp_path / f'pool{m}.npy'}")
         torch.testing.assert_close(task.pool, torch.from_numpy(np.load(tmp_path / f"pool{m}.npy")).float())
         q = _f64(task.eval_prompts(prompts, seed=0))
-        assert ((make_learner("dmmse", task=task).predict(q) - q.ys) ** 2).mean().item() == pytest.approx(reference, rel=0.02)
+        assert ((make_learner("dmmse", task=task).predict(q) - q.ys) ** 2).mean().item() == pytest.approx(
+            reference, rel=0.02
+        )
 
 
 def test_pool_file_bad_input(tmp_path):
     np.save(tmp_path / "ok.npy", np.zeros((4, 8)))
     np.save(tmp_path / "nan.npy", np.full((4, 8), np.nan))
     (tmp_path / "junk.npy").write_text("not an array")
-    cases = [("missing.npy", "no such file"), ("junk.npy", "not a NumPy .npy array"), ("nan.npy", "finite numbers"),
-             ("ok.npy", "shape \\(task.pool_size, task.n_dims\\) = \\(5, 8\\)")]
+    cases = [
+        ("missing.npy", "no such file"),
+        ("junk.npy", "not a NumPy .npy array"),
+        ("nan.npy", "finite numbers"),
+        ("ok.npy", "shape \\(task.pool_size, task.n_dims\\) = \\(5, 8\\)"),
+    ]
     for name, message in cases:
         with pytest.raises(ConfigError, match=f"task.pool_file: .*{message}"):
-            load_config(None, ["task.name=task_pool", "task.pool_size=" + ("5" if name == "ok.npy" else "4"),
-                               f"task.pool_file={tmp_path / name}"])
+            load_config(
+                None,
+                [
+                    "task.name=task_pool",
+                    "task.pool_size=" + ("5" if name == "ok.npy" else "4"),
+                    f"task.pool_file={tmp_path / name}",
+                ],
+            )
 
 
 # ---------------------------------------------------------------------------------------------- shifts
 
 
-@pytest.mark.parametrize("spec", ["standard", "noisy_y", "scale_x(scale=3)", "scale_w(scale=2)", "skewed_covariance",
-                                  "orthant", "half_subspace", "orthogonal_query"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "standard",
+        "noisy_y",
+        "scale_x(scale=3)",
+        "scale_w(scale=2)",
+        "skewed_covariance",
+        "orthant",
+        "half_subspace",
+        "orthogonal_query",
+    ],
+)
 def test_shifts(spec):
     task = _task("linear_regression", "task.n_dims=4", "task.n_points=6")
     parts = apply_shift(spec, task, 50, seed=0)
-    for k, p in parts:
+    for _k, p in parts:
         assert p.xs.shape[2] == 4 and torch.isfinite(p.ys).all()
         if spec not in ("noisy_y",):
             torch.testing.assert_close(task.label(p.xs, p.info), p.ys, rtol=1e-4, atol=1e-4)
@@ -535,8 +621,8 @@ def test_fresh_tasks_step_outside_the_training_set():
     from iclab.learners import make_learner
 
     task = _task("task_pool", "task.n_dims=4", "task.n_points=12", "task.pool_size=4", "task.noise_std=0.5")
-    (_, fresh), = apply_shift("fresh_tasks", task, 4000, seed=0)
-    (_, pool), = apply_shift("standard", task, 4000, seed=0)
+    ((_, fresh),) = apply_shift("fresh_tasks", task, 4000, seed=0)
+    ((_, pool),) = apply_shift("standard", task, 4000, seed=0)
     w = fresh.info["w"]
     assert (torch.cdist(w, task.pool).min(1).values > 1e-3).all() and (fresh.info["task_id"] == -1).all()
     assert abs(w.var().item() - 1) < 0.05  # N(0, I)
@@ -549,7 +635,7 @@ def test_fresh_tasks_step_outside_the_training_set():
     assert err("ridge(lam=0.25)", fresh) < err("dmmse", fresh)
     assert err("dmmse", pool) < err("ridge(lam=0.25)", pool)
     digits = _task("digits_classification", "task.n_tasks=3")
-    (_, p), = apply_shift("fresh_tasks", digits, 200, seed=0)
+    ((_, p),) = apply_shift("fresh_tasks", digits, 200, seed=0)
     assert (p.info["task_id"] == -1).all() and p.xs.shape == (200, digits.n_points, digits.n_dims)
     with pytest.raises(ConfigError, match="does not apply to task 'linear_regression': it has no finite set"):
         check_shift("fresh_tasks", _task("linear_regression"), "eval.shifts[0]")
@@ -572,31 +658,44 @@ def test_bad_shift_and_learner_task_mismatch():
         load_config(None, ["eval.learners=[gmm_posterior]"])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["task.name=sparse_linear_regression", "task.sparsity=20"], "task.sparsity: must be at most task.n_dims (10)"),
-    (["task.name=decision_tree", "task.depth=0"], "task.depth: must be positive, got 0"),
-    (["task.name=task_pool", "task.pool_size=0"], "task.pool_size: must be positive, got 0"),
-    (["task.name=task_pool", "task.noise_std=-1"], "task.noise_std: must be zero or positive"),
-    (["task.name=low_rank_regression", "task.n_dims=10"], "task.n_dims: must be a perfect square"),
-    (["task.name=fourier_series", "task.n_dims=3"], "task.n_dims: must be 1 for fourier_series"),
-    (["task.name=mixture", "task.components=[{name: nope}]"], "task.components[0].name: unknown task 'nope'"),
-    (["task.name=mixture", "task.components=[{name: linear_regression, n_dims: 3}]"],
-     "task.components[0].n_dims: must equal the mixture's task.n_dims (5)"),
-    (["task.name=mixture", "task.weights=[1.0]"], "task.weights: must be 2 non-negative numbers summing to 1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task.name=sparse_linear_regression", "task.sparsity=20"], "task.sparsity: must be at most task.n_dims (10)"),
+        (["task.name=decision_tree", "task.depth=0"], "task.depth: must be positive, got 0"),
+        (["task.name=task_pool", "task.pool_size=0"], "task.pool_size: must be positive, got 0"),
+        (["task.name=task_pool", "task.noise_std=-1"], "task.noise_std: must be zero or positive"),
+        (["task.name=low_rank_regression", "task.n_dims=10"], "task.n_dims: must be a perfect square"),
+        (["task.name=fourier_series", "task.n_dims=3"], "task.n_dims: must be 1 for fourier_series"),
+        (["task.name=mixture", "task.components=[{name: nope}]"], "task.components[0].name: unknown task 'nope'"),
+        (
+            ["task.name=mixture", "task.components=[{name: linear_regression, n_dims: 3}]"],
+            "task.components[0].n_dims: must equal the mixture's task.n_dims (5)",
+        ),
+        (["task.name=mixture", "task.weights=[1.0]"], "task.weights: must be 2 non-negative numbers summing to 1"),
+    ],
+)
 def test_impossible_task_parameters(overrides, message):
     with pytest.raises(ConfigError) as info:
         load_config(None, overrides)
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("name, same_as", [("linear_regression", "ridge(lam=0.09)"), ("task_pool", "dmmse"),
-                                           ("sparse_linear_regression", "sparse_posterior"), ("mixture", "bayes_mixture")])
+@pytest.mark.parametrize(
+    "name, same_as",
+    [
+        ("linear_regression", "ridge(lam=0.09)"),
+        ("task_pool", "dmmse"),
+        ("sparse_linear_regression", "sparse_posterior"),
+        ("mixture", "bayes_mixture"),
+    ],
+)
 def test_posterior_mean_is_each_task_s_own_bayes_predictor(name, same_as):
     """``posterior_mean`` asks the task for its posterior: on noisy linear regression it is ridge with
     lam = sigma^2 (the closed form), elsewhere the family's named posterior learner."""
-    cfg = load_config(None, [f"task.name={name}", "task.noise_std=0.3"] if name == "linear_regression" else
-                      [f"task.name={name}"])
+    cfg = load_config(
+        None, [f"task.name={name}", "task.noise_std=0.3"] if name == "linear_regression" else [f"task.name={name}"]
+    )
     task = make_task(cfg.task)
     p = task.eval_prompts(64, seed=0)
     ours = make_learner("posterior_mean", task=task).predict(p)
@@ -604,20 +703,54 @@ def test_posterior_mean_is_each_task_s_own_bayes_predictor(name, same_as):
 
 
 def test_posterior_mean_names_tasks_without_a_closed_form():
-    with pytest.raises(ConfigError, match="learner 'posterior_mean' does not apply to task 'decision_tree': it has no "
-                                          "closed-form posterior mean"):
+    with pytest.raises(
+        ConfigError,
+        match="learner 'posterior_mean' does not apply to task 'decision_tree': it has no closed-form posterior mean",
+    ):
         load_config(None, ["task.name=decision_tree", "eval.learners=[posterior_mean]"])
 
 
 def test_every_learner_is_tested():
-    tested = {"zero", "averaging", "knn", "least_squares", "ridge", "gd", "online_gd", "gd_lsa",  # test_learners.py
-              "lasso", "linf_min", "nuclear_min", "feature_least_squares", "feature_ridge", "dmmse", "gmm_posterior", "sparse_posterior",
-              "sign_posterior", "bayes_mixture", "posterior_mean", "nn_gd", "tree", "xgboost",
-              "ngram", "unigram", "automaton",  # test_tokens.py
-              "oracle"}  # test_token_tasks.py
+    tested = {
+        "zero",
+        "averaging",
+        "knn",
+        "least_squares",
+        "ridge",
+        "gd",
+        "online_gd",
+        "gd_lsa",  # test_learners.py
+        "lasso",
+        "linf_min",
+        "nuclear_min",
+        "feature_least_squares",
+        "feature_ridge",
+        "dmmse",
+        "gmm_posterior",
+        "sparse_posterior",
+        "sign_posterior",
+        "bayes_mixture",
+        "posterior_mean",
+        "nn_gd",
+        "tree",
+        "xgboost",
+        "ngram",
+        "unigram",
+        "automaton",  # test_tokens.py
+        "oracle",
+    }  # test_token_tasks.py
     assert set(LEARNERS) == tested
-    assert set(SHIFTS) == {"standard", "noisy_y", "scale_x", "scale_w", "skewed_covariance", "orthant",
-                           "half_subspace", "orthogonal_query", "fresh_tasks"}
+    assert set(SHIFTS) == {
+        "standard",
+        "noisy_y",
+        "scale_x",
+        "scale_w",
+        "skewed_covariance",
+        "orthant",
+        "half_subspace",
+        "orthogonal_query",
+        "fresh_tasks",
+    }
 
 
 @pytest.mark.slow
@@ -626,10 +759,25 @@ def test_short_training_on_classification_and_a_query_shift(tmp_path):
     from iclab.evaluate import error_at, evaluate_run
     from iclab.training.loop import train
 
-    cfg = load_config(None, ["task.name=linear_classification", "task.n_dims=2", "task.n_points=9",
-                             "model.encoder=stacked", "model.n_layer=2", "model.n_embd=32", "model.n_head=2",
-                             "train.steps=300", "train.lr=3e-3", "train.warmup_steps=30", "train.device=cpu",
-                             "train.eval_every=0", "eval.n_prompts=300", "eval.shifts=[standard, orthant]"])
+    cfg = load_config(
+        None,
+        [
+            "task.name=linear_classification",
+            "task.n_dims=2",
+            "task.n_points=9",
+            "model.encoder=stacked",
+            "model.n_layer=2",
+            "model.n_embd=32",
+            "model.n_head=2",
+            "train.steps=300",
+            "train.lr=3e-3",
+            "train.warmup_steps=30",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "eval.n_prompts=300",
+            "eval.shifts=[standard, orthant]",
+        ],
+    )
     train(cfg, tmp_path / "r", progress_bar=False)
     rows = evaluate_run(tmp_path / "r", plot=False)
     assert error_at(rows, "zero", 8) == 0.5
@@ -645,9 +793,20 @@ def test_every_family_trains_evaluates_and_reports(name, tmp_path):
     from iclab.report import write_report
     from iclab.training.loop import train
 
-    overrides = [f"task.name={name}", "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "train.steps=4",
-                 "train.batch_size=8", "train.warmup_steps=1", "train.device=cpu", "train.eval_every=2",
-                 "train.eval_prompts=8", "train.log_every=2", "eval.n_prompts=8"]
+    overrides = [
+        f"task.name={name}",
+        "model.n_layer=1",
+        "model.n_embd=16",
+        "model.n_head=2",
+        "train.steps=4",
+        "train.batch_size=8",
+        "train.warmup_steps=1",
+        "train.device=cpu",
+        "train.eval_every=2",
+        "train.eval_prompts=8",
+        "train.log_every=2",
+        "eval.n_prompts=8",
+    ]
     if name in ("relu_network", "decision_tree", "sparse_linear_regression"):
         overrides.append("task.n_points=8")
     cfg = load_config(None, overrides)

@@ -58,14 +58,22 @@ BAD = [
     (["task.noise_std=-0.1"], "task.noise_std: must be zero or positive, got -0.1"),
     (["train.lr=nan"], "train.lr: must be positive, got nan"),
     (["train.beta2=1.0"], "train.beta2: must be in [0, 1), got 1.0"),
-    (["task.name=linear_regresion"], "task.name: unknown task 'linear_regresion'; registered: arithmetic, associative_recall, decision_tree,"),
-    (["model.name=gpt5"], "model.name: unknown model 'gpt5'; registered: linear_self_attention, mamba, memory, rnn, transformer"),
+    (
+        ["task.name=linear_regresion"],
+        "task.name: unknown task 'linear_regresion'; registered: arithmetic, associative_recall, decision_tree,",
+    ),
+    (
+        ["model.name=gpt5"],
+        "model.name: unknown model 'gpt5'; registered: linear_self_attention, mamba, memory, rnn, transformer",
+    ),
     (["model.encoder=zigzag"], "model.encoder: must be one of interleaved, stacked, set, got 'zigzag'"),
     (["eval.learners=[lassso]"], "eval.learners[0]: unknown learner 'lassso'; registered:"),
     (["eval.learners=['ridge(lam=-1)']"], "eval.learners[0]: ridge: lam must be positive, got -1"),
     (["eval.shifts=[upside_down]"], "eval.shifts[0]: unknown shift 'upside_down'; available: standard,"),
-    (["model.n_positions=10"], "model.n_positions: must be at least 21 for prompts of task.n_points=11 with the "
-                               "interleaved encoder, got 10"),
+    (
+        ["model.n_positions=10"],
+        "model.n_positions: must be at least 21 for prompts of task.n_points=11 with the interleaved encoder, got 10",
+    ),
     (["task.curriculum.dims_start=9"], "task.curriculum.dims_start: must be at most task.n_dims (5), got 9"),
     (["train.device=tpu"], None),  # checked when training starts (see test_cli)
     (["task=3"], "task: expected a mapping of fields, got 3"),
@@ -74,16 +82,26 @@ BAD = [
 ]
 
 MODEL_BAD = [  # the model zoo's options (ids are made unique by the model name)
-    (["model.name=mamba", "model.encoder=stacked"], "model.encoder: mamba takes the interleaved encoder, got 'stacked'"),
+    (
+        ["model.name=mamba", "model.encoder=stacked"],
+        "model.encoder: mamba takes the interleaved encoder, got 'stacked'",
+    ),
     (["model.name=mamba", "model.d_state=0"], "model.d_state: must be positive, got 0"),
     (["model.name=mamba", "model.form=fft"], "model.form: must be one of auto, scan, loop, got 'fft'"),
     (["model.name=mamba", "model.n_heads=2"], "model.n_heads: unknown field"),
     (["model.name=memory", "model.rule=omega"], "model.form: omega has only the recurrent form here, got 'parallel'"),
-    (["model.name=memory", "model.feature_map=cubic"], "model.feature_map: must be one of identity, poly2, got 'cubic'"),
-    (["model.name=memory", "model.rule=omega", "model.form=recurrent", "model.window=0"],
-     "model.window: must be positive, got 0"),
-    (["model.name=memory", "model.rule=hopfield"], "model.rule: must be one of linear, decay, delta, gated_delta, "
-                                                   "momentum, omega, got 'hopfield'"),
+    (
+        ["model.name=memory", "model.feature_map=cubic"],
+        "model.feature_map: must be one of identity, poly2, got 'cubic'",
+    ),
+    (
+        ["model.name=memory", "model.rule=omega", "model.form=recurrent", "model.window=0"],
+        "model.window: must be positive, got 0",
+    ),
+    (
+        ["model.name=memory", "model.rule=hopfield"],
+        "model.rule: must be one of linear, decay, delta, gated_delta, momentum, omega, got 'hopfield'",
+    ),
     (["task.name=associative_recall", "task.n_keys=48"], "task.n_keys: must be less than task.n_points (48)"),
 ]
 BAD += MODEL_BAD

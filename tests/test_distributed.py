@@ -16,13 +16,33 @@ from iclab.training.loop import train
 TESTS = Path(__file__).parent
 TOLERANCE = 1e-4  # max |w_ddp - w_single| after 24 AdamW steps (measured: a few 1e-6)
 
-COMMON = ["train.steps=24", "train.batch_size=16", "train.warmup_steps=3", "train.device=cpu", "train.threads=1",
-          "train.log_every=4", "train.eval_every=0", "train.checkpoint_every=8"]
+COMMON = [
+    "train.steps=24",
+    "train.batch_size=16",
+    "train.warmup_steps=3",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.log_every=4",
+    "train.eval_every=0",
+    "train.checkpoint_every=8",
+]
 CONFIGS = {
-    "regression": ["task.name=linear_regression", "task.n_dims=4", "task.n_points=9", "model.n_layer=2",
-                   "model.n_embd=32", "model.n_head=2"],
-    "tokens": ["task.name=regbench", "task.n_train=64", "task.max_length=96", "model.n_layer=2", "model.n_embd=32",
-               "model.n_head=2"],
+    "regression": [
+        "task.name=linear_regression",
+        "task.n_dims=4",
+        "task.n_points=9",
+        "model.n_layer=2",
+        "model.n_embd=32",
+        "model.n_head=2",
+    ],
+    "tokens": [
+        "task.name=regbench",
+        "task.n_train=64",
+        "task.max_length=96",
+        "model.n_layer=2",
+        "model.n_embd=32",
+        "model.n_head=2",
+    ],
 }
 
 
@@ -30,8 +50,13 @@ def torchrun(*args, cwd):
     if shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists():
         pytest.skip("torchrun not installed")
     exe = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    return subprocess.run([exe, "--standalone", "--nproc_per_node", "2", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [exe, "--standalone", "--nproc_per_node", "2", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def _config(tmp_path, kind, *extra):

@@ -29,8 +29,15 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TINY = ["train.steps=6", "train.batch_size=8", "train.eval_every=0", "train.checkpoint_every=3", "eval.n_prompts=32",
-        "train.threads=1", "train.device=cpu"]
+TINY = [
+    "train.steps=6",
+    "train.batch_size=8",
+    "train.eval_every=0",
+    "train.checkpoint_every=3",
+    "eval.n_prompts=32",
+    "train.threads=1",
+    "train.device=cpu",
+]
 RUN_PLACEHOLDERS = ("RUN_DIR", "RUN", "runs/demo", "DIGITS_RUN", "runs/akyurek2024_regbench")
 
 
@@ -54,8 +61,11 @@ def commands() -> list[tuple[str, str, str | None]]:
                 for part in cmd.split("&&"):
                     part = part.strip()
                     if part.startswith("iclab "):
-                        expected = lines[i + 1] if line.startswith("$ ") and i + 1 < len(lines) and \
-                            lines[i + 1].startswith("iclab: error:") else None
+                        expected = (
+                            lines[i + 1]
+                            if line.startswith("$ ") and i + 1 < len(lines) and lines[i + 1].startswith("iclab: error:")
+                            else None
+                        )
                         out.append((path.name, part, expected))
         for span in re.findall(r"(?<!`)`(iclab [^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S)):
             out.append((path.name, span, None))
@@ -101,12 +111,31 @@ def workspace(tmp_path_factory):
     (root / "docs").mkdir()  # benchmarks that draw a figure for the docs draw it here
     env = {**os.environ, "MPLBACKEND": "Agg"}
     sets = [x for s in TINY + ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
-    for name, extra in (("tiny_run", []), ("tiny_repr", ["--set", "task.name=representation", "--set",
-                                                          "model.n_positions=null"]),
-                        ("tiny_tokens", ["--set", "task.name=regbench", "--set", "task.n_train=16", "--set",
-                                         "task.max_length=48", "--set", "model.n_positions=null"])):
-        out = subprocess.run([sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name,
-                              *sets, *extra], capture_output=True, text=True, cwd=root, env=env, timeout=600)
+    for name, extra in (
+        ("tiny_run", []),
+        ("tiny_repr", ["--set", "task.name=representation", "--set", "model.n_positions=null"]),
+        (
+            "tiny_tokens",
+            [
+                "--set",
+                "task.name=regbench",
+                "--set",
+                "task.n_train=16",
+                "--set",
+                "task.max_length=48",
+                "--set",
+                "model.n_positions=null",
+            ],
+        ),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *sets, *extra],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=env,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr
     for path in DOCS:  # sweep files the docs show: YAML blocks that open with `# NAME.yaml`
         for lang, block in code_blocks(path):
@@ -117,14 +146,28 @@ def workspace(tmp_path_factory):
                 target.write_text(block)
     import yaml
 
-    (root / "tiny_sweep.yaml").write_text(yaml.safe_dump({
-        "name": "tiny_sweep", "grid": {"task.pool_size": [1, 4]},
-        "config": {"task": {"name": "task_pool", "n_dims": 4, "n_points": 16},
-                   "model": {"n_layer": 1, "n_embd": 16, "n_head": 2},
-                   "train": {"steps": 6, "batch_size": 8, "eval_every": 0, "device": "cpu"},
-                   "eval": {"n_prompts": 32}}}))
-    out = subprocess.run([sys.executable, "-m", "iclab", "sweep", "tiny_sweep.yaml"], capture_output=True, text=True,
-                         cwd=root, env=env, timeout=600)
+    (root / "tiny_sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny_sweep",
+                "grid": {"task.pool_size": [1, 4]},
+                "config": {
+                    "task": {"name": "task_pool", "n_dims": 4, "n_points": 16},
+                    "model": {"n_layer": 1, "n_embd": 16, "n_head": 2},
+                    "train": {"steps": 6, "batch_size": 8, "eval_every": 0, "device": "cpu"},
+                    "eval": {"n_prompts": 32},
+                },
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "iclab", "sweep", "tiny_sweep.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     return root
 
@@ -159,8 +202,9 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
         if argv[0] == "analyze":
             argv += ["--prompts", "16", "--paste-steps", "2"]
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    out = subprocess.run([sys.executable, "-m", "iclab", *argv], capture_output=True, text=True, cwd=workspace,
-                         env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "iclab", *argv], capture_output=True, text=True, cwd=workspace, env=env, timeout=600
+    )
     if expected is not None:
         assert out.returncode == 2 and out.stderr.strip() == expected, out.stderr
     else:
@@ -175,8 +219,14 @@ def test_the_readme_python_example_runs(tmp_path):
     assert script != "\n".join(blocks), "the README's training override changed: update this test's substitution"
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     (tmp_path / "example.py").write_text(script)
-    out = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                         env={**os.environ, "MPLBACKEND": "Agg"})
+    out = subprocess.run(
+        [sys.executable, "example.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "runs" / "lr" / "report.html").is_file()
 
@@ -195,6 +245,7 @@ def test_every_benchmark_command_in_the_docs_runs_in_smoke_mode(doc, command, wo
         argv = [str(run) if a in RUN_PLACEHOLDERS else a for a in argv]
     argv = ["stacked" if a == "NAME" else a for a in argv]
     env = {**os.environ, "MPLBACKEND": "Agg", "ICLAB_BENCH_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, *argv, "--smoke"], capture_output=True, text=True, cwd=workspace, env=env,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, *argv, "--smoke"], capture_output=True, text=True, cwd=workspace, env=env, timeout=600
+    )
     assert out.returncode == 0, f"{command}\n{out.stderr[-3000:]}"

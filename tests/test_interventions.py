@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_model
 
+from conftest import tiny_model
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.models import (
@@ -25,8 +25,16 @@ from iclab.tasks import make_task
 
 
 def _setup(model="transformer", encoder="stacked", n_layer=2, seed=0):
-    cfg = load_config(None, [*tiny_model(model), f"model.encoder={encoder}", f"model.n_layer={n_layer}",
-                             "task.n_dims=3", "task.n_points=8"])
+    cfg = load_config(
+        None,
+        [
+            *tiny_model(model),
+            f"model.encoder={encoder}",
+            f"model.n_layer={n_layer}",
+            "task.n_dims=3",
+            "task.n_points=8",
+        ],
+    )
     torch.manual_seed(seed)
     model = build_model(cfg.model, cfg.task.n_dims).eval()
     return model, make_task(cfg.task).eval_prompts(6, seed=0)

@@ -22,15 +22,26 @@ CONFIG = {
     "imports": [str(EXAMPLE)],
     "task": {"name": "sequence_sign", "n_dims": 4, "length": 8},
     "model": {"name": "transformer", "n_layer": 1, "n_embd": 32, "n_head": 2},
-    "train": {"steps": 150, "batch_size": 64, "lr": 3e-3, "warmup_steps": 10, "device": "cpu", "threads": 1,
-              "eval_every": 50, "eval_prompts": 256, "checkpoint_every": 50, "log_every": 25},
+    "train": {
+        "steps": 150,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "warmup_steps": 10,
+        "device": "cpu",
+        "threads": 1,
+        "eval_every": 50,
+        "eval_prompts": 256,
+        "checkpoint_every": 50,
+        "log_every": 25,
+    },
     "eval": {"n_prompts": 512},
 }
 
 
 def iclab_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "iclab", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "iclab", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +76,11 @@ def test_a_kind_from_outside_trains_evaluates_and_reports(trained):
 
 @pytest.mark.slow
 def test_a_kind_from_outside_sweeps(tmp_path):
-    sweep = {"name": "seqsweep", "config": {**CONFIG, "train": {**CONFIG["train"], "steps": 20, "eval_every": 0}},
-             "grid": {"model.n_embd": [16, 32]}}
+    sweep = {
+        "name": "seqsweep",
+        "config": {**CONFIG, "train": {**CONFIG["train"], "steps": 20, "eval_every": 0}},
+        "grid": {"model.n_embd": [16, 32]},
+    }
     (tmp_path / "seqsweep.yaml").write_text(yaml.safe_dump(sweep))
     result = iclab_cli("sweep", "seqsweep.yaml", "--jobs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -84,8 +98,20 @@ def test_a_bad_field_of_the_outside_kind_is_one_line(tmp_path):
 
 
 # the kinds are the only place that knows the kinds
-SHARED = ["training", "evaluate", "report", "sweeps", "cli.py", "config.py", "rundir.py", "analysis", "models",
-          "learners", "tasks/base.py", "tasks/shifts.py"]
+SHARED = [
+    "training",
+    "evaluate",
+    "report",
+    "sweeps",
+    "cli.py",
+    "config.py",
+    "rundir.py",
+    "analysis",
+    "models",
+    "learners",
+    "tasks/base.py",
+    "tasks/shifts.py",
+]
 
 
 def _kind_tests(path: Path) -> list[str]:

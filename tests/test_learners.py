@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import real_valued
 from sklearn.linear_model import Ridge as SkRidge
 from sklearn.neighbors import KNeighborsRegressor
 
+from conftest import real_valued
 from iclab.errors import ConfigError
 from iclab.learners import LEARNERS, make_learner, parse_learner_spec
 from iclab.types import Prompts
@@ -86,8 +86,10 @@ REFERENCES = {
     "ridge": (_np_ridge, [{"lam": 0.25}, {"lam": 3.0}]),
     "gd": (_np_gd, [{"steps": 1, "lr": 0.5}, {"steps": 7, "lr": 0.2}]),
     "online_gd": (_np_online_gd, [{"lr": 0.1}]),
-    "gd_lsa": (lambda xs, ys, lr, steps=1: _np_gd(xs, ys, steps=steps, lr=lr),
-               [{"lr": 0.3}, {"lr": 2.0}, {"lr": 0.4, "steps": 3}]),
+    "gd_lsa": (
+        lambda xs, ys, lr, steps=1: _np_gd(xs, ys, steps=steps, lr=lr),
+        [{"lr": 0.3}, {"lr": 2.0}, {"lr": 0.4, "steps": 3}],
+    ),
 }
 
 CASES = [
@@ -183,16 +185,19 @@ def test_least_squares_is_ridge_limit():
     torch.testing.assert_close(ls, ridge, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("lassso", "unknown learner 'lassso'"),
-    ("ridge(alpha=1)", "has no parameter 'alpha'"),
-    ("ridge(lam=-1)", "lam must be positive"),
-    ("knn(k=0)", "k must be a positive integer"),
-    ("knn(k=2.5)", "expected an integer"),
-    ("gd(steps=0)", "steps must be a positive integer"),
-    ("ridge(lam", "expected a learner name or call"),
-    ({"name": "ridge", "lam": "big"}, "expected a number"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("lassso", "unknown learner 'lassso'"),
+        ("ridge(alpha=1)", "has no parameter 'alpha'"),
+        ("ridge(lam=-1)", "lam must be positive"),
+        ("knn(k=0)", "k must be a positive integer"),
+        ("knn(k=2.5)", "expected an integer"),
+        ("gd(steps=0)", "steps must be a positive integer"),
+        ("ridge(lam", "expected a learner name or call"),
+        ({"name": "ridge", "lam": "big"}, "expected a number"),
+    ],
+)
 def test_bad_learner_specs_are_rejected_clearly(spec, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_learner_spec(spec, "eval.learners[0]")
@@ -219,6 +224,7 @@ def _np_cart(x, y, query, max_depth):
     """CART regression written out: at each node try every feature and every midpoint between sorted distinct
     values, keep the split with the lowest summed squared error (scikit-learn's criterion, min 1 sample per
     leaf), stop at max_depth or when no split lowers the error; predict the leaf mean."""
+
     def grow(idx, depth):
         ys = y[idx]
         best = None
@@ -247,7 +253,10 @@ def test_tree_equals_a_cart_written_out():
     """One input feature, so that no two features tie for the same split (scikit-learn breaks such ties by a
     random feature order, which changes where the query falls though not the fit)."""
     g = torch.Generator().manual_seed(3)
-    xs, ys = torch.randn(4, 12, 1, generator=g, dtype=torch.float64), torch.randn(4, 12, generator=g, dtype=torch.float64)
+    xs, ys = (
+        torch.randn(4, 12, 1, generator=g, dtype=torch.float64),
+        torch.randn(4, 12, generator=g, dtype=torch.float64),
+    )
     for depth in (1, 2, 4):
         ours = make_learner(f"tree(max_depth={depth})").predict(Prompts(xs, ys)).numpy()
         for b in range(4):
@@ -290,8 +299,15 @@ def test_nn_gd_equals_a_network_written_out_in_numpy():
     w2_all = (torch.randn(2, 8, 1, generator=gi) / math.sqrt(8)).double().numpy()
     for b in range(2):
         for i in (1, 3, 5):
-            ref = _np_nn_gd(xs[b, :i].double().numpy(), ys[b, :i].double().numpy(), xs[b, i : i + 1].double().numpy(),
-                            w1_all[b], w2_all[b], steps=30, lr=0.01)
+            ref = _np_nn_gd(
+                xs[b, :i].double().numpy(),
+                ys[b, :i].double().numpy(),
+                xs[b, i : i + 1].double().numpy(),
+                w1_all[b],
+                w2_all[b],
+                steps=30,
+                lr=0.01,
+            )
             assert ours[b, i].item() == pytest.approx(ref, rel=1e-3, abs=1e-4), (b, i)
 
 

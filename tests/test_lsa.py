@@ -17,8 +17,9 @@ from iclab.types import Prompts
 def test_construction_is_one_gd_step_at_every_prefix():
     g = torch.Generator().manual_seed(0)
     xs, ys = torch.randn(5, 9, 4, generator=g, dtype=torch.float64), torch.randn(5, 9, generator=g, dtype=torch.float64)
-    cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "task.n_dims=4",
-                             "task.n_points=9"])
+    cfg = load_config(
+        None, ["model.name=linear_self_attention", "model.encoder=stacked", "task.n_dims=4", "task.n_points=9"]
+    )
     model = ICLModel(cfg.model, 4).double()
     model.backbone = gd_construction(4, 0.7).double()
     gd = make_learner("gd(steps=1, lr=0.7)").predict(Prompts(xs, ys))
@@ -36,8 +37,11 @@ def test_k_constructed_layers_are_k_gd_steps(layers):
     w = torch.zeros(6, 8, 3, dtype=torch.float64)  # K GD steps on every prefix, step sizes per step
     for i in range(1, 8):
         for eta in [0.3, 0.5, 0.2, 0.4][:layers]:
-            w[:, i] -= eta * torch.einsum("bn,bnd->bd", torch.einsum("bnd,bd->bn", xs[:, :i], w[:, i]) - ys[:, :i],
-                                          xs[:, :i]) / i
+            w[:, i] -= (
+                eta
+                * torch.einsum("bn,bnd->bd", torch.einsum("bnd,bd->bn", xs[:, :i], w[:, i]) - ys[:, :i], xs[:, :i])
+                / i
+            )
     torch.testing.assert_close(ours, (w * xs).sum(-1), rtol=1e-5, atol=1e-7)
     # in the model's own causal stream a context token sees only earlier tokens: not K GD steps
     tokens, layout = Stacked.encode(xs, ys)
@@ -67,8 +71,9 @@ def test_step_size_scan_and_learned_step_size_reach_the_closed_form():
 
 def test_sensitivity_of_gd_is_its_weight():
     g = torch.Generator().manual_seed(1)
-    p = Prompts(torch.randn(3, 6, 2, generator=g, dtype=torch.float64), torch.randn(3, 6, generator=g,
-                                                                                      dtype=torch.float64))
+    p = Prompts(
+        torch.randn(3, 6, 2, generator=g, dtype=torch.float64), torch.randn(3, 6, generator=g, dtype=torch.float64)
+    )
     sens = query_sensitivity(make_learner("gd(steps=1, lr=0.5)")._predict, p)
     w = make_learner("gd(steps=1, lr=0.5)").weights(p.xs, p.ys)[:, -1]  # y_hat = w . x_q, so d y_hat / d x_q = w
     torch.testing.assert_close(sens, w)
@@ -90,9 +95,20 @@ def test_trained_layer_matches_one_gd_step(tmp_path):
     from iclab.rundir import load_model
     from iclab.training.loop import train
 
-    cfg = run_config_from_dict(apply_overrides(to_dict(von_oswald2022_lsa(800)), ["model.init_std=0.3",
-        "train.device=cpu", "train.threads=1", "train.batch_size=512", "train.lr=3e-3", "train.eval_every=0",
-        "eval.after_train=false"]))
+    cfg = run_config_from_dict(
+        apply_overrides(
+            to_dict(von_oswald2022_lsa(800)),
+            [
+                "model.init_std=0.3",
+                "train.device=cpu",
+                "train.threads=1",
+                "train.batch_size=512",
+                "train.lr=3e-3",
+                "train.eval_every=0",
+                "eval.after_train=false",
+            ],
+        )
+    )
     train(cfg, tmp_path / "r", progress_bar=False)
     _, model, _ = load_model(tmp_path / "r")
     prompts = make_task(cfg.task).eval_prompts(4000, seed=3)
@@ -107,13 +123,28 @@ def test_trained_layer_matches_one_gd_step(tmp_path):
     assert cos > 0.97, cos
 
 
-@pytest.mark.parametrize("options", [["model.mlp=true"], ["model.layernorm=true"], ["model.mlp=true", "model.layernorm=true",
-                                                                                    "model.share_weights=true"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["model.mlp=true"],
+        ["model.layernorm=true"],
+        ["model.mlp=true", "model.layernorm=true", "model.share_weights=true"],
+    ],
+)
 def test_lsa_options_build_causal_models_with_their_hooks(options):
     from iclab.models import build_model, hook_points
 
-    cfg = load_config(None, ["model.name=linear_self_attention", "model.encoder=stacked", "model.n_layer=2",
-                             "task.n_dims=3", "task.n_points=6", *options])
+    cfg = load_config(
+        None,
+        [
+            "model.name=linear_self_attention",
+            "model.encoder=stacked",
+            "model.n_layer=2",
+            "task.n_dims=3",
+            "task.n_points=6",
+            *options,
+        ],
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, 3)
     names = list(hook_points(model))

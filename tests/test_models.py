@@ -2,37 +2,79 @@
 
 import pytest
 import torch
-from conftest import quick_model, tiny_model
 
+from conftest import quick_model, tiny_model
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.models import ENCODERS, MODELS, build_model, capture, hook_points
 from iclab.tasks import make_task
 
 TRANSFORMER_HOOKS_2_LAYERS = [
-    "hook_embed", "hook_pos_embed",
-    *[f"blocks.{i}.{name}" for i in range(2) for name in (
-        "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern",
-        "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")],
+    "hook_embed",
+    "hook_pos_embed",
+    *[
+        f"blocks.{i}.{name}"
+        for i in range(2)
+        for name in (
+            "hook_resid_pre",
+            "attn.hook_q",
+            "attn.hook_k",
+            "attn.hook_v",
+            "attn.hook_pattern",
+            "hook_attn_out",
+            "hook_resid_mid",
+            "hook_mlp_out",
+            "hook_resid_post",
+        )
+    ],
     "hook_final",
 ]
 
-LSA_HOOKS_2_LAYERS = [f"blocks.{i}.{name}" for i in range(2)
-                      for name in ("hook_resid_pre", "attn.hook_scores", "hook_attn_out", "hook_resid_post")]
+LSA_HOOKS_2_LAYERS = [
+    f"blocks.{i}.{name}"
+    for i in range(2)
+    for name in ("hook_resid_pre", "attn.hook_scores", "hook_attn_out", "hook_resid_post")
+]
 
 COMBOS = [(m, e) for m in sorted(MODELS) for e in MODELS[m].encoders]
-MEMORY_HOOKS_1_LAYER = ["hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.0.mem.hook_q",
-                        "blocks.0.mem.hook_k", "blocks.0.mem.hook_v", "blocks.0.hook_mem_out", "blocks.0.hook_resid_mid",
-                        "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post", "hook_final"]
+MEMORY_HOOKS_1_LAYER = [
+    "hook_embed",
+    "hook_pos_embed",
+    "blocks.0.hook_resid_pre",
+    "blocks.0.mem.hook_q",
+    "blocks.0.mem.hook_k",
+    "blocks.0.mem.hook_v",
+    "blocks.0.hook_mem_out",
+    "blocks.0.hook_resid_mid",
+    "blocks.0.hook_mlp_out",
+    "blocks.0.hook_resid_post",
+    "hook_final",
+]
 RNN_HOOKS_2_LAYERS = ["hook_embed", "blocks.0.hook_state", "blocks.1.hook_state", "hook_final"]
-MAMBA_HOOKS_1_LAYER = ["hook_embed", "blocks.0.hook_resid_pre", "blocks.0.ssm.hook_delta", "blocks.0.ssm.hook_B",
-                       "blocks.0.ssm.hook_C", "blocks.0.ssm.hook_state", "blocks.0.hook_ssm_out",
-                       "blocks.0.hook_resid_post", "hook_final"]
+MAMBA_HOOKS_1_LAYER = [
+    "hook_embed",
+    "blocks.0.hook_resid_pre",
+    "blocks.0.ssm.hook_delta",
+    "blocks.0.ssm.hook_B",
+    "blocks.0.ssm.hook_C",
+    "blocks.0.ssm.hook_state",
+    "blocks.0.hook_ssm_out",
+    "blocks.0.hook_resid_post",
+    "hook_final",
+]
 
 
 def _setup(model="transformer", encoder="interleaved", n_layer=2, seed=0):
-    cfg = load_config(None, [*tiny_model(model), f"model.encoder={encoder}", f"model.n_layer={n_layer}",
-                             "task.n_dims=3", "task.n_points=8"])
+    cfg = load_config(
+        None,
+        [
+            *tiny_model(model),
+            f"model.encoder={encoder}",
+            f"model.n_layer={n_layer}",
+            "task.n_dims=3",
+            "task.n_points=8",
+        ],
+    )
     torch.manual_seed(seed)
     return cfg, build_model(cfg.model, cfg.task.n_dims), make_task(cfg.task).eval_prompts(5, seed=0)
 
@@ -66,8 +108,12 @@ def test_memory_parallel_form_equals_recurrent_form(rule):
     k = torch.nn.functional.normalize(k, dim=-1)
     beta = torch.rand(2, 3, 11, generator=g, dtype=torch.float64)
     alpha = 0.5 + 0.5 * torch.rand(2, 3, 11, generator=g, dtype=torch.float64)  # forgetting gates in (0.5, 1)
-    torch.testing.assert_close(memory_parallel(q, k, v, rule, beta, 0.9, alpha),
-                               memory_recurrent(q, k, v, rule, beta, alpha, 0.9), rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(
+        memory_parallel(q, k, v, rule, beta, 0.9, alpha),
+        memory_recurrent(q, k, v, rule, beta, alpha, 0.9),
+        rtol=1e-5,
+        atol=1e-8,
+    )
     # and a whole network gives the same predictions in either form
     cfg, model, prompts = _setup("memory", "interleaved")
     model.config.rule = rule
@@ -169,8 +215,11 @@ def test_capture_records_shapes_and_removes_hooks(model_name, encoder):
     with capture(model) as cache:
         model.predict(prompts)
     assert set(cache) == set(hook_points(model))
-    assert all(v.shape[:2] == (b, t) for k, v in cache.items() if not k.split(".")[-1].startswith("hook_") or
-               k.endswith(("resid_post", "hook_state", "hook_final")))
+    assert all(
+        v.shape[:2] == (b, t)
+        for k, v in cache.items()
+        if not k.split(".")[-1].startswith("hook_") or k.endswith(("resid_post", "hook_state", "hook_final"))
+    )
     if model_name == "transformer":
         assert cache["blocks.1.attn.hook_pattern"].shape == (b, 2, t, t)
         torch.testing.assert_close(cache["blocks.1.attn.hook_pattern"].sum(-1), torch.ones(b, 2, t))
@@ -251,8 +300,9 @@ def test_prompt_longer_than_positions_is_a_clear_error():
 
 # every registered family with its own ``quick`` settings; then the other recurrent cells
 FAMILY_RUNS = {name: (quick_model(name), 0.5) for name in MODELS}
-FAMILY_RUNS.update({"gru": (["model.name=rnn", "model.cell=gru"], 0.5),
-                    "tanh_rnn": (["model.name=rnn", "model.cell=tanh"], 0.9)})  # measured 0.76 / 1.01: the weakest
+FAMILY_RUNS.update(
+    {"gru": (["model.name=rnn", "model.cell=gru"], 0.5), "tanh_rnn": (["model.name=rnn", "model.cell=tanh"], 0.9)}
+)  # measured 0.76 / 1.01: the weakest
 
 
 @pytest.mark.slow
@@ -263,9 +313,21 @@ def test_each_family_learns_in_context(family, tmp_path):
     from iclab.training.loop import train
 
     overrides, bound = FAMILY_RUNS[family]
-    cfg = load_config(None, ["task.n_dims=3", "task.n_points=7", "model.n_layer=1", *overrides, "train.steps=400",
-                             "train.lr=3e-3", "train.warmup_steps=50", "train.device=cpu", "train.eval_every=0",
-                             "eval.n_prompts=512"])
+    cfg = load_config(
+        None,
+        [
+            "task.n_dims=3",
+            "task.n_points=7",
+            "model.n_layer=1",
+            *overrides,
+            "train.steps=400",
+            "train.lr=3e-3",
+            "train.warmup_steps=50",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "eval.n_prompts=512",
+        ],
+    )
     train(cfg, tmp_path / "r", progress_bar=False)
     rows = evaluate_run(tmp_path / "r", plot=False)
     assert error_at(rows, "model", 6) < bound * error_at(rows, "zero", 6)
@@ -343,16 +405,28 @@ def test_momentum_and_omega_rules_are_gradient_steps(rule, window):
         torch.testing.assert_close(ours, memory_recurrent(q, k, v, "gated_delta", beta, alpha))
     if rule == "momentum":  # no momentum, no forgetting: the delta rule
         ones, zeros = torch.ones_like(alpha), torch.zeros_like(eta)
-        torch.testing.assert_close(memory_recurrent(q, k, v, "momentum", beta, ones, eta=zeros),
-                                   memory_recurrent(q, k, v, "delta", beta))
+        torch.testing.assert_close(
+            memory_recurrent(q, k, v, "momentum", beta, ones, eta=zeros), memory_recurrent(q, k, v, "delta", beta)
+        )
 
 
-@pytest.mark.parametrize("rule, feature_map", [("momentum", "identity"), ("omega", "identity"), ("delta", "poly2"),
-                                               ("linear", "poly2")])
+@pytest.mark.parametrize(
+    "rule, feature_map", [("momentum", "identity"), ("omega", "identity"), ("delta", "poly2"), ("linear", "poly2")]
+)
 def test_memory_variants_are_causal_networks(rule, feature_map):
-    cfg = load_config(None, ["model.name=memory", f"model.rule={rule}", f"model.feature_map={feature_map}",
-                             "model.form=recurrent", "model.n_embd=16", "model.n_head=2", "task.n_dims=3",
-                             "task.n_points=8"])
+    cfg = load_config(
+        None,
+        [
+            "model.name=memory",
+            f"model.rule={rule}",
+            f"model.feature_map={feature_map}",
+            "model.form=recurrent",
+            "model.n_embd=16",
+            "model.n_head=2",
+            "task.n_dims=3",
+            "task.n_points=8",
+        ],
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, 3)
     p = make_task(cfg.task).eval_prompts(4, seed=0)
@@ -377,8 +451,12 @@ def test_polynomial_features_raise_a_memory_s_capacity():
     recalled far better than many."""
     from iclab.analysis.memory_capacity import recall_error
 
-    errs = {(rule, fm, k): recall_error(rule, n_keys=k, key_dim=8, feature_map=fm, n_trials=200, seed=0)
-            for rule in ("linear", "delta") for fm in ("identity", "poly2") for k in (4, 24)}
+    errs = {
+        (rule, fm, k): recall_error(rule, n_keys=k, key_dim=8, feature_map=fm, n_trials=200, seed=0)
+        for rule in ("linear", "delta")
+        for fm in ("identity", "poly2")
+        for k in (4, 24)
+    }
     for rule in ("linear", "delta"):
         assert errs[(rule, "poly2", 24)] < 0.95 * errs[(rule, "identity", 24)]
         assert errs[(rule, "identity", 4)] < 0.5 * errs[(rule, "identity", 24)]
@@ -402,3 +480,38 @@ def test_checkpoints_from_before_the_shared_mlp_still_load(family):
     fresh.load_state_dict(old)
     p = make_task(cfg.task).eval_prompts(4, seed=0)
     torch.testing.assert_close(fresh.predict(p), model.predict(p), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_memory_counts_from_two_layers_equal_the_direct_count(family):
+    """The step's memory is counted from networks of one and two layers and extrapolated (so a million layers are
+    refused at once); that is exact for every family."""
+    from dataclasses import replace
+
+    from iclab.kinds import kind_of
+    from iclab.models.size import count_layers
+
+    cfg = load_config(
+        None,
+        [
+            *tiny_model(family),
+            f"model.encoder={MODELS[family].encoders[-1]}",
+            "model.n_layer=5",
+            "task.n_dims=3",
+            "task.n_points=8",
+        ],
+    )
+    task = make_task(cfg.task)
+    seen = []
+
+    def count(model_config):
+        seen.append(model_config.n_layer)
+        with torch.device("meta"):
+            model = build_model(model_config, 3)
+            from iclab.models.size import count_on_meta
+
+            return count_on_meta(model, torch.empty(4, 8, 3), torch.empty(4, 8))
+
+    assert count_layers(count, cfg.model) == count(replace(cfg.model, n_layer=5))
+    assert seen == [1, 2, 5]
+    assert kind_of(task).step_memory(cfg, task).total > 0

@@ -27,8 +27,16 @@ TESTS = Path(__file__).parent
 BASE = {
     "task": {"name": "task_pool", "n_dims": 3, "n_points": 7, "noise_std": 0.25},
     "model": {"name": "transformer", "n_layer": 1, "n_embd": 16, "n_head": 2},
-    "train": {"steps": 200, "batch_size": 16, "warmup_steps": 5, "device": "cpu", "threads": 1, "log_every": 20,
-              "eval_every": 0, "checkpoint_every": 25},
+    "train": {
+        "steps": 200,
+        "batch_size": 16,
+        "warmup_steps": 5,
+        "device": "cpu",
+        "threads": 1,
+        "log_every": 20,
+        "eval_every": 0,
+        "checkpoint_every": 25,
+    },
     "eval": {"n_prompts": 64},
 }
 
@@ -41,8 +49,14 @@ def sweep_file(folder: Path, name: str = "grid", **extra) -> Path:
 
 
 def iclab(*args, cwd, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "iclab", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "iclab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def _clean_error(result, *needles):
@@ -73,8 +87,15 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_points_names_and_values():
-    sweep = sweep_from_dict({"name": "s", "config": BASE, "grid": {"task.pool_size": [1, 4]},
-                             "zip": {"model.n_layer": [1, 2], "model.n_embd": [16, 32]}, "seeds": [0, 1, 2]})
+    sweep = sweep_from_dict(
+        {
+            "name": "s",
+            "config": BASE,
+            "grid": {"task.pool_size": [1, 4]},
+            "zip": {"model.n_layer": [1, 2], "model.n_embd": [16, 32]},
+            "seeds": [0, 1, 2],
+        }
+    )
     assert len(sweep.points) == 2 * 2 * 3
     assert sweep.axes == [["task.pool_size"], ["model.n_layer", "model.n_embd"], ["train.seed"]]
     p = sweep.point("pool_size=4_n_layer=2_n_embd=32_seed=1")
@@ -82,21 +103,32 @@ def test_points_names_and_values():
     assert p.config["model"]["n_embd"] == 32 and p.config["train"]["seed"] == 1
     assert p.config["name"] == p.name and p.config["task"]["noise_std"] == 0.25  # the base is kept
     # keys that end alike are written in full; values are made folder-safe
-    assert point_name({"task.n_dims": 3, "model.n_dims": 4}, ["task.n_dims", "model.n_dims"]) == \
-        "task.n_dims=3_model.n_dims=4"
-    assert point_name({"train.lr": 0.001, "task.n_tasks": None}, ["train.lr", "task.n_tasks"]) == "lr=0.001_n_tasks=null"
+    assert (
+        point_name({"task.n_dims": 3, "model.n_dims": 4}, ["task.n_dims", "model.n_dims"])
+        == "task.n_dims=3_model.n_dims=4"
+    )
+    assert (
+        point_name({"train.lr": 0.001, "task.n_tasks": None}, ["train.lr", "task.n_tasks"]) == "lr=0.001_n_tasks=null"
+    )
 
 
 def test_recipe_base_and_set():
-    sweep = sweep_from_dict({"name": "r", "recipe": "raventos2023_task_pool", "set": {"train.steps": 7},
-                             "grid": {"task.pool_size": [2, 8]}})
+    sweep = sweep_from_dict(
+        {"name": "r", "recipe": "raventos2023_task_pool", "set": {"train.steps": 7}, "grid": {"task.pool_size": [2, 8]}}
+    )
     assert [p.config["task"]["pool_size"] for p in sweep.points] == [2, 8]
     assert all(p.config["train"]["steps"] == 7 and p.config["task"]["n_dims"] == 8 for p in sweep.points)
 
 
 def test_recipe_arguments_are_axes():
-    sweep = sweep_from_dict({"name": "m", "recipe": "arora2023_mqar", "set": {"train.steps": 9},
-                             "grid": {"recipe_args.family": ["attention", "lstm"], "recipe_args.n_embd": [16, 32]}})
+    sweep = sweep_from_dict(
+        {
+            "name": "m",
+            "recipe": "arora2023_mqar",
+            "set": {"train.steps": 9},
+            "grid": {"recipe_args.family": ["attention", "lstm"], "recipe_args.n_embd": [16, 32]},
+        }
+    )
     assert [p.name for p in sweep.points][:2] == ["family=attention_n_embd=16", "family=attention_n_embd=32"]
     lstm = sweep.point("family=lstm_n_embd=32")
     assert lstm.config["model"]["name"] == "rnn" and lstm.config["model"]["cell"] == "lstm"
@@ -114,21 +146,24 @@ def test_every_shipped_sweep_expands(name):
     assert len(sweep.points) >= 8 and sweep.compare.metric
 
 
-@pytest.mark.parametrize("data, needle", [
-    ({"grid": {"task.pool_sizee": [1, 2]}}, "grid.task.pool_sizee: unknown field"),
-    ({"grid": {"task.pool_size": ["many", 2]}}, "grid.task.pool_size: 'many': expected an integer"),
-    ({"zip": {"model.n_layer": [1, 0], "model.n_embd": [16, 32]}}, "zip.model.n_layer: 0: must be positive"),
-    ({"seeds": [-1]}, "seeds: -1: must be"),
-    ({"grid": {"task.pool_size": []}}, "grid.task.pool_size: is empty"),
-    ({"grid": {"task.pool_size": 4}}, "grid.task.pool_size: expected a list"),
-    ({"zip": {"model.n_layer": [1, 2], "model.n_embd": [16]}}, "lists of different lengths"),
-    ({"grid": {"train.seed": [0]}, "seeds": [1]}, "train.seed is swept twice"),
-    ({"grid": {"task.pool_size": [1]}, "sed": [0]}, "sed: unknown sweep field"),
-    ({}, "no axes"),
-    ({"seeds": [0], "recipe": "nope"}, "recipe: unknown recipe 'nope'"),
-    ({"seeds": [0], "executor": {"name": "cloud"}}, "executor.name"),
-    ({"seeds": [0], "slurm": {"time_min": 0}}, "slurm.time_min"),
-])
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"grid": {"task.pool_sizee": [1, 2]}}, "grid.task.pool_sizee: unknown field"),
+        ({"grid": {"task.pool_size": ["many", 2]}}, "grid.task.pool_size: 'many': expected an integer"),
+        ({"zip": {"model.n_layer": [1, 0], "model.n_embd": [16, 32]}}, "zip.model.n_layer: 0: must be positive"),
+        ({"seeds": [-1]}, "seeds: -1: must be"),
+        ({"grid": {"task.pool_size": []}}, "grid.task.pool_size: is empty"),
+        ({"grid": {"task.pool_size": 4}}, "grid.task.pool_size: expected a list"),
+        ({"zip": {"model.n_layer": [1, 2], "model.n_embd": [16]}}, "lists of different lengths"),
+        ({"grid": {"train.seed": [0]}, "seeds": [1]}, "train.seed is swept twice"),
+        ({"grid": {"task.pool_size": [1]}, "sed": [0]}, "sed: unknown sweep field"),
+        ({}, "no axes"),
+        ({"seeds": [0], "recipe": "nope"}, "recipe: unknown recipe 'nope'"),
+        ({"seeds": [0], "executor": {"name": "cloud"}}, "executor.name"),
+        ({"seeds": [0], "slurm": {"time_min": 0}}, "slurm.time_min"),
+    ],
+)
 def test_bad_axes_are_config_errors(data, needle):
     data = {"name": "bad", **({"config": BASE} if "recipe" not in data else {}), **data}
     with pytest.raises(ConfigError) as e:
@@ -146,8 +181,13 @@ def killed_and_finished(tmp_path_factory):
     lab = tmp_path_factory.mktemp("sweep")
     path = sweep_file(lab)
     folder = lab / "sweeps" / "grid"
-    driver = subprocess.Popen([sys.executable, "-m", "iclab", "sweep", path.name], cwd=lab,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "iclab", "sweep", path.name],
+        cwd=lab,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:  # kill once two points are done and another has a checkpoint but is not done
         try:
@@ -205,13 +245,35 @@ def test_comparison_table_and_report(killed_and_finished):
     assert f"href='{run}/report.html'" in report and "data:image/png;base64" in report
     assert (folder / "plots" / f"compare_error_at_k{last['k']}.png").stat().st_size > 10_000
     # iclab compare on the sweep and a loose run, grouped by seed
-    out = iclab("compare", folder, "--x", "task.pool_size", "--by", "train.seed", "--metric", "error_mean",
-                "--out", lab / "cmp", cwd=lab)
+    out = iclab(
+        "compare",
+        folder,
+        "--x",
+        "task.pool_size",
+        "--by",
+        "train.seed",
+        "--metric",
+        "error_mean",
+        "--out",
+        lab / "cmp",
+        cwd=lab,
+    )
     assert out.returncode == 0, out.stderr
     assert "error_mean" in out.stdout and (lab / "cmp" / "plots" / "compare_error_mean.png").is_file()
     # one panel per seed
-    out = iclab("compare", folder, "--x", "task.pool_size", "--panel", "train.seed", "--metric", "error_mean",
-                "--out", lab / "cmp2", cwd=lab)
+    out = iclab(
+        "compare",
+        folder,
+        "--x",
+        "task.pool_size",
+        "--panel",
+        "train.seed",
+        "--metric",
+        "error_mean",
+        "--out",
+        lab / "cmp2",
+        cwd=lab,
+    )
     assert out.returncode == 0, out.stderr
     from matplotlib.image import imread
 
@@ -240,20 +302,25 @@ def test_a_sweep_folder_takes_only_its_own_sweep(killed_and_finished):
     lab, folder, _, _ = killed_and_finished
     before = _snapshot(folder)
     other = dict(BASE, task=dict(BASE["task"], noise_std=0.5))
-    (lab / "other.yaml").write_text(yaml.safe_dump({"name": "grid", "config": other, "grid": {"task.pool_size": [1, 2, 4, 8]},
-                                                    "seeds": [0, 1]}))
+    (lab / "other.yaml").write_text(
+        yaml.safe_dump({"name": "grid", "config": other, "grid": {"task.pool_size": [1, 2, 4, 8]}, "seeds": [0, 1]})
+    )
     _clean_error(iclab("sweep", "other.yaml", cwd=lab), "holds a different sweep", "task.noise_std")
-    (lab / "fewer.yaml").write_text(yaml.safe_dump({"name": "grid", "config": BASE, "grid": {"task.pool_size": [1, 2]},
-                                                    "seeds": [0, 1]}))
+    (lab / "fewer.yaml").write_text(
+        yaml.safe_dump({"name": "grid", "config": BASE, "grid": {"task.pool_size": [1, 2]}, "seeds": [0, 1]})
+    )
     _clean_error(iclab("sweep", "fewer.yaml", cwd=lab), "holds a different sweep", "pool_size=4_seed=0")
     assert _snapshot(folder) == before
 
 
-@pytest.mark.parametrize("axes, needle", [
-    ({"grid": {"task.nope": [1]}}, "task.nope"),
-    ({"grid": {"train.lr": ["fast"]}}, "train.lr"),
-    ({"grid": {"task.pool_size": []}}, "is empty"),
-])
+@pytest.mark.parametrize(
+    "axes, needle",
+    [
+        ({"grid": {"task.nope": [1]}}, "task.nope"),
+        ({"grid": {"train.lr": ["fast"]}}, "train.lr"),
+        ({"grid": {"task.pool_size": []}}, "is empty"),
+    ],
+)
 def test_bad_axes_from_the_cli(tmp_path, axes, needle):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "bad", "config": BASE, **axes}))
     _clean_error(iclab("sweep", "bad.yaml", cwd=tmp_path), "bad.yaml", needle)
@@ -262,8 +329,10 @@ def test_bad_axes_from_the_cli(tmp_path, axes, needle):
 
 def test_slurm_without_submitit_is_refused(tmp_path):
     sweep_file(tmp_path, "s")
-    code = ("import sys; sys.modules['submitit'] = None; from iclab.cli import main; "
-            "sys.exit(main(['sweep', 's.yaml', '--executor', 'slurm']))")
+    code = (
+        "import sys; sys.modules['submitit'] = None; from iclab.cli import main; "
+        "sys.exit(main(['sweep', 's.yaml', '--executor', 'slurm']))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     _clean_error(out, "--executor slurm", "pip install 'iclab[slurm]'")
     assert not (tmp_path / "sweeps").exists()
@@ -272,10 +341,17 @@ def test_slurm_without_submitit_is_refused(tmp_path):
 @pytest.mark.slow
 def test_compare_bad_input(killed_and_finished, tmp_path):
     lab, folder, _, _ = killed_and_finished
-    _clean_error(iclab("compare", folder, "--x", "model.n_layer", "--out", tmp_path / "c", cwd=lab), "--x", "task.pool_size")
-    _clean_error(iclab("compare", folder, "--metric", "bleu", "--out", tmp_path / "c", cwd=lab), "--metric", "error_mean")
-    _clean_error(iclab("compare", folder, "--panel", "model.depth", "--out", tmp_path / "c", cwd=lab), "--panel",
-                 "task.pool_size")
+    _clean_error(
+        iclab("compare", folder, "--x", "model.n_layer", "--out", tmp_path / "c", cwd=lab), "--x", "task.pool_size"
+    )
+    _clean_error(
+        iclab("compare", folder, "--metric", "bleu", "--out", tmp_path / "c", cwd=lab), "--metric", "error_mean"
+    )
+    _clean_error(
+        iclab("compare", folder, "--panel", "model.depth", "--out", tmp_path / "c", cwd=lab),
+        "--panel",
+        "task.pool_size",
+    )
     _clean_error(iclab("compare", tmp_path / "nowhere", cwd=lab), "no such sweep or run folder")
     (tmp_path / "loose").mkdir()
     (tmp_path / "loose" / "config.yaml").write_text("task: {name: linear_regression}\n")
@@ -295,11 +371,25 @@ def test_slurm_array_with_a_preempted_task_requeued(tmp_path):
 
     env = dict(os.environ, **fake_slurm.install(tmp_path / "bin", tmp_path / "slurm-state"))
     base = dict(BASE, train=dict(BASE["train"], steps=600, checkpoint_every=50))
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
-        "name": "array", "config": base, "grid": {"task.pool_size": [1, 2, 4]},
-        "executor": {"name": "slurm"}, "slurm": {"cpus_per_task": 1, "array_parallelism": 2, "time_min": 30}}))
-    driver = subprocess.Popen([sys.executable, "-m", "iclab", "sweep", "s.yaml"], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    (tmp_path / "s.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "array",
+                "config": base,
+                "grid": {"task.pool_size": [1, 2, 4]},
+                "executor": {"name": "slurm"},
+                "slurm": {"cpus_per_task": 1, "array_parallelism": 2, "time_min": 30},
+            }
+        )
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "iclab", "sweep", "s.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     folder = tmp_path / "sweeps" / "array"
     victim, job = "pool_size=2", None
     deadline = time.time() + 300

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from conftest import real_valued
 
+from conftest import real_valued
 from iclab.config import load_config
 from iclab.tasks import TASKS, Curriculum, make_task
 
@@ -43,8 +43,14 @@ def test_curriculum_schedule():
 
 
 def test_curriculum_zeroes_inactive_dimensions_and_shortens_prompts():
-    task = _task("task.n_dims=6", "task.n_points=9", "task.curriculum.dims_start=2", "task.curriculum.dims_every=10",
-                 "task.curriculum.points_start=5", "task.curriculum.points_every=10")
+    task = _task(
+        "task.n_dims=6",
+        "task.n_points=9",
+        "task.curriculum.dims_start=2",
+        "task.curriculum.dims_every=10",
+        "task.curriculum.points_start=5",
+        "task.curriculum.points_every=10",
+    )
     p = task.train_batch(4, seed=0, step=0)
     assert p.xs.shape == (4, 5, 6)
     assert torch.all(p.xs[:, :, 2:] == 0) and torch.all(p.xs[:, :, :2] != 0)

@@ -15,9 +15,10 @@ from torch import nn
 
 from iclab.config import load_config
 from iclab.errors import ConfigError
-from iclab.kinds.tokens.generation import evaluate_generation, generate
-from iclab.learners import make_learner
 from iclab.kinds import build_for_task
+from iclab.kinds.tokens.generation import evaluate_generation, generate
+from iclab.kinds.tokens.metrics import token_metrics
+from iclab.learners import make_learner
 from iclab.models import MODELS
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.arithmetic import (
@@ -28,7 +29,6 @@ from iclab.tasks.arithmetic import (
     parse_answer,
 )
 from iclab.tasks.rasp import PROGRAMS, program_labels
-from iclab.kinds.tokens.metrics import token_metrics
 
 
 def task_of(name, **fields):
@@ -44,26 +44,33 @@ def task_of(name, **fields):
 # add_examples_algorithmic_500.txt), and the plain example of the paper
 REFERENCE = {
     "plain": {(128, 367): "128+367=495\n"},
-    "reverse": {(826, 574): "$826+574=0041$\n", (3, 9): "$3+9=21$\n", (864, 37): "$864+37=109$\n",
-                (2, 7): "$2+7=9$\n", (99, 16): "$99+16=511$\n"},
+    "reverse": {
+        (826, 574): "$826+574=0041$\n",
+        (3, 9): "$3+9=21$\n",
+        (864, 37): "$864+37=109$\n",
+        (2, 7): "$2+7=9$\n",
+        (99, 16): "$99+16=511$\n",
+    },
     "simple_scratchpad": {
         (638, 662): "Input:\n638+662\nTarget:\nA->0 , C->1\nA->0 , C->1\nA->3 , C->1.\n1300\n",
         (497, 97): "Input:\n497+97\nTarget:\nA->4 , C->1\nA->9 , C->1\nA->5 , C->0.\n594\n",
         (5, 3): "Input:\n5+3\nTarget:\nA->8 , C->0.\n8\n",
-        (0, 11): "Input:\n0+11\nTarget:\nA->1 , C->0\nA->1 , C->0.\n11\n"},
+        (0, 11): "Input:\n0+11\nTarget:\nA->1 , C->0\nA->1 , C->0.\n11\n",
+    },
     "scratchpad": {
         (864, 37): "Input:\n864+37\nTarget:\n<scratch>\n[8,6,4] has 3 digits.\n[3,7] has 2 digits.\n"
-                   "[8,6,4] + [3,7] , A=[] , C=0 , 4+7+0=11 , A->1 , C->1\n"
-                   "[8,6] + [3] , A=[1] , C=1 , 6+3+1=10 , A->0 , C->1\n"
-                   "[8] + [] , A=[0,1] , C=1 , 8+0+1=9 , A->9 , C->0\n"
-                   "[] + [] , A=[9,0,1] C=0 , END\n</scratch>\n9 0 1\n",
+        "[8,6,4] + [3,7] , A=[] , C=0 , 4+7+0=11 , A->1 , C->1\n"
+        "[8,6] + [3] , A=[1] , C=1 , 6+3+1=10 , A->0 , C->1\n"
+        "[8] + [] , A=[0,1] , C=1 , 8+0+1=9 , A->9 , C->0\n"
+        "[] + [] , A=[9,0,1] C=0 , END\n</scratch>\n9 0 1\n",
         (3, 9): "Input:\n3+9\nTarget:\n<scratch>\n[3] has 1 digits.\n[9] has 1 digits.\n"
-                "[3] + [9] , A=[] , C=0 , 3+9+0=12 , A->2 , C->1\n[] + [] , A=[2] C=1 , END\n</scratch>\n1 2\n",
+        "[3] + [9] , A=[] , C=0 , 3+9+0=12 , A->2 , C->1\n[] + [] , A=[2] C=1 , END\n</scratch>\n1 2\n",
         (15, 404): "Input:\n15+404\nTarget:\n<scratch>\n[1,5] has 2 digits.\n[4,0,4] has 3 digits.\n"
-                   "[1,5] + [4,0,4] , A=[] , C=0 , 5+4+0=9 , A->9 , C->0\n"
-                   "[1] + [4,0] , A=[9] , C=0 , 1+0+0=1 , A->1 , C->0\n"
-                   "[] + [4] , A=[1,9] , C=0 , 0+4+0=4 , A->4 , C->0\n"
-                   "[] + [] , A=[4,1,9] C=0 , END\n</scratch>\n4 1 9\n"},
+        "[1,5] + [4,0,4] , A=[] , C=0 , 5+4+0=9 , A->9 , C->0\n"
+        "[1] + [4,0] , A=[9] , C=0 , 1+0+0=1 , A->1 , C->0\n"
+        "[] + [4] , A=[1,9] , C=0 , 0+4+0=4 , A->4 , C->0\n"
+        "[] + [] , A=[4,1,9] C=0 , END\n</scratch>\n4 1 9\n",
+    },
 }
 
 
@@ -146,7 +153,7 @@ def test_held_out_pairs_are_never_training_pairs_and_length_generalisation_draws
 def test_loss_on_all_tokens_or_the_answer_only(loss_on):
     task = task_of("arithmetic", n_train=200, loss_on=loss_on, format="plain")
     batch = task.train_batch(8, seed=0, step=0)
-    for row_t, row_y, ex_key in zip(batch.tokens, batch.targets, range(8)):
+    for row_t, row_y in zip(batch.tokens, batch.targets):
         text = task.vocab.decode(row_t)
         scored = (row_y >= 0).sum().item()
         n_answer = len(text.split("=")[1]) + 1  # the answer's characters and the newline after it
@@ -218,15 +225,32 @@ def test_arithmetic_oracle_learner_is_perfect_on_held_out_prompts():
 
 def test_cli_refuses_numbers_longer_than_the_context_before_writing(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "iclab", "train", "--recipe", "lee2023_arithmetic", "--set",
-                           "task.n_digits=12", "--set", "model.n_positions=30", "--set", "train.steps=1",
-                           "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iclab",
+            "train",
+            "--recipe",
+            "lee2023_arithmetic",
+            "--set",
+            "task.n_digits=12",
+            "--set",
+            "model.n_positions=30",
+            "--set",
+            "train.steps=1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and not out.exists()
     assert proc.stderr.count("\n") == 1 and "model.n_positions: must be at least" in proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------- RASP
+
 
 def _reduce(s):
     """Cancel matched bracket pairs until none is left (an independent Dyck recogniser)."""
@@ -273,23 +297,33 @@ def test_rasp_programs_by_independent_properties():
         dh = [int(h) for h in program_labels("double_hist", xs)]
         assert all(d == len({y for y in set(xs) if xs.count(y) == xs.count(x)}) for d, x in zip(dh, xs))
         mf = [y for y in program_labels("most_freq", xs) if y is not None]
-        assert sorted(mf) == sorted(set(xs)) and [xs.count(y) for y in mf] == sorted((xs.count(y) for y in mf),
-                                                                                       reverse=True)
+        assert sorted(mf) == sorted(set(xs)) and [xs.count(y) for y in mf] == sorted(
+            (xs.count(y) for y in mf), reverse=True
+        )
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_every_rasp_program_has_the_published_setting_and_its_oracle_scores_100(program):
     task = task_of("rasp", program=program, n_train=200)
-    symbols = {"reverse": 5, "sort": 5, "hist": 6, "double_hist": 6, "most_freq": 6, "dyck1": 2, "dyck2": 4,
-               "induction": 10}
+    symbols = {
+        "reverse": 5,
+        "sort": 5,
+        "hist": 6,
+        "double_hist": 6,
+        "most_freq": 6,
+        "dyck1": 2,
+        "dyck2": 4,
+        "induction": 10,
+    }
     assert len(task.inputs) == symbols[program]
     prompts = task.eval_prompts(64, seed=0)
     assert not {ex.key for ex in task.eval_examples(64, 0)} & task.train_keys()
     m = token_metrics(make_learner("oracle", task=task).predict(prompts), prompts)
     assert m["accuracy"][prompts.scored].min() == 1 and prompts.scored.any()
     lengths = [len(ex.key) for ex in task.eval_examples(64, 0)]
-    lo, hi = {"reverse": (1, 6), "sort": (1, 6), "dyck1": (16, 16), "dyck2": (16, 16),
-              "induction": (9, 9)}.get(program, (1, 7))
+    lo, hi = {"reverse": (1, 6), "sort": (1, 6), "dyck1": (16, 16), "dyck2": (16, 16), "induction": (9, 9)}.get(
+        program, (1, 7)
+    )
     assert lo <= min(lengths) and max(lengths) <= hi
     # the labels are what the program says, at the answer slots (or the input positions)
     ex = task.eval_examples(1, 0)[0]
@@ -298,6 +332,7 @@ def test_every_rasp_program_has_the_published_setting_and_its_oracle_scores_100(
 
 
 # ---------------------------------------------------------------------------------------------- MQAR
+
 
 def test_mqar_prompts_follow_zoology():
     task = task_of("mqar", seq_len=64, n_pairs=8, vocab_size=128, n_train=None)
@@ -330,7 +365,8 @@ def test_mqar_oracle_is_perfect_and_queries_are_the_only_labels():
     m = token_metrics(make_learner("oracle", task=task).predict(prompts), prompts)
     assert m["accuracy"][prompts.scored].min() == 1
     fill = task_of("mqar", seq_len=64, n_pairs=8, vocab_size=128, random_non_queries=False).draw(
-        np.random.default_rng(0))
+        np.random.default_rng(0)
+    )
     rest = np.ones(64, dtype=bool)
     rest[:16] = False
     rest[fill.scored] = False
@@ -351,15 +387,32 @@ def test_every_family_decodes_its_own_greedy_answer(family, quick_lm):
         assert len(new) == 5
         with torch.no_grad():
             logits = model(torch.tensor([p + new[:-1]]))[0]
-        assert logits[len(p) - 1:].argmax(-1).tolist() == new
+        assert logits[len(p) - 1 :].argmax(-1).tolist() == new
 
 
 @pytest.mark.slow
 def test_a_recipe_fitted_to_one_program_refits_its_positions_to_another(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "iclab", "train", "--recipe", "friedman2023_rasp", "--set",
-                           "task.program=dyck1", "--set", "train.steps=2", "--set", "eval.n_prompts=8", "--out",
-                           str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iclab",
+            "train",
+            "--recipe",
+            "friedman2023_rasp",
+            "--set",
+            "task.program=dyck1",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "eval.n_prompts=8",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "n_positions: 17" in (out / "config.yaml").read_text()  # <s> and 16 brackets (sort needs 14)
 
@@ -422,39 +475,48 @@ def test_primer_qkv_convolution_is_causal_and_holds_plain_and_token_shift_attent
         load_config(None, ["model.qkv_conv=-1"])
 
 
-@pytest.mark.parametrize("args,field", [
-    (["--recipe", "lee2023_arithmetic", "--set", "task.format=binary"], "task.format"),
-    (["--recipe", "friedman2023_rasp", "--set", "task.n_symbols=0"], "task.n_symbols"),
-    (["--recipe", "arora2023_mqar", "--set", "task.vocab_size=0"], "task.vocab_size"),
-])
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--recipe", "lee2023_arithmetic", "--set", "task.format=binary"], "task.format"),
+        (["--recipe", "friedman2023_rasp", "--set", "task.n_symbols=0"], "task.n_symbols"),
+        (["--recipe", "arora2023_mqar", "--set", "task.vocab_size=0"], "task.vocab_size"),
+    ],
+)
 def test_bad_token_task_input_leaves_an_existing_run_untouched(tmp_path, args, field):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("kept\n")
-    proc = subprocess.run([sys.executable, "-m", "iclab", "train", *args, "--out", str(run), "--overwrite"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "iclab", "train", *args, "--out", str(run), "--overwrite"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith(f"iclab: error: {field}:"), proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert [p.name for p in run.iterdir()] == ["config.yaml"] and (run / "config.yaml").read_text() == "kept\n"
 
 
-@pytest.mark.parametrize("task,overrides,field", [
-    ("arithmetic", ["task.format=binary"], "task.format"),
-    ("arithmetic", ["task.max_length=10"], "task.max_length"),  # numbers longer than the context
-    ("arithmetic", ["model.n_positions=10"], "model.n_positions"),
-    ("arithmetic", ["task.n_train=50"], "task.n_train"),
-    ("arithmetic", ["task.n_digits=0"], "task.n_digits"),
-    ("arithmetic", ["eval.temperature=-1"], "eval.temperature"),
-    ("rasp", ["task.program=parity"], "task.program"),
-    ("rasp", ["task.n_symbols=0"], "task.n_symbols"),  # an empty vocabulary
-    ("rasp", ["task.program=dyck1", "task.n_symbols=3"], "task.n_symbols"),
-    ("rasp", ["task.program=reverse", "task.n_train=12000"], "task.n_train"),
-    ("rasp", ["task.min_length=5", "task.max_length=3"], "task.min_length"),
-    ("mqar", ["task.vocab_size=0"], "task.vocab_size"),
-    ("mqar", ["task.seq_len=63"], "task.seq_len"),
-    ("mqar", ["task.n_pairs=20"], "task.n_pairs"),
-    ("mqar", ["task.vocab_size=32"], "task.vocab_size"),
-])
+@pytest.mark.parametrize(
+    "task,overrides,field",
+    [
+        ("arithmetic", ["task.format=binary"], "task.format"),
+        ("arithmetic", ["task.max_length=10"], "task.max_length"),  # numbers longer than the context
+        ("arithmetic", ["model.n_positions=10"], "model.n_positions"),
+        ("arithmetic", ["task.n_train=50"], "task.n_train"),
+        ("arithmetic", ["task.n_digits=0"], "task.n_digits"),
+        ("arithmetic", ["eval.temperature=-1"], "eval.temperature"),
+        ("rasp", ["task.program=parity"], "task.program"),
+        ("rasp", ["task.n_symbols=0"], "task.n_symbols"),  # an empty vocabulary
+        ("rasp", ["task.program=dyck1", "task.n_symbols=3"], "task.n_symbols"),
+        ("rasp", ["task.program=reverse", "task.n_train=12000"], "task.n_train"),
+        ("rasp", ["task.min_length=5", "task.max_length=3"], "task.min_length"),
+        ("mqar", ["task.vocab_size=0"], "task.vocab_size"),
+        ("mqar", ["task.seq_len=63"], "task.seq_len"),
+        ("mqar", ["task.n_pairs=20"], "task.n_pairs"),
+        ("mqar", ["task.vocab_size=32"], "task.vocab_size"),
+    ],
+)
 def test_token_task_config_mistakes_name_the_field(task, overrides, field):
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}"):
         load_config(None, [f"task.name={task}", *overrides])

@@ -10,12 +10,12 @@ import torch
 
 from iclab.config import load_config
 from iclab.errors import ConfigError
+from iclab.kinds.tokens.metrics import token_metrics
 from iclab.learners import LEARNERS, make_learner
 from iclab.models import MODELS
 from iclab.models.ngram_heads import ngram_matches
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.regbench import automaton_key, minimise, random_automaton
-from iclab.kinds.tokens.metrics import token_metrics
 from iclab.types import IGNORE_INDEX
 
 TOKEN_TASKS = [name for name, cls in TASKS.items() if cls.prompt_kind == "tokens"]
@@ -30,6 +30,7 @@ def small_regbench(**changes):
 
 
 # ---------------------------------------------------------------------------------------------- REGBENCH data
+
 
 def _accepts(transitions, word):
     state = 0
@@ -64,7 +65,12 @@ def test_regbench_prompts_follow_the_paper_setting():
     task = make_task(TASKS["regbench"].Config(n_train=20))
     p = task.eval_prompts(60, seed=3)
     v = task.vocab
-    assert len(v) == 20 and v.symbols[0] == "." and v.symbols[-1] == "|" and "".join(v.symbols[1:-1]) == "abcdefghijklmnopqr"
+    assert (
+        len(v) == 20
+        and v.symbols[0] == "."
+        and v.symbols[-1] == "|"
+        and "".join(v.symbols[1:-1]) == "abcdefghijklmnopqr"
+    )
     assert p.tokens.shape[1] <= 511
     for i in range(p.batch_size):
         text = v.decode(p.tokens[i])
@@ -91,8 +97,11 @@ def test_training_and_held_out_automata_are_distinct():
 
 
 # small settings of every token task (a task not named here takes its defaults)
-SMALL = {"regbench": {"max_length": 60}, "arithmetic": {"sampler": "uniform", "n_digits": 2},
-         "mqar": {"seq_len": 32, "n_pairs": 4, "vocab_size": 64}}
+SMALL = {
+    "regbench": {"max_length": 60},
+    "arithmetic": {"sampler": "uniform", "n_digits": 2},
+    "mqar": {"seq_len": 32, "n_pairs": 4, "vocab_size": 64},
+}
 
 
 def small_task(name, **changes):
@@ -132,16 +141,34 @@ def test_every_token_task_trains_evaluates_and_reports(name, tmp_path):
     from iclab.training.loop import train
 
     small = [f"task.{k}={v}" for k, v in SMALL.get(name, {}).items()]
-    cfg = load_config(None, [f"task.name={name}", "task.n_train=12", *small, "model.n_layer=1",
-                             "model.n_embd=16", "model.n_head=2", "train.steps=4", "train.batch_size=4",
-                             "train.device=cpu", "train.eval_every=2", "train.eval_prompts=4", "train.log_every=2",
-                             "eval.n_prompts=8"])
+    cfg = load_config(
+        None,
+        [
+            f"task.name={name}",
+            "task.n_train=12",
+            *small,
+            "model.n_layer=1",
+            "model.n_embd=16",
+            "model.n_head=2",
+            "train.steps=4",
+            "train.batch_size=4",
+            "train.device=cpu",
+            "train.eval_every=2",
+            "train.eval_prompts=4",
+            "train.log_every=2",
+            "eval.n_prompts=8",
+        ],
+    )
     assert train(cfg, tmp_path / "r", progress_bar=False).step == 4
     rows = evaluate_run(tmp_path / "r")
     task = make_task(cfg.task)
     labels = {"model", *[make_learner(s, task=task).label for s in task.relevant_learners()]}
-    assert {r["learner"] for r in rows} == labels and {r["metric"] for r in rows} == {"accuracy", "tvd",
-                                                                                        "cross_entropy", "kl"}
+    assert {r["learner"] for r in rows} == labels and {r["metric"] for r in rows} == {
+        "accuracy",
+        "tvd",
+        "cross_entropy",
+        "kl",
+    }
     summary = read_summary(tmp_path / "r" / "eval" / "summary.csv")
     assert {r["learner"] for r in summary} == labels
     assert write_report(tmp_path / "r").is_file() and (tmp_path / "r" / "plots" / "curves_tokens.png").is_file()
@@ -149,13 +176,14 @@ def test_every_token_task_trains_evaluates_and_reports(name, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- learners
 
+
 def _counts(texts, big_n):
     counts = {n: Counter() for n in range(1, big_n + 1)}
     for text in texts:
         padded = "_" * (big_n - 1) + text
         for n in counts:
             for i in range(len(padded) - n + 1):
-                counts[n][padded[i:i + n]] += 1
+                counts[n][padded[i : i + n]] += 1
     return counts
 
 
@@ -163,8 +191,9 @@ def _backoff(prefix, chars, n, counts, vocab):
     out = []
     for ch in chars:
         if prefix + ch in counts[n]:
-            out.append(counts[1][ch] / sum(counts[1].values()) if n == 1 else
-                       counts[n][prefix + ch] / counts[n - 1][prefix])
+            out.append(
+                counts[1][ch] / sum(counts[1].values()) if n == 1 else counts[n][prefix + ch] / counts[n - 1][prefix]
+            )
         else:
             seen = sum(counts[n][prefix + o] / counts[n - 1][prefix] for o in vocab if prefix + o in counts[n])
             unseen = [o for o in vocab if prefix + o not in counts[n]]
@@ -184,7 +213,7 @@ def ngram_per_prompt(text, big_n, symbols):
             total = sum(counts[1][c] for c in vocab)
             probs = [counts[1][c] / total for c in vocab]
         else:
-            cur = texts[-1][-(big_n - 1):]
+            cur = texts[-1][-(big_n - 1) :]
             probs = _backoff("_" * (big_n - 1 - len(cur)) + cur, vocab, big_n, counts, vocab)
         row = np.zeros(len(symbols))
         for c, pr in zip(vocab, probs):
@@ -265,6 +294,7 @@ def test_token_metrics_by_hand():
 
 # ---------------------------------------------------------------------------------------------- models
 
+
 def test_ngram_matches_against_a_loop():
     ids = torch.randint(1, 4, (2, 30))
     for n in (1, 2, 3):
@@ -272,8 +302,12 @@ def test_ngram_matches_against_a_loop():
         for b in range(2):
             for i in range(30):
                 for j in range(30):
-                    want = j < i and j - n >= 0 and i - n + 1 >= 0 and \
-                        all(ids[b, j - 1 - k] == ids[b, i - k] for k in range(n))
+                    want = (
+                        j < i
+                        and j - n >= 0
+                        and i - n + 1 >= 0
+                        and all(ids[b, j - 1 - k] == ids[b, i - k] for k in range(n))
+                    )
                     assert bool(got[b, i, j]) == want, (n, b, i, j)
 
 
@@ -307,24 +341,58 @@ def test_a_language_model_with_an_ngram_head_learns_in_context_bigrams(tmp_path)
     from iclab.rundir import read_summary
     from iclab.training.loop import train
 
-    cfg = load_config(None, ["task.name=regbench", "task.n_train=400", "task.max_length=160", "model.n_layer=2",
-                             "model.ngram_heads=[1]", "model.n_embd=32", "model.n_head=2", "train.steps=150", "train.batch_size=16",
-                             "train.lr=3e-3", "train.warmup_steps=20", "train.device=cpu", "train.threads=1",
-                             "train.eval_every=0", "eval.n_prompts=64", "eval.learners=[unigram, ngram(n=2)]"])
+    cfg = load_config(
+        None,
+        [
+            "task.name=regbench",
+            "task.n_train=400",
+            "task.max_length=160",
+            "model.n_layer=2",
+            "model.ngram_heads=[1]",
+            "model.n_embd=32",
+            "model.n_head=2",
+            "train.steps=150",
+            "train.batch_size=16",
+            "train.lr=3e-3",
+            "train.warmup_steps=20",
+            "train.device=cpu",
+            "train.threads=1",
+            "train.eval_every=0",
+            "eval.n_prompts=64",
+            "eval.learners=[unigram, ngram(n=2)]",
+        ],
+    )
     train(cfg, tmp_path / "r", progress_bar=False)
     evaluate_run(tmp_path / "r", plot=False)
-    acc = {r["learner"]: r["mean"] for r in read_summary(tmp_path / "r" / "eval" / "summary.csv")
-           if r["metric"] == "accuracy"}
+    acc = {
+        r["learner"]: r["mean"]
+        for r in read_summary(tmp_path / "r" / "eval" / "summary.csv")
+        if r["metric"] == "accuracy"
+    }
     assert acc["model"] > acc["unigram"] + 0.1
 
 
 def test_token_resume_is_bitwise_exact(tmp_path):
     from iclab.training.loop import train
 
-    cfg = load_config(None, ["task.name=regbench", "task.n_train=10", "task.max_length=60", "model.n_layer=1",
-                             "model.n_embd=16", "model.n_head=2", "model.ngram_heads=[2]", "train.steps=12",
-                             "train.batch_size=4", "train.checkpoint_every=5", "train.device=cpu",
-                             "train.threads=1", "train.eval_every=0"])
+    cfg = load_config(
+        None,
+        [
+            "task.name=regbench",
+            "task.n_train=10",
+            "task.max_length=60",
+            "model.n_layer=1",
+            "model.n_embd=16",
+            "model.n_head=2",
+            "model.ngram_heads=[2]",
+            "train.steps=12",
+            "train.batch_size=4",
+            "train.checkpoint_every=5",
+            "train.device=cpu",
+            "train.threads=1",
+            "train.eval_every=0",
+        ],
+    )
     train(cfg, tmp_path / "a", progress_bar=False)
     train(cfg, tmp_path / "b", stop_after=6, progress_bar=False)
     train(cfg, tmp_path / "b", resume=True, progress_bar=False)
@@ -333,14 +401,17 @@ def test_token_resume_is_bitwise_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("overrides,field", [
-    (["model.name=linear_self_attention", "model.encoder=stacked"], "model.name"),
-    (["model.n_positions=100"], "model.n_positions"),
-    (["task.n_train=0"], "task.n_train"),
-    (["eval.learners=[least_squares]"], "eval.learners[0]"),
-    (["eval.shifts=[noisy_y]"], "eval.shifts[0]"),
-    (["train.loss_on=last"], "train.loss_on"),
-])
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        (["model.name=linear_self_attention", "model.encoder=stacked"], "model.name"),
+        (["model.n_positions=100"], "model.n_positions"),
+        (["task.n_train=0"], "task.n_train"),
+        (["eval.learners=[least_squares]"], "eval.learners[0]"),
+        (["eval.shifts=[noisy_y]"], "eval.shifts[0]"),
+        (["train.loss_on=last"], "train.loss_on"),
+    ],
+)
 def test_token_config_mistakes_name_the_field(overrides, field):
     with pytest.raises(ConfigError, match=f"^{field.replace('[', '.').replace(']', '.')}"):
         load_config(None, ["task.name=regbench", *overrides])

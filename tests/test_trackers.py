@@ -15,9 +15,22 @@ from iclab.rundir import read_metrics
 from iclab.training.loop import train
 from iclab.training.trackers import scalars
 
-OVERRIDES = ["task.n_dims=3", "task.n_points=7", "model.n_layer=1", "model.n_embd=16", "model.n_head=2",
-             "train.steps=20", "train.batch_size=8", "train.warmup_steps=2", "train.device=cpu", "train.threads=1",
-             "train.log_every=5", "train.eval_every=10", "train.eval_prompts=16", "train.checkpoint_every=10"]
+OVERRIDES = [
+    "task.n_dims=3",
+    "task.n_points=7",
+    "model.n_layer=1",
+    "model.n_embd=16",
+    "model.n_head=2",
+    "train.steps=20",
+    "train.batch_size=8",
+    "train.warmup_steps=2",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.log_every=5",
+    "train.eval_every=10",
+    "train.eval_prompts=16",
+    "train.checkpoint_every=10",
+]
 
 
 def _expected(run_dir) -> dict[tuple[str, int], float]:
@@ -60,8 +73,8 @@ def _wandb_history(path) -> list[dict]:
         if room < 7:
             pos += room
             continue
-        length, kind = struct.unpack("<HB", data[pos + 4:pos + 7])
-        chunks += data[pos + 7:pos + 7 + length]
+        length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
+        chunks += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST
             rec = wandb_internal_pb2.Record()
@@ -103,11 +116,14 @@ def test_unknown_or_missing_tracker_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"train.trackers\[0\]: must be tensorboard or wandb"):
         load_config(None, OVERRIDES + ["train.trackers=[mlflow]"])
     (tmp_path / "c.yaml").write_text("train: {trackers: [tensorboard], steps: 5, device: cpu}\n")
-    code = ("import sys; sys.modules['tensorboard'] = None; import importlib.util as u; f = u.find_spec; "
-            "u.find_spec = lambda n, *a: None if n == 'tensorboard' else f(n, *a); from iclab.cli import main; "
-            "sys.exit(main(['train', 'c.yaml', '--out', 'run']))")
+    code = (
+        "import sys; sys.modules['tensorboard'] = None; import importlib.util as u; f = u.find_spec; "
+        "u.find_spec = lambda n, *a: None if n == 'tensorboard' else f(n, *a); from iclab.cli import main; "
+        "sys.exit(main(['train', 'c.yaml', '--out', 'run']))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.strip() == ("iclab: error: train.trackers[0]: tensorboard is not installed "
-                                  "(pip install 'iclab[tensorboard]')")
+    assert out.stderr.strip() == (
+        "iclab: error: train.trackers[0]: tensorboard is not installed (pip install 'iclab[tensorboard]')"
+    )
     assert not (tmp_path / "run").exists()

@@ -47,8 +47,7 @@ def test_resume_is_bitwise_exact(tmp_path, tiny_overrides):
     assert second.step == 24 and second.status == "finished"
     _assert_same_params(_params(straight), _params(split))
     # the metrics log is continuous: each step logged once
-    steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()
-             if "loss" in line]
+    steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines() if "loss" in line]
     assert steps == sorted(set(steps)) == [5, 10, 15, 20, 24]
 
 
@@ -161,8 +160,9 @@ def _spawn_train(run_dir, overrides):
     config = run_dir.parent / f"{run_dir.name}.yaml"
     save_config(load_config(None, overrides), config)
     cmd = [sys.executable, "-m", "iclab", "train", str(config), "--out", str(run_dir)]
-    return subprocess.Popen(cmd + ["--set", "eval.after_train=false"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd + ["--set", "eval.after_train=false"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_checkpoint(run_dir, proc, timeout=120):
@@ -221,11 +221,25 @@ def test_short_training_beats_the_zero_predictor(tmp_path):
     """A ~20 s run on d = 3 learns in context: at k = 2d its error is far below predicting zero (1.0)."""
     from iclab.evaluate import error_at, evaluate_run
 
-    cfg = load_config(None, [
-        "task.n_dims=3", "task.n_points=7", "model.encoder=stacked", "model.n_layer=2", "model.n_embd=32",
-        "model.n_head=2", "train.steps=400", "train.lr=3e-3", "train.warmup_steps=50", "train.batch_size=64",
-        "train.device=cpu", "train.eval_every=0", "train.checkpoint_every=1000", "eval.n_prompts=512",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "task.n_dims=3",
+            "task.n_points=7",
+            "model.encoder=stacked",
+            "model.n_layer=2",
+            "model.n_embd=32",
+            "model.n_head=2",
+            "train.steps=400",
+            "train.lr=3e-3",
+            "train.warmup_steps=50",
+            "train.batch_size=64",
+            "train.device=cpu",
+            "train.eval_every=0",
+            "train.checkpoint_every=1000",
+            "eval.n_prompts=512",
+        ],
+    )
     train(cfg, tmp_path / "r", progress_bar=False)
     rows = evaluate_run(tmp_path / "r", plot=False)
     model_err = error_at(rows, "model", 6)
@@ -268,7 +282,9 @@ def test_kill_9_at_random_moments_across_many_saves(tmp_path, tiny_overrides):
     import random
 
     overrides = [o for o in _cli_overrides(tiny_overrides) if not o.startswith("train.checkpoint_every")] + [
-        "train.checkpoint_every=1", "train.keep_checkpoints=2"]
+        "train.checkpoint_every=1",
+        "train.keep_checkpoints=2",
+    ]
     cfg = load_config(None, overrides)
     train(cfg, tmp_path / "straight", progress_bar=False)
     straight = _params(tmp_path / "straight")
@@ -291,7 +307,10 @@ def test_a_late_non_finite_loss_keeps_the_checkpoints_and_resumes_exactly(tmp_pa
     from iclab.tasks import TASKS
 
     overrides = [o for o in tiny_overrides if not o.startswith(("train.steps", "train.checkpoint_every"))] + [
-        "train.steps=20", "train.checkpoint_every=5", "train.keep_checkpoints=5"]
+        "train.steps=20",
+        "train.checkpoint_every=5",
+        "train.keep_checkpoints=5",
+    ]
     cfg = load_config(None, overrides)
     train(cfg, tmp_path / "straight", progress_bar=False)
     cls = TASKS[cfg.task.name]
@@ -304,7 +323,9 @@ def test_a_late_non_finite_loss_keeps_the_checkpoints_and_resumes_exactly(tmp_pa
 
     monkeypatch.setattr(cls, "loss", faulty)
     run = tmp_path / "r"
-    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 13; .*the last checkpoint is .*step-00000010"):
+    with pytest.raises(
+        TrainingError, match=r"non-finite loss \(nan\) at step 13; .*the last checkpoint is .*step-00000010"
+    ):
         train(cfg, run, progress_bar=False)
     assert [p.name for p in list_checkpoints(run)] == ["step-00000005", "step-00000010"]
     monkeypatch.setattr(cls, "loss", real_loss)

@@ -45,10 +45,10 @@ class Sequences:
     labels: torch.Tensor
     info: dict
 
-    def to(self, device) -> "Sequences":
+    def to(self, device) -> Sequences:
         return Sequences(self.xs.to(device), self.labels.to(device), self.info)
 
-    def __getitem__(self, index) -> "Sequences":
+    def __getitem__(self, index) -> Sequences:
         return Sequences(self.xs[index], self.labels[index], self.info)
 
     @property
@@ -156,8 +156,10 @@ class SequenceClassifier(torch.nn.Module):
         self.eval()
         device = next(self.parameters()).device
         try:
-            parts = [torch.softmax(self(prompts.xs[i:i + batch_size].to(device)).double(), -1).cpu()
-                     for i in range(0, prompts.batch_size, batch_size)]
+            parts = [
+                torch.softmax(self(prompts.xs[i : i + batch_size].to(device)).double(), -1).cpu()
+                for i in range(0, prompts.batch_size, batch_size)
+            ]
         finally:
             self.train(was)
         return torch.cat(parts)
@@ -174,12 +176,14 @@ def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
 class SequenceClassificationKind(PromptKind):
     name = KIND
     description = "labelled sequences (one class per prompt)"
-    memory_fields = {"parameters": "model.n_embd and model.n_layer", "activations": "train.batch_size, task.length, model.n_layer",
-                     "data": "train.batch_size and task.length"}
+    memory_fields = {
+        "parameters": "model.n_embd and model.n_layer",
+        "activations": "train.batch_size, task.length, model.n_layer",
+        "data": "train.batch_size and task.length",
+    }
 
     def check_model(self, model_config, task) -> None:
-        require(type(model_config).read_in, "model.name", "must be a family with a linear read-in",
-                model_config.name)
+        require(type(model_config).read_in, "model.name", "must be a family with a linear read-in", model_config.name)
         if hasattr(model_config, "n_positions") and model_config.n_positions is None:
             model_config.n_positions = task.config.length
 
@@ -215,24 +219,39 @@ class SequenceClassificationKind(PromptKind):
         return rows
 
     def _rows(self, run_dir: Path) -> list[dict]:
-        return read_table(run_dir / "eval" / "accuracy.csv", {"learner": str, "accuracy": float, "ci_low": float,
-                                                              "ci_high": float}, what="accuracy table")
+        return read_table(
+            run_dir / "eval" / "accuracy.csv",
+            {"learner": str, "accuracy": float, "ci_low": float, "ci_high": float},
+            what="accuracy table",
+        )
 
     def summary_lines(self, rows, cfg, run_dir) -> tuple[list[str], list[str]]:
         network = self.network_label(cfg.model)
-        return (["held-out accuracy"] + [f"{display_name(r['learner'], network):<32}{r['accuracy']:.3f}"
-                                         for r in self._rows(run_dir)], [])
+        return (
+            ["held-out accuracy"]
+            + [f"{display_name(r['learner'], network):<32}{r['accuracy']:.3f}" for r in self._rows(run_dir)],
+            [],
+        )
 
     def report_sections(self, cfg, run_dir, records) -> list[str]:
         from iclab.page import img, table
 
         network = self.network_label(cfg.model)
         rows = self._rows(run_dir)
-        parts = ["<h2>Held-out accuracy</h2>", img(_plot(rows, run_dir / "plots" / "accuracy.png", network)),
-                 table(["learner", "accuracy"], [[display_name(r["learner"], network), f"{r['accuracy']:.3f}"]
-                                                 for r in rows])]
-        png = plot_training(records, run_dir / "plots" / "training.png", loss_label="training loss (cross-entropy)",
-                            val_label="held-out accuracy", val_scalar="val_accuracy")
+        parts = [
+            "<h2>Held-out accuracy</h2>",
+            img(_plot(rows, run_dir / "plots" / "accuracy.png", network)),
+            table(
+                ["learner", "accuracy"], [[display_name(r["learner"], network), f"{r['accuracy']:.3f}"] for r in rows]
+            ),
+        ]
+        png = plot_training(
+            records,
+            run_dir / "plots" / "training.png",
+            loss_label="training loss (cross-entropy)",
+            val_label="held-out accuracy",
+            val_scalar="val_accuracy",
+        )
         if png is not None:
             parts.append(f"<h2>Training</h2>{img(png)}")
         return parts
@@ -243,8 +262,10 @@ class SequenceClassificationKind(PromptKind):
     def comparison_metrics(self, run_dir, cfg, k) -> list[dict]:
         if not (run_dir / "eval" / "accuracy.csv").is_file():
             return []
-        return [{"learner": r["learner"], "shift": "standard", "metric": "accuracy", "value": r["accuracy"]}
-                for r in self._rows(run_dir)]
+        return [
+            {"learner": r["learner"], "shift": "standard", "metric": "accuracy", "value": r["accuracy"]}
+            for r in self._rows(run_dir)
+        ]
 
 
 def _plot(rows: list[dict], path: Path, network: str) -> Path:

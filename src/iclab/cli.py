@@ -31,11 +31,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="iclab", description="Train small sequence models on in-context learning "
-                                "tasks and compare them with the learning algorithms they might implement.")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="a module or .py file that registers extra tasks, models, learners, instruments or recipes "
-                        "(repeatable; a config's `imports:` does the same for its runs)")
+    p = _Parser(
+        prog="iclab",
+        description="Train small sequence models on in-context learning "
+        "tasks and compare them with the learning algorithms they might implement.",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module or .py file that registers extra tasks, models, learners, instruments or recipes "
+        "(repeatable; a config's `imports:` does the same for its runs)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train, evaluate and report on linear regression (d=5) in a few CPU minutes")
@@ -46,8 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a YAML config (then evaluate and report)")
     t.add_argument("config", nargs="?", help="YAML config file (optional with --resume or --recipe)")
     t.add_argument("--recipe", help="start from a named recipe instead of a file (see `iclab list`)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.steps=2000 (repeatable)")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.steps=2000 (repeatable)",
+    )
     t.add_argument("--out", help="run folder (default: runs/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -62,13 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write RUN_DIR/report.html from the run's files")
     r.add_argument("run_dir")
 
-    a = sub.add_parser("analyze", help="probes, alignment metrics, weight recovery, attention, order sensitivity, "
-                       "pasting: RUN_DIR/analysis/ and the report")
+    a = sub.add_parser(
+        "analyze",
+        help="probes, alignment metrics, weight recovery, attention, order sensitivity, "
+        "pasting: RUN_DIR/analysis/ and the report",
+    )
     a.add_argument("run_dir")
-    a.add_argument("--only", action="append", metavar="INSTRUMENT",
-                   help="an analysis instrument (`iclab list`: probes, alignment, weights, attention, order, paste, ...; "
-                        "repeatable; default: all that apply)")
-    a.add_argument("--hook", action="append", help="hook name or glob pattern to probe (repeatable; default: one per layer)")
+    a.add_argument(
+        "--only",
+        action="append",
+        metavar="INSTRUMENT",
+        help="an analysis instrument (`iclab list`: probes, alignment, weights, attention, order, paste, ...; "
+        "repeatable; default: all that apply)",
+    )
+    a.add_argument(
+        "--hook", action="append", help="hook name or glob pattern to probe (repeatable; default: one per layer)"
+    )
     a.add_argument("--target", action="append", help="probe target: w, xty, w_ols, w_ridge, phi (repeatable)")
     a.add_argument("--learner", action="append", help="reference learner spec to align with (repeatable)")
     a.add_argument("--prompts", type=int, default=600, help="held-out prompts (default 600)")
@@ -77,12 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help="cpu, cuda, ... (default: the run's train.device)")
     a.add_argument("--threads", type=int, help="torch CPU threads (default: the run's train.threads)")
 
-    sw = sub.add_parser("sweep", help="run a grid of runs from a sweep file (again: skip finished points, resume the "
-                        "rest), then compare them")
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of runs from a sweep file (again: skip finished points, resume the rest), then compare them",
+    )
     sw.add_argument("sweep", help="a sweep file (YAML), or the name of a sweep shipped with iclab (see `iclab list`)")
     sw.add_argument("--dry-run", action="store_true", help="list the points and their status; run nothing")
-    sw.add_argument("--executor", choices=["local", "slurm"], help="local process pool or SLURM job arrays through "
-                    "submitit (default: the sweep file's executor.name, else local)")
+    sw.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        help="local process pool or SLURM job arrays through "
+        "submitit (default: the sweep file's executor.name, else local)",
+    )
     sw.add_argument("--jobs", type=int, help="local: runs at once (default: the cores divided by --threads)")
     sw.add_argument("--threads", type=int, help="torch threads per run (default: 1 locally, slurm.cpus_per_task)")
     sw.add_argument("--root", default="sweeps", help="where sweep folders go (default: sweeps/)")
@@ -94,13 +123,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--panel", help="one panel per value of this key")
     c.add_argument("--metric", help="e.g. error@k=15, error_mean, accuracy, tvd (default: the main metric)")
     c.add_argument("--k", type=int, help="the k of error@k (default: the last k)")
-    c.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None, help="log-scale x-axis (default: "
-                   "when the values span a factor of 10)")
-    c.add_argument("--out", help="folder for compare.csv, plots/ and report.html (default: the sweep folder when "
-                   "comparing one sweep, else compare/)")
+    c.add_argument(
+        "--log-x",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log-scale x-axis (default: when the values span a factor of 10)",
+    )
+    c.add_argument(
+        "--out",
+        help="folder for compare.csv, plots/ and report.html (default: the sweep folder when "
+        "comparing one sweep, else compare/)",
+    )
 
-    ls = sub.add_parser("list", help="registered tasks, models, encoders, memory rules, learners, shifts, analysis "
-                        "instruments and recipes")
+    ls = sub.add_parser(
+        "list",
+        help="registered tasks, models, encoders, memory rules, learners, shifts, analysis instruments and recipes",
+    )
     ls.add_argument("--markdown", action="store_true", help="as Markdown tables (docs/registry.md)")
     return p
 
@@ -117,9 +155,16 @@ def main(argv: list[str] | None = None) -> int:
             from iclab.config import import_extensions
 
             import_extensions(args.imports, "--import")
-        return {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "report": cmd_report,
-                "analyze": cmd_analyze, "sweep": cmd_sweep, "compare": cmd_compare,
-                "list": cmd_list}[args.command](args)
+        return {
+            "demo": cmd_demo,
+            "train": cmd_train,
+            "eval": cmd_eval,
+            "report": cmd_report,
+            "analyze": cmd_analyze,
+            "sweep": cmd_sweep,
+            "compare": cmd_compare,
+            "list": cmd_list,
+        }[args.command](args)
     except UserError as e:
         print(f"iclab: error: {e}", file=sys.stderr)
         return 2
@@ -210,13 +255,17 @@ def cmd_demo(args) -> int:
     from iclab.recipes import demo
     from iclab.rundir import prepare_new_run
 
-    cfg = run_config_from_dict(apply_overrides(release_fitted_positions(to_dict(demo()), _set_keys(args.set)),
-                                               args.set))
+    cfg = run_config_from_dict(
+        apply_overrides(release_fitted_positions(to_dict(demo()), _set_keys(args.set)), args.set)
+    )
     run_dir = Path(args.out)
     _check_run(cfg)
     replaced = prepare_new_run(run_dir, args.overwrite, cfg)
-    print(f"iclab demo: training a {cfg.model.label()} on {cfg.task.name} (d={cfg.task.n_dims}, "
-          f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}", file=sys.stderr)
+    print(
+        f"iclab demo: training a {cfg.model.label()} on {cfg.task.name} (d={cfg.task.n_dims}, "
+        f"{cfg.task.n_points} points) for {cfg.train.steps} steps; writing {run_dir}",
+        file=sys.stderr,
+    )
     return _train_evaluate_report(cfg, run_dir, resume=False, replaced=replaced)
 
 
@@ -290,8 +339,9 @@ def cmd_eval(args) -> int:
         from iclab.utils import resolve_device
 
         resolve_device(args.device, "--device")
-    rows = evaluate_run(args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts,
-                        device=args.device)
+    rows = evaluate_run(
+        args.run_dir, shifts=args.shift, learners=args.learner, n_prompts=args.prompts, device=args.device
+    )
     _print_summary(rows, cfg, Path(args.run_dir))
     print(f"curves: {Path(args.run_dir) / 'eval' / 'curves.csv'}")
     return 0
@@ -311,9 +361,18 @@ def cmd_analyze(args) -> int:
         from iclab.utils import resolve_device
 
         device = resolve_device(args.device, "--device")
-    summary = analyze_run(args.run_dir, instruments=args.only, hooks=args.hook, targets=args.target,
-                          learners=args.learner, n_prompts=args.prompts, per_position=args.per_position,
-                          paste_steps=args.paste_steps, device=device, threads=args.threads)
+    summary = analyze_run(
+        args.run_dir,
+        instruments=args.only,
+        hooks=args.hook,
+        targets=args.target,
+        learners=args.learner,
+        n_prompts=args.prompts,
+        per_position=args.per_position,
+        paste_steps=args.paste_steps,
+        device=device,
+        threads=args.threads,
+    )
     for name, why in summary["skipped"].items():
         print(f"skipped {name}: {why}")
     print(f"analysis: {Path(args.run_dir) / 'analysis'} ({', '.join(summary['ran']) or 'nothing ran'})")
@@ -337,8 +396,9 @@ def cmd_sweep(args) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag}: must be a positive integer, got {getattr(args, flag)}")
     sweep = load_sweep(find_sweep_file(args.sweep))
-    return run_sweep(sweep, root=args.root, executor=args.executor, jobs=args.jobs, threads=args.threads,
-                     dry_run=args.dry_run)
+    return run_sweep(
+        sweep, root=args.root, executor=args.executor, jobs=args.jobs, threads=args.threads, dry_run=args.dry_run
+    )
 
 
 def cmd_compare(args) -> int:
@@ -349,9 +409,16 @@ def cmd_compare(args) -> int:
     if args.k is not None and args.k < 0:
         raise UserError(f"--k: must be >= 0, got {args.k}")
     paths = [Path(p) for p in args.paths]
-    out = Path(args.out) if args.out else paths[0] if len(paths) == 1 and (paths[0] / INDEX).is_file() else Path("compare")
-    comp, report = write_comparison(paths, out, x=args.x, by=args.by, metric=args.metric, k=args.k, log_x=args.log_x,
-                                    panel=args.panel)
+    out = (
+        Path(args.out)
+        if args.out
+        else paths[0]
+        if len(paths) == 1 and (paths[0] / INDEX).is_file()
+        else Path("compare")
+    )
+    comp, report = write_comparison(
+        paths, out, x=args.x, by=args.by, metric=args.metric, k=args.k, log_x=args.log_x, panel=args.panel
+    )
     from iclab.sweeps.compare import check_choice
 
     print(format_table(comp, check_choice(comp, args.x, args.by, args.metric)[2]))

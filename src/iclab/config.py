@@ -36,8 +36,21 @@ from iclab.schema import (
 from iclab.tasks import TASKS, make_task
 from iclab.tasks.shifts import check_shift, parse_shift
 
-__all__ = ["EvalConfig", "RunConfig", "TrainConfig", "apply_overrides", "config_to_yaml", "from_dict", "load_config",
-           "read_run_config", "read_yaml", "run_config_from_dict", "save_config", "set_key", "to_dict"]
+__all__ = [
+    "EvalConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_yaml",
+    "from_dict",
+    "load_config",
+    "read_run_config",
+    "read_yaml",
+    "run_config_from_dict",
+    "save_config",
+    "set_key",
+    "to_dict",
+]
 
 # ----------------------------------------------------------------------------------------------
 # the train and eval sections
@@ -68,8 +81,9 @@ class TrainConfig:
     trackers: list[str] = field(default_factory=list)
 
     def validate(self, path: str = "train") -> None:
-        require_positive(self, path, "steps", "batch_size", "lr", "log_every", "checkpoint_every",
-                         "keep_checkpoints", "eval_prompts")
+        require_positive(
+            self, path, "steps", "batch_size", "lr", "log_every", "checkpoint_every", "keep_checkpoints", "eval_prompts"
+        )
         require_finite(self, path, "lr", "weight_decay", "min_lr_ratio", "grad_clip", "beta1", "beta2")
         require_non_negative(self, path, "weight_decay", "warmup_steps", "grad_clip", "eval_every", "seed")
         require(0 <= self.min_lr_ratio <= 1, f"{path}.min_lr_ratio", "must be between 0 and 1", self.min_lr_ratio)
@@ -80,8 +94,9 @@ class TrainConfig:
             require_positive(self, path, "threads")
         for i, name in enumerate(self.trackers):
             require(name in ("tensorboard", "wandb"), f"{path}.trackers[{i}]", "must be tensorboard or wandb", name)
-        require(len(set(self.trackers)) == len(self.trackers), f"{path}.trackers", "names a tracker twice",
-                self.trackers)
+        require(
+            len(set(self.trackers)) == len(self.trackers), f"{path}.trackers", "names a tracker twice", self.trackers
+        )
 
 
 @dataclass
@@ -137,8 +152,15 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self, path: str = "") -> None:
-        require(bool(self.name) and not set(self.name) & set("/\\") and self.name not in (".", "..") and
-                not self.name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", self.name)
+        require(
+            bool(self.name)
+            and not set(self.name) & set("/\\")
+            and self.name not in (".", "..")
+            and not self.name.startswith("-"),
+            "name",
+            "must be a plain folder name (no '/', not '.' or '..')",
+            self.name,
+        )
         task = make_task(self.task)  # cheap: tasks build their pools and feature maps on first use
         from iclab.kinds import kind_of
 

@@ -35,5 +35,7 @@ def table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
 
 def document(title: str, parts: list[str]) -> str:
     """The whole page: ``parts`` (HTML) under ``title``."""
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n"
+    )

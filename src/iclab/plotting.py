@@ -29,8 +29,20 @@ STYLE = {
 
 
 # for learners without a fixed style: none of the colours above
-EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod",
-                 "teal", "tab:gray", "darkorange", "limegreen"]
+EXTRA_COLORS = [
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+    "navy",
+    "darkgoldenrod",
+    "teal",
+    "tab:gray",
+    "darkorange",
+    "limegreen",
+]
 
 
 def fmt_error(value: float) -> str:
@@ -46,8 +58,14 @@ def display_name(label: str, network: str | None = None) -> str:
     return STYLE.get(label, (label,))[0]
 
 
-def plot_training(records: list[dict], path: Path, k_mark: int | None = None, loss_label: str = "training loss (MSE)",
-                  val_label: str = "held-out squared error / d", val_scalar: str | None = None) -> Path | None:
+def plot_training(
+    records: list[dict],
+    path: Path,
+    k_mark: int | None = None,
+    loss_label: str = "training loss (MSE)",
+    val_label: str = "held-out squared error / d",
+    val_scalar: str | None = None,
+) -> Path | None:
     """Training loss and the held-out evaluation against the step: the error at the last k and at ``k_mark``
     (``val_err_by_k``), or, with ``val_scalar``, that one logged number (a token run's ``val_accuracy``; runs logged
     before it existed show 1 - the mean of ``val_err_by_k``)."""
@@ -87,5 +105,3 @@ def plot_training(records: list[dict], path: Path, k_mark: int | None = None, lo
     fig.savefig(path)
     plt.close(fig)
     return path
-
-

@@ -21,14 +21,19 @@ unless it is the same object again (a module imported twice, or reloaded).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 
 class Registry(Mapping):
     """A name -> object mapping of one kind (``"task"``, ``"model"``, ...), filled by :meth:`register`."""
 
-    def __init__(self, kind: str, name_of: Callable[[Any], str] | None = None,
-                 on_register: Callable[[str, Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        name_of: Callable[[Any], str] | None = None,
+        on_register: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.kind = kind
         self._name_of = name_of or _name_attribute
         self._on_register = on_register
@@ -43,8 +48,10 @@ class Registry(Mapping):
             raise TypeError(f"cannot register {obj!r} as a {self.kind}: it has no name")
         old = self._items.get(key)
         if old is not None and old is not obj and _qualname(old) != _qualname(obj):
-            raise ValueError(f"{self.kind} {key!r} is already registered ({_qualname(old)}); "
-                             f"choose another name for {_qualname(obj)}")
+            raise ValueError(
+                f"{self.kind} {key!r} is already registered ({_qualname(old)}); "
+                f"choose another name for {_qualname(obj)}"
+            )
         self._items[key] = obj
         if self._on_register is not None:
             self._on_register(key, obj)

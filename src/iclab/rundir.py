@@ -24,8 +24,18 @@ from iclab.config import read_run_config
 from iclab.errors import RunFolderError
 from iclab.utils import check_run_location
 
-
-__all__ = ["check_run_location", "discard_replaced", "prepare_new_run", "restore_replaced", "load_model", "read_curves", "read_metrics", "read_run_config", "read_summary", "shift_slug"]
+__all__ = [
+    "check_run_location",
+    "discard_replaced",
+    "prepare_new_run",
+    "restore_replaced",
+    "load_model",
+    "read_curves",
+    "read_metrics",
+    "read_run_config",
+    "read_summary",
+    "shift_slug",
+]
 
 
 def load_model(run_dir: Path, device=None):
@@ -93,8 +103,9 @@ def read_generation(path: Path) -> list[dict]:
     from iclab.kinds.tokens.generation import GENERATION_TYPES
     from iclab.tables import read_table
 
-    return read_table(path, GENERATION_TYPES, what="generation file",
-                      hint=f"run `iclab eval {Path(path).parent.parent}` again")
+    return read_table(
+        path, GENERATION_TYPES, what="generation file", hint=f"run `iclab eval {Path(path).parent.parent}` again"
+    )
 
 
 def read_summary(path: Path) -> list[dict]:
@@ -102,7 +113,9 @@ def read_summary(path: Path) -> list[dict]:
     from iclab.kinds.tokens.metrics import SUMMARY_TYPES
     from iclab.tables import read_table
 
-    return read_table(path, SUMMARY_TYPES, what="summary file", hint=f"run `iclab eval {Path(path).parent.parent}` first")
+    return read_table(
+        path, SUMMARY_TYPES, what="summary file", hint=f"run `iclab eval {Path(path).parent.parent}` first"
+    )
 
 
 def shift_slug(shift: str) -> str:
@@ -127,13 +140,17 @@ def prepare_new_run(run_dir: Path, overwrite: bool, cfg) -> Path | None:
         return None
     pool_file = getattr(cfg.task, "pool_file", None)
     if overwrite and pool_file is not None and run_dir.resolve() in Path(pool_file).resolve().parents:
-        raise RunFolderError(f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
-                             f"copy it elsewhere first, or choose another --out")
+        raise RunFolderError(
+            f"task.pool_file: {pool_file} lies inside {run_dir}, which --overwrite would delete; "
+            f"copy it elsewhere first, or choose another --out"
+        )
     if not (run_dir / "config.yaml").is_file():
         raise RunFolderError(f"{run_dir}: exists, is not empty and is not an iclab run folder; choose another --out")
     if not overwrite:
-        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it, --overwrite to "
-                             f"replace it, or --out to choose another folder")
+        raise RunFolderError(
+            f"{run_dir}: already holds a run; pass --resume to continue it, --overwrite to "
+            f"replace it, or --out to choose another folder"
+        )
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise RunFolderError(f"{run_dir}: cannot replace it (permission denied)")
     aside = run_dir.parent / f".{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

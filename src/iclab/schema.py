@@ -190,7 +190,6 @@ def require_finite(obj: Any, path: str, *names: str) -> None:
         require(math.isfinite(value), join(path, name), "must be a finite number", value)
 
 
-
 def family_config(registry: dict, kind: str, data: Any, default: str, word: str | None = None) -> Any:
     """Parse a config section whose ``name`` picks the dataclass from ``registry``; ``kind`` is its path."""
     if data is None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 FLOAT_FORMAT = ".6g"  # the one float format of every table
 
@@ -53,8 +54,14 @@ def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Se
     return path
 
 
-def read_table(path: str | Path, types: Mapping[str, Callable[[str], Any]] | None = None, *,
-               what: str = "table", hint: str = "", missing_ok: bool = False) -> list[dict]:
+def read_table(
+    path: str | Path,
+    types: Mapping[str, Callable[[str], Any]] | None = None,
+    *,
+    what: str = "table",
+    hint: str = "",
+    missing_ok: bool = False,
+) -> list[dict]:
     """The rows of the CSV file ``path``, each a dict of its columns; the columns in ``types`` must be present
     and are converted (``int``, ``float``, ``str`` or any one-argument parser), the others stay strings.
 

@@ -51,16 +51,17 @@ class Prompts:
     def n_dims(self) -> int:
         return self.xs.shape[2]
 
-    def to(self, device: torch.device | str) -> "Prompts":
-        return Prompts(self.xs.to(device), self.ys.to(device), {k: v.to(device) for k, v in self.info.items()},
-                       self.n_classes)
+    def to(self, device: torch.device | str) -> Prompts:
+        return Prompts(
+            self.xs.to(device), self.ys.to(device), {k: v.to(device) for k, v in self.info.items()}, self.n_classes
+        )
 
-    def __getitem__(self, index: slice) -> "Prompts":
+    def __getitem__(self, index: slice) -> Prompts:
         """Select prompts along the batch dimension: ``prompts[0:64]``."""
         return Prompts(self.xs[index], self.ys[index], {k: v[index] for k, v in self.info.items()}, self.n_classes)
 
     @staticmethod
-    def cat(parts: list["Prompts"]) -> "Prompts":
+    def cat(parts: list[Prompts]) -> Prompts:
         keys = parts[0].info.keys()
         return Prompts(
             torch.cat([p.xs for p in parts]),
@@ -138,8 +139,10 @@ class TokenPrompts:
 
     def __post_init__(self) -> None:
         if self.tokens.dim() != 2 or self.targets.shape != self.tokens.shape:
-            raise ValueError(f"TokenPrompts: tokens and targets must both be (B, T), got {tuple(self.tokens.shape)} "
-                             f"and {tuple(self.targets.shape)}")
+            raise ValueError(
+                f"TokenPrompts: tokens and targets must both be (B, T), got {tuple(self.tokens.shape)} "
+                f"and {tuple(self.targets.shape)}"
+            )
 
     @property
     def batch_size(self) -> int:
@@ -154,10 +157,12 @@ class TokenPrompts:
         """``(B, T)`` bool: the positions with a target."""
         return self.targets != IGNORE_INDEX
 
-    def to(self, device) -> "TokenPrompts":
-        return TokenPrompts(self.tokens.to(device), self.targets.to(device), self.vocab,
-                            {k: v.to(device) for k, v in self.info.items()})
+    def to(self, device) -> TokenPrompts:
+        return TokenPrompts(
+            self.tokens.to(device), self.targets.to(device), self.vocab, {k: v.to(device) for k, v in self.info.items()}
+        )
 
-    def __getitem__(self, index: slice) -> "TokenPrompts":
-        return TokenPrompts(self.tokens[index], self.targets[index], self.vocab,
-                            {k: v[index] for k, v in self.info.items()})
+    def __getitem__(self, index: slice) -> TokenPrompts:
+        return TokenPrompts(
+            self.tokens[index], self.targets[index], self.vocab, {k: v[index] for k, v in self.info.items()}
+        )

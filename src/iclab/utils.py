@@ -41,8 +41,10 @@ def check_run_location(run_dir: Path) -> None:
     where = run_dir.expanduser().resolve()
     cwd = Path.cwd().resolve()
     if where == cwd or where in cwd.parents:
-        raise RunFolderError(f"{run_dir}: is the working folder or one of its ancestors; a run needs a folder of "
-                             f"its own (e.g. --out runs/NAME)")
+        raise RunFolderError(
+            f"{run_dir}: is the working folder or one of its ancestors; a run needs a folder of "
+            f"its own (e.g. --out runs/NAME)"
+        )
     if where == Path.home().resolve() or where == Path(where.anchor):
         raise RunFolderError(f"{run_dir}: is the home folder or the root; a run needs a folder of its own")
     if where.exists() and not where.is_dir():
@@ -78,15 +80,17 @@ def resolve_device(name: str, field: str = "train.device"):
         if count == 0:
             raise ConfigError(f"{field}: {name!r} asked for, but no CUDA device is available here")
         if device.index is not None and device.index >= count:
-            raise ConfigError(f"{field}: {name!r} asked for, but this machine has {count} CUDA device(s) "
-                              f"(cuda:0 .. cuda:{count - 1})")
+            raise ConfigError(
+                f"{field}: {name!r} asked for, but this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
+            )
         return device
     if device.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ConfigError(f"{field}: 'mps' asked for, but this machine has no Apple GPU (MPS)")
         return device
-    raise ConfigError(f"{field}: must be {allowed}, got {name!r} (a {device.type!r} device cannot train or "
-                      f"evaluate here)")
+    raise ConfigError(
+        f"{field}: must be {allowed}, got {name!r} (a {device.type!r} device cannot train or evaluate here)"
+    )
 
 
 def derive_seed(*parts: int) -> int:

@@ -13,37 +13,66 @@
 """
 
 from iclab.analysis.alignment import (
-                                      alignment_table,
-                                      ilwd,
-                                      implicit_weights,
-                                      query_inputs,
-                                      sensitivity_alignment,
-                                      spd,
-                                      weight_recovery,
+    alignment_table,
+    ilwd,
+    implicit_weights,
+    query_inputs,
+    sensitivity_alignment,
+    spd,
+    weight_recovery,
 )
 from iclab.analysis.analyze import analyze_run
 from iclab.analysis.attention import attention_patterns, lsa_products
 from iclab.analysis.cache import ActivationCache, run_with_cache
-from iclab.models.hooks import mean_ablation, patch_with, run_with_hooks, zero_ablation
 from iclab.analysis.instruments import (
-                                      INSTRUMENTS,
-                                      Context,
-                                      Figure,
-                                      Inapplicable,
-                                      Note,
-                                      Result,
-                                      Table,
-                                      instrument,
+    INSTRUMENTS,
+    Context,
+    Figure,
+    Inapplicable,
+    Note,
+    Result,
+    Table,
+    instrument,
 )
 from iclab.analysis.pasting import paste
 from iclab.analysis.probes import fit_probe, probe_model, probe_target
 from iclab.analysis.sensitivity import (
-                                      order_sensitivity,
-                                      query_sensitivity,
-                                      sensitivity_cosine,
+    order_sensitivity,
+    query_sensitivity,
+    sensitivity_cosine,
 )
+from iclab.models.hooks import mean_ablation, patch_with, run_with_hooks, zero_ablation
 
-__all__ = ["INSTRUMENTS", "ActivationCache", "Context", "Figure", "Inapplicable", "Note", "Result", "Table", "analyze_run", "instrument", "alignment_table", "attention_patterns", "fit_probe", "ilwd", "implicit_weights",
-           "lsa_products", "order_sensitivity", "paste", "probe_model", "probe_target", "query_inputs",
-           "query_sensitivity", "run_with_cache", "run_with_hooks", "zero_ablation", "mean_ablation", "patch_with", "sensitivity_alignment", "sensitivity_cosine", "spd",
-           "weight_recovery"]
+__all__ = [
+    "INSTRUMENTS",
+    "ActivationCache",
+    "Context",
+    "Figure",
+    "Inapplicable",
+    "Note",
+    "Result",
+    "Table",
+    "analyze_run",
+    "instrument",
+    "alignment_table",
+    "attention_patterns",
+    "fit_probe",
+    "ilwd",
+    "implicit_weights",
+    "lsa_products",
+    "order_sensitivity",
+    "paste",
+    "probe_model",
+    "probe_target",
+    "query_inputs",
+    "query_sensitivity",
+    "run_with_cache",
+    "run_with_hooks",
+    "zero_ablation",
+    "mean_ablation",
+    "patch_with",
+    "sensitivity_alignment",
+    "sensitivity_cosine",
+    "spd",
+    "weight_recovery",
+]

@@ -72,8 +72,9 @@ def _weight_difference(wa: torch.Tensor, wb: torch.Tensor, scale: float) -> floa
     return ((wa - wb) ** 2).sum(-1).mean().item() / scale
 
 
-def weight_recovery(learner, prompts: Prompts, k: int, queries: torch.Tensor, scale: float = 1.0,
-                    reference=None) -> dict:
+def weight_recovery(
+    learner, prompts: Prompts, k: int, queries: torch.Tensor, scale: float = 1.0, reference=None
+) -> dict:
     """Panwar et al.'s weight recovery at ``k`` examples: the learner's implied weights against the true
     ``w`` (``prompts.info["w"]``) and, when given, a reference learner's implied weights."""
     w = prompts.info.get("w")
@@ -82,12 +83,18 @@ def weight_recovery(learner, prompts: Prompts, k: int, queries: torch.Tensor, sc
     w = w.double()
     w_hat, r2 = implicit_weights(learner, prompts, k, queries)
     cos = torch.nn.functional.cosine_similarity(w_hat, w, dim=-1, eps=1e-12)
-    out = {"k": k, "error_vs_true": ((w_hat - w) ** 2).sum(-1).mean().item() / scale,
-           "cosine_vs_true": cos.mean().item(), "linear_fit_r2": r2.mean().item()}
+    out = {
+        "k": k,
+        "error_vs_true": ((w_hat - w) ** 2).sum(-1).mean().item() / scale,
+        "cosine_vs_true": cos.mean().item(),
+        "linear_fit_r2": r2.mean().item(),
+    }
     if reference is not None:
         w_ref, _ = implicit_weights(reference, prompts, k, queries)
         out["error_vs_reference"] = ((w_hat - w_ref) ** 2).sum(-1).mean().item() / scale
-        out["cosine_vs_reference"] = torch.nn.functional.cosine_similarity(w_hat, w_ref, dim=-1, eps=1e-12).mean().item()
+        out["cosine_vs_reference"] = (
+            torch.nn.functional.cosine_similarity(w_hat, w_ref, dim=-1, eps=1e-12).mean().item()
+        )
     return out
 
 
@@ -115,12 +122,21 @@ def sensitivity_alignment(learner_a, learner_b, prompts: Prompts, k: int) -> dic
 
 
 def _compare_sensitivities(sa: torch.Tensor, sb: torch.Tensor) -> dict:
-    return {"sensitivity_cosine": torch.nn.functional.cosine_similarity(sa, sb, dim=-1, eps=1e-12).mean().item(),
-            "sensitivity_l2": ((sa - sb) ** 2).sum(-1).mean().item()}
+    return {
+        "sensitivity_cosine": torch.nn.functional.cosine_similarity(sa, sb, dim=-1, eps=1e-12).mean().item(),
+        "sensitivity_l2": ((sa - sb) ** 2).sum(-1).mean().item(),
+    }
 
 
-def alignment_table(model, task, prompts: Prompts, learners: list, ks: list[int] | None = None,
-                    n_queries: int | None = None, seed: int = 1234) -> list[dict]:
+def alignment_table(
+    model,
+    task,
+    prompts: Prompts,
+    learners: list,
+    ks: list[int] | None = None,
+    n_queries: int | None = None,
+    seed: int = 1234,
+) -> list[dict]:
     """For every reference learner and every ``k``: SPD, ILWD and the sensitivity similarity between
     ``model`` and the learner, plus the model's own error. ``learners`` are specs or learner objects."""
     from iclab.learners import make_learner
@@ -139,10 +155,15 @@ def alignment_table(model, task, prompts: Prompts, learners: list, ks: list[int]
     for learner in objs:
         pred = _predict(learner, prompts)
         for k in ks:
-            rows.append({"learner": learner.label, "k": k,
-                         "spd": ((model_pred[:, k] - pred[:, k]) ** 2).mean().item() / scale,
-                         "ilwd": _weight_difference(model_w[k], implicit_weights(learner, prompts, k, queries)[0], scale),
-                         **_compare_sensitivities(model_sens[k], _sensitivity(learner, prompts, k)),
-                         "model_error": ((model_pred[:, k] - ys[:, k]) ** 2).mean().item() / scale,
-                         "learner_error": ((pred[:, k] - ys[:, k]) ** 2).mean().item() / scale})
+            rows.append(
+                {
+                    "learner": learner.label,
+                    "k": k,
+                    "spd": ((model_pred[:, k] - pred[:, k]) ** 2).mean().item() / scale,
+                    "ilwd": _weight_difference(model_w[k], implicit_weights(learner, prompts, k, queries)[0], scale),
+                    **_compare_sensitivities(model_sens[k], _sensitivity(learner, prompts, k)),
+                    "model_error": ((model_pred[:, k] - ys[:, k]) ** 2).mean().item() / scale,
+                    "learner_error": ((pred[:, k] - ys[:, k]) ** 2).mean().item() / scale,
+                }
+            )
     return rows

@@ -22,10 +22,20 @@ from iclab.errors import UserError
 from iclab.utils import atomic_write_text
 
 
-def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] | None = None,
-                targets: list[str] | None = None, learners: list[str] | None = None, n_prompts: int = 600,
-                probe_kinds=("linear", "mlp"), per_position: bool = False, paste_steps: int = 300,
-                device: str | None = None, threads: int | None = None, log=print) -> dict:
+def analyze_run(
+    run_dir,
+    instruments: list[str] | None = None,
+    hooks: list[str] | None = None,
+    targets: list[str] | None = None,
+    learners: list[str] | None = None,
+    n_prompts: int = 600,
+    probe_kinds=("linear", "mlp"),
+    per_position: bool = False,
+    paste_steps: int = 300,
+    device: str | None = None,
+    threads: int | None = None,
+    log=print,
+) -> dict:
     """Run the chosen instruments (all registered ones that apply when None; :data:`INSTRUMENTS`) on a run's
     newest checkpoint (on the run's ``train.device`` and with its ``train.threads`` unless given); returns the
     summary written to ``analysis/summary.json``. Explicitly requested instruments, hooks and targets that
@@ -76,9 +86,21 @@ def analyze_run(run_dir, instruments: list[str] | None = None, hooks: list[str] 
         problem = learner_unsupported(type(ref), task)
         if problem:
             raise UserError(f"--learner {ref.label}: {problem}")
-    ctx = Context(run_dir=run_dir, cfg=cfg, model=model, task=task, prompts=prompts, refs=refs, step=step,
-                  hooks=hooks, targets=targets, probe_kinds=tuple(probe_kinds), per_position=per_position,
-                  paste_steps=paste_steps, log=log)
+    ctx = Context(
+        run_dir=run_dir,
+        cfg=cfg,
+        model=model,
+        task=task,
+        prompts=prompts,
+        refs=refs,
+        step=step,
+        hooks=hooks,
+        targets=targets,
+        probe_kinds=tuple(probe_kinds),
+        per_position=per_position,
+        paste_steps=paste_steps,
+        log=log,
+    )
     summary = {"step": step, "n_prompts": n_prompts, "ran": [], "skipped": {}}
     results = []
     for name in instruments or list(INSTRUMENTS):  # compute everything first: a refusal leaves no file behind

@@ -26,8 +26,9 @@ def attention_patterns(model, prompts: Prompts) -> dict[str, torch.Tensor]:
 
     names = [n for n in hook_points(model) if n.endswith(("attn.hook_pattern", "attn.hook_scores"))]
     if not names:
-        raise UserError(f"model {model.config.name!r} has no attention patterns (hooks: "
-                        f"{', '.join(hook_points(model))})")
+        raise UserError(
+            f"model {model.config.name!r} has no attention patterns (hooks: {', '.join(hook_points(model))})"
+        )
     _, cache = run_with_cache(model, prompts, names)
     out = {}
     for n in names:
@@ -61,6 +62,7 @@ def lsa_products(model) -> list[dict]:
         pv = (a.w_p @ a.w_v).detach().double()
         if (kq * gd_kq).sum() < 0:  # (-KQ, -PV) is the same layer: report the sign that matches the construction's KQ
             kq, pv = -kq, -pv
-        rows.append({"layer": i, "kq": kq, "pv": pv, "kq_vs_gd": _agreement(kq, gd_kq),
-                     "pv_vs_gd": _agreement(pv, gd_pv)})
+        rows.append(
+            {"layer": i, "kq": kq, "pv": pv, "kq_vs_gd": _agreement(kq, gd_kq), "pv_vs_gd": _agreement(pv, gd_pv)}
+        )
     return rows

@@ -52,8 +52,10 @@ class ActivationCache(Mapping):
         shaped ``(B, T, ...)`` (residual streams, states, block outputs)."""
         t = self[name]
         if t.dim() < 2 or t.shape[1] != len(self.layout.positions):
-            raise UserError(f"hook {name!r} has shape {tuple(t.shape)}, not (batch, tokens, ...): it has no "
-                            "per-token readout (use a residual-stream or state hook)")
+            raise UserError(
+                f"hook {name!r} has shape {tuple(t.shape)}, not (batch, tokens, ...): it has no "
+                "per-token readout (use a residual-stream or state hook)"
+            )
         return t[:, self.layout.readout.to(t.device)]
 
     def stack(self, pattern: str) -> tuple[list[str], torch.Tensor]:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from iclab.errors import UserError
 from iclab.registry import Registry
@@ -103,17 +104,23 @@ class Instrument:
         return f"it is defined for {' and '.join(describe_kind(k) for k in self.kinds)}"
 
 
-def instrument(name: str, section: Callable[[Path, int], list] | None = None,
-               task_unsupported: Callable[[Any], str | None] | None = None, kinds: tuple[str, ...] = ("real",)):
+def instrument(
+    name: str,
+    section: Callable[[Path, int], list] | None = None,
+    task_unsupported: Callable[[Any], str | None] | None = None,
+    kinds: tuple[str, ...] = ("real",),
+):
     """Register ``run`` as the analysis instrument ``name`` (with its report ``section``, the prompt ``kinds`` it
     reads: ``"real"`` (x, y) prompts and/or ``"tokens"``, and ``task_unsupported(task)``: why it cannot apply to
     a task whatever the network; ``iclab list`` and ``iclab analyze`` ask it)."""
+
     def unsupported(task) -> str | None:
         return INSTRUMENTS[name].kind_unsupported(task) or (task_unsupported(task) if task_unsupported else None)
 
     def register(run):
         INSTRUMENTS.register(Instrument(name, run, section, unsupported, kinds), name=name)
         return run
+
     return register
 
 
@@ -165,13 +172,20 @@ def default_targets(task, prompts) -> list[str]:
 
 
 def _probes_section(folder: Path, d: int) -> list:
-    return _figures(folder, [("probes.png", "Probes per layer (solid: trained network; dashed: random-initialisation "
-                                            "control)")])
+    return _figures(
+        folder, [("probes.png", "Probes per layer (solid: trained network; dashed: random-initialisation control)")]
+    )
 
 
-@instrument("probes", section=_probes_section,
-            task_unsupported=lambda t: None if any(t.probe_target_unsupported(x) is None for x in ("w", "xty", "w_ols", "phi"))
-            else "no probe target applies")
+@instrument(
+    "probes",
+    section=_probes_section,
+    task_unsupported=lambda t: (
+        None
+        if any(t.probe_target_unsupported(x) is None for x in ("w", "xty", "w_ols", "phi"))
+        else "no probe target applies"
+    ),
+)
 def probes(ctx: Context) -> Result:
     """Linear and MLP probes of the task's quantities per layer, with a random-initialisation control."""
     from iclab.analysis import plots
@@ -181,8 +195,15 @@ def probes(ctx: Context) -> Result:
     if not chosen:
         raise Inapplicable(f"no probe target applies to task {ctx.task.name!r}")
     ctx.log(f"probes: targets {', '.join(chosen)} ...")
-    rows = probe_model(ctx.model, ctx.task, ctx.prompts, targets=chosen, hooks=ctx.hooks, kinds=ctx.probe_kinds,
-                       per_position=ctx.per_position)
+    rows = probe_model(
+        ctx.model,
+        ctx.task,
+        ctx.prompts,
+        targets=chosen,
+        hooks=ctx.hooks,
+        kinds=ctx.probe_kinds,
+        per_position=ctx.per_position,
+    )
     return Result(tables={"probes.csv": rows}, figures={"probes.png": lambda path: plots.plot_probes(rows, path)})
 
 
@@ -196,14 +217,29 @@ def _alignment_section(folder: Path, d: int) -> list:
             at = [r for r in rows if int(r["k"]) == k]
             spd = min(at, key=lambda r: float(r["spd"]))
             ilwd = min(at, key=lambda r: float(r["ilwd"]))
-            body.append([str(k), f"{spd['learner']} ({float(spd['spd']):.3g})",
-                         f"{ilwd['learner']} ({float(ilwd['ilwd']):.3g})"])
-        items.append(Table("Closest reference learner to the model (smallest squared prediction difference and "
-                           "implicit linear weight difference, both divided by the task's error scale):",
-                           ["k", "lowest SPD", "lowest ILWD"], body))
-    return items + _figures(folder, [("alignment_spd.png", "SPD between the model and each reference learner"),
-                                     ("alignment_ilwd.png", "ILWD between the model and each reference learner"),
-                                     ("alignment_sensitivity.png", "Cosine similarity of query sensitivities")])
+            body.append(
+                [
+                    str(k),
+                    f"{spd['learner']} ({float(spd['spd']):.3g})",
+                    f"{ilwd['learner']} ({float(ilwd['ilwd']):.3g})",
+                ]
+            )
+        items.append(
+            Table(
+                "Closest reference learner to the model (smallest squared prediction difference and "
+                "implicit linear weight difference, both divided by the task's error scale):",
+                ["k", "lowest SPD", "lowest ILWD"],
+                body,
+            )
+        )
+    return items + _figures(
+        folder,
+        [
+            ("alignment_spd.png", "SPD between the model and each reference learner"),
+            ("alignment_ilwd.png", "ILWD between the model and each reference learner"),
+            ("alignment_sensitivity.png", "Cosine similarity of query sensitivities"),
+        ],
+    )
 
 
 @instrument("alignment", section=_alignment_section, task_unsupported=_real_valued)
@@ -218,20 +254,30 @@ def alignment(ctx: Context) -> Result:
         raise Inapplicable("no reference learner to compare with (name one with --learner)")
     ctx.log(f"alignment against {', '.join(r.label for r in ctx.refs)} ...")
     rows = alignment_table(ctx.model, ctx.task, _subset(ctx, 300), ctx.refs)
-    return Result(tables={"alignment.csv": rows}, figures={
-        "alignment_spd.png": lambda path: plots.plot_alignment(rows, path, "spd", "SPD / scale"),
-        "alignment_ilwd.png": lambda path: plots.plot_alignment(rows, path, "ilwd", "ILWD / scale"),
-        "alignment_sensitivity.png": lambda path: plots.plot_alignment(rows, path, "sensitivity_cosine",
-                                                                      "sensitivity cosine")})
+    return Result(
+        tables={"alignment.csv": rows},
+        figures={
+            "alignment_spd.png": lambda path: plots.plot_alignment(rows, path, "spd", "SPD / scale"),
+            "alignment_ilwd.png": lambda path: plots.plot_alignment(rows, path, "ilwd", "ILWD / scale"),
+            "alignment_sensitivity.png": lambda path: plots.plot_alignment(
+                rows, path, "sensitivity_cosine", "sensitivity cosine"
+            ),
+        },
+    )
 
 
 def _weights_section(folder: Path, d: int) -> list:
     return _figures(folder, [("weights.png", "Weight recovery (Panwar et al.): the model's implied w")])
 
 
-@instrument("weights", section=_weights_section,
-            task_unsupported=lambda t: _real_valued(t) or (None if t.weight_vector and not t.has_features
-                                                           else "it needs a task linear in x with a weight vector"))
+@instrument(
+    "weights",
+    section=_weights_section,
+    task_unsupported=lambda t: (
+        _real_valued(t)
+        or (None if t.weight_vector and not t.has_features else "it needs a task linear in x with a weight vector")
+    ),
+)
 def weights(ctx: Context) -> Result:
     """Weight recovery (Panwar et al. 2023): the w implied by the model's answers to 2d + 1 probe queries."""
     from iclab.analysis import plots
@@ -245,15 +291,25 @@ def weights(ctx: Context) -> Result:
     sub = _subset(ctx, 300)
     queries = query_inputs(ctx.task, sub.batch_size, 2 * d + 1)
     reference = ctx.refs[0] if ctx.refs else None
-    rows = [weight_recovery(ctx.model, sub, k, queries, ctx.task.error_scale, reference=reference)
-            for k in range(1, sub.n_points)]
-    return Result(tables={"weights.csv": rows}, figures={"weights.png": lambda path: plots.plot_weight_recovery(rows, path)},
-                  summary={"weights_reference": reference.label if reference else None})
+    rows = [
+        weight_recovery(ctx.model, sub, k, queries, ctx.task.error_scale, reference=reference)
+        for k in range(1, sub.n_points)
+    ]
+    return Result(
+        tables={"weights.csv": rows},
+        figures={"weights.png": lambda path: plots.plot_weight_recovery(rows, path)},
+        summary={"weights_reference": reference.label if reference else None},
+    )
 
 
 def _attention_section(folder: Path, d: int) -> list:
-    return _figures(folder, [("attention.png", "Mean attention per layer and head (token runs: the first 48 tokens)"),
-                             ("lsa_products.png", "Linear self-attention weight products")])
+    return _figures(
+        folder,
+        [
+            ("attention.png", "Mean attention per layer and head (token runs: the first 48 tokens)"),
+            ("lsa_products.png", "Linear self-attention weight products"),
+        ],
+    )
 
 
 @instrument("attention", section=_attention_section, kinds=("real", "tokens"))
@@ -262,7 +318,6 @@ def attention(ctx: Context) -> Result:
     gradient-descent construction."""
     from iclab.analysis import plots
     from iclab.analysis.attention import attention_patterns, lsa_products
-
     from iclab.kinds import kind_of
 
     n_prompts, n_tokens = kind_of(ctx.task).attention_view  # a token prompt's hundreds of tokens: the first few
@@ -273,13 +328,17 @@ def attention(ctx: Context) -> Result:
     if n_tokens is not None:
         pats = {name: p[:, :n_tokens, :n_tokens] for name, p in pats.items()}
     ctx.log("attention patterns ...")
-    result = Result(figures={"attention.png": lambda path: plots.plot_attention(pats, path,
-                                                                              title=f"{ctx.cfg.name}: mean attention")})
+    result = Result(
+        figures={
+            "attention.png": lambda path: plots.plot_attention(pats, path, title=f"{ctx.cfg.name}: mean attention")
+        }
+    )
     if ctx.cfg.model.name == "linear_self_attention":
         prods = lsa_products(ctx.model)
         result.figures["lsa_products.png"] = lambda path: plots.plot_lsa_products(prods, path)
-        result.json["attention.json"] = [{"layer": r["layer"], "kq_vs_gd": r["kq_vs_gd"], "pv_vs_gd": r["pv_vs_gd"]}
-                                         for r in prods]
+        result.json["attention.json"] = [
+            {"layer": r["layer"], "kq_vs_gd": r["kq_vs_gd"], "pv_vs_gd": r["pv_vs_gd"]} for r in prods
+        ]
     return result
 
 
@@ -287,8 +346,13 @@ def _order_section(folder: Path, d: int) -> list:
     if not (folder / "order.json").is_file():
         return []
     order = json.loads((folder / "order.json").read_text())
-    return [Table("Order sensitivity (variance of the last prediction under permutations of the demonstrations)",
-                  ["learner", "order sensitivity"], [[k, f"{v:.3g}"] for k, v in order.items()])]
+    return [
+        Table(
+            "Order sensitivity (variance of the last prediction under permutations of the demonstrations)",
+            ["learner", "order sensitivity"],
+            [[k, f"{v:.3g}"] for k, v in order.items()],
+        )
+    ]
 
 
 @instrument("order", section=_order_section, task_unsupported=_real_valued)
@@ -302,7 +366,9 @@ def order(ctx: Context) -> Result:
     ctx.log("order sensitivity ...")
     sub = _subset(ctx, 256)
     result = {"model": order_sensitivity(ctx.model, sub)}
-    result.update({r.label: order_sensitivity(r, Prompts(sub.xs.double(), sub.ys.double(), sub.info)) for r in ctx.refs})
+    result.update(
+        {r.label: order_sensitivity(r, Prompts(sub.xs.double(), sub.ys.double(), sub.info)) for r in ctx.refs}
+    )
     return Result(json={"order.json": result})
 
 
@@ -310,8 +376,11 @@ def _paste_section(folder: Path, d: int) -> list:
     return _figures(folder, [("paste.png", "Pasting (Guo et al.): upper layers on a fresh (Phi(x), y) embedding")])
 
 
-@instrument("paste", section=_paste_section,
-            task_unsupported=lambda t: None if t.has_features else "it needs a task with a fixed feature map Phi")
+@instrument(
+    "paste",
+    section=_paste_section,
+    task_unsupported=lambda t: None if t.has_features else "it needs a task with a fixed feature map Phi",
+)
 def paste(ctx: Context) -> Result:
     """Pasting (Guo et al. 2023): the upper layers behind a freshly trained (Phi(x), y) embedding."""
     from iclab.analysis import plots

@@ -16,8 +16,16 @@ import torch.nn.functional as F
 from iclab.models.memory import memory_recurrent, poly2_features
 
 
-def recall_error(rule: str, n_keys: int, key_dim: int, feature_map: str = "identity", value_dim: int | None = None,
-                 n_trials: int = 100, seed: int = 0, strengths=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)) -> float:
+def recall_error(
+    rule: str,
+    n_keys: int,
+    key_dim: int,
+    feature_map: str = "identity",
+    value_dim: int | None = None,
+    n_trials: int = 100,
+    seed: int = 0,
+    strengths=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+) -> float:
     """Capacity of a write rule, without training: write ``n_keys`` associations (random unit keys in
     ``key_dim`` dimensions, values ``N(0, I)``) into one memory with the rule (no forgetting), read every
     key back, and return the mean squared recall error per value coordinate (0: perfect recall; 1: no

@@ -43,8 +43,18 @@ class Pasted(nn.Module):
         return out[:, layout.readout]
 
 
-def paste(model, task, layer: int | None = None, steps: int = 500, lr: float = 1e-2, batch_size: int = 64,
-          n_eval: int = 1000, seed: int = 0, control: bool = True, log=None) -> dict:
+def paste(
+    model,
+    task,
+    layer: int | None = None,
+    steps: int = 500,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    n_eval: int = 1000,
+    seed: int = 0,
+    control: bool = True,
+    log=None,
+) -> dict:
     """Train a fresh ``(Phi(x), y)`` embedding into the upper layers ``layer ..`` (default: the upper half)
     and return error-vs-k curves ``{"trained upper layers": [...], "random upper layers": [...],
     "feature ridge": [...]}`` (errors divided by the task's error scale) and the layer used."""
@@ -54,8 +64,9 @@ def paste(model, task, layer: int | None = None, steps: int = 500, lr: float = 1
     if model.config.name != "transformer":
         raise UserError(f"pasting needs a transformer, got model {model.config.name!r}")
     if task.features(task.eval_prompts(1, seed=0).xs) is None:
-        raise UserError(f"pasting needs a task with a fixed feature map Phi (e.g. representation); "
-                        f"{task.name!r} has none")
+        raise UserError(
+            f"pasting needs a task with a fixed feature map Phi (e.g. representation); {task.name!r} has none"
+        )
     n_layer = model.config.n_layer
     layer = n_layer // 2 if layer is None else layer
     if not 0 <= layer < n_layer:
@@ -67,7 +78,9 @@ def paste(model, task, layer: int | None = None, steps: int = 500, lr: float = 1
     test_phi = Prompts(task.features(test.xs), test.ys)
     device = next(model.parameters()).device
     curves = {}
-    sources = [("trained upper layers", model)] + ([("random upper layers", random_init_like(model))] if control else [])
+    sources = [("trained upper layers", model)] + (
+        [("random upper layers", random_init_like(model))] if control else []
+    )
     for label, source in sources:
         torch.manual_seed(seed)
         pasted = Pasted(source, layer, width).to(device)

@@ -22,13 +22,21 @@ def plot_probes(rows: list[dict], path: Path) -> Path:
     targets = list(dict.fromkeys(r["target"] for r in rows))
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        for (network, probe), style in zip(sorted({(r["network"], r["probe"]) for r in rows if r["target"] == target}),
-                                           ["-o", "-s", "--o", "--s"]):
-            sel = sorted((r for r in rows if r["target"] == target and r["network"] == network and r["probe"] == probe),
-                         key=lambda r: r["depth"])
+        for (network, probe), style in zip(
+            sorted({(r["network"], r["probe"]) for r in rows if r["target"] == target}), ["-o", "-s", "--o", "--s"]
+        ):
+            sel = sorted(
+                (r for r in rows if r["target"] == target and r["network"] == network and r["probe"] == probe),
+                key=lambda r: r["depth"],
+            )
             ls = "--" if network != "trained" else "-"
-            ax.plot([r["depth"] for r in sel], [r["r2_test"] for r in sel], ls, marker=style[-1],
-                    label=f"{probe}, {network}")
+            ax.plot(
+                [r["depth"] for r in sel],
+                [r["r2_test"] for r in sel],
+                ls,
+                marker=style[-1],
+                label=f"{probe}, {network}",
+            )
         ax.set_title(f"probe target: {target}")
         ax.set_xlabel("depth (0 = embeddings)")
         ax.set_ylabel("held-out R^2")
@@ -131,8 +139,9 @@ def plot_ngram_heads(rows: list[dict], path: Path) -> Path:
     orders = sorted({int(r["n"]) for r in rows})
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     heads = max(int(r["head"]) for r in rows) + 1
-    fig, axes = plt.subplots(1, len(orders), figsize=(1.2 + 1.1 * heads * len(orders), 0.9 + 0.45 * len(layers)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(orders), figsize=(1.2 + 1.1 * heads * len(orders), 0.9 + 0.45 * len(layers)), squeeze=False
+    )
     for ax, n in zip(axes[0], orders):
         grid = [[float("nan")] * heads for _ in layers]
         chance = 0.0
@@ -144,8 +153,9 @@ def plot_ngram_heads(rows: list[dict], path: Path) -> Path:
         for i, row in enumerate(grid):
             for h, v in enumerate(row):
                 if v == v:
-                    ax.text(h, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if v < 0.6 else "black")
+                    ax.text(
+                        h, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black"
+                    )
         ax.set_title(f"n = {n} (chance {chance:.2f})", fontsize=9)
         ax.set_xticks(range(heads))
         ax.set_xlabel("head")

@@ -61,8 +61,17 @@ def _r2(pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor) -> float:
     return 1.0 - ((pred - target) ** 2).sum().item() / max(((target - mean) ** 2).sum().item(), 1e-300)
 
 
-def fit_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-              kind: str = "linear", lam: float = 1e-3, hidden: int = 64, steps: int = 300, seed: int = 0) -> dict:
+def fit_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    kind: str = "linear",
+    lam: float = 1e-3,
+    hidden: int = 64,
+    steps: int = 300,
+    seed: int = 0,
+) -> dict:
     """Fit a probe ``features (n, D) -> target (n, F)`` and return ``{"r2_train", "r2_test"}``.
 
     ``linear``: ridge regression with an intercept on standardised features (``lam`` relative to the
@@ -124,9 +133,19 @@ def random_init_like(model, seed: int = 12345):
     return fresh.to(next(model.parameters()).device)
 
 
-def probe_model(model, task, prompts: Prompts, targets=("w_ols",), hooks: list[str] | None = None,
-                kinds=("linear",), per_position: bool = False, min_k: int = 1, control: bool = True,
-                train_fraction: float = 0.7, seed: int = 0) -> list[dict]:
+def probe_model(
+    model,
+    task,
+    prompts: Prompts,
+    targets=("w_ols",),
+    hooks: list[str] | None = None,
+    kinds=("linear",),
+    per_position: bool = False,
+    min_k: int = 1,
+    control: bool = True,
+    train_fraction: float = 0.7,
+    seed: int = 0,
+) -> list[dict]:
     """Probe every hook (names or glob patterns; default one per depth) for every target and probe kind.
 
     Activations at the readout tokens of positions ``k >= min_k`` are pooled (or, with ``per_position``,
@@ -152,9 +171,23 @@ def probe_model(model, task, prompts: Prompts, targets=("w_ols",), hooks: list[s
                     for group in groups:
                         x = acts[:, group]
                         y = values[:, group]
-                        fit = fit_probe(x[:n_train].reshape(-1, x.shape[-1]), y[:n_train].reshape(-1, y.shape[-1]),
-                                        x[n_train:].reshape(-1, x.shape[-1]), y[n_train:].reshape(-1, y.shape[-1]),
-                                        kind=kind, seed=seed)
-                        rows.append({"network": label, "hook": hook, "depth": depth, "target": target, "probe": kind,
-                                     "k": group[0] if per_position else "all", **{k: round(v, 5) for k, v in fit.items()}})
+                        fit = fit_probe(
+                            x[:n_train].reshape(-1, x.shape[-1]),
+                            y[:n_train].reshape(-1, y.shape[-1]),
+                            x[n_train:].reshape(-1, x.shape[-1]),
+                            y[n_train:].reshape(-1, y.shape[-1]),
+                            kind=kind,
+                            seed=seed,
+                        )
+                        rows.append(
+                            {
+                                "network": label,
+                                "hook": hook,
+                                "depth": depth,
+                                "target": target,
+                                "probe": kind,
+                                "k": group[0] if per_position else "all",
+                                **{k: round(v, 5) for k, v in fit.items()},
+                            }
+                        )
     return rows

@@ -23,7 +23,9 @@ def gd_query_error(xs, ys, lrs, position: int) -> torch.Tensor:
     return ((torch.einsum("bd,bd->b", w, xs[:, position]) - ys[:, position]) ** 2).mean()
 
 
-def gd_lr_scan(xs: torch.Tensor, ys: torch.Tensor, lrs, steps: int = 1, position: int = -1) -> list[tuple[float, float]]:
+def gd_lr_scan(
+    xs: torch.Tensor, ys: torch.Tensor, lrs, steps: int = 1, position: int = -1
+) -> list[tuple[float, float]]:
     """``[(lr, mean squared error at the query)]`` of ``steps`` GD steps with each step size in ``lrs``;
     the query is ``position`` (default: the last point, after all the others as context). The best entry
     is the "GD at the best step size" baseline of von Oswald et al."""
@@ -33,8 +35,9 @@ def gd_lr_scan(xs: torch.Tensor, ys: torch.Tensor, lrs, steps: int = 1, position
         return [(float(lr), gd_query_error(xs, ys, [float(lr)] * steps, pos).item()) for lr in lrs]
 
 
-def learn_gd_lrs(xs: torch.Tensor, ys: torch.Tensor, steps: int, iters: int = 500, lr0: float = 0.5,
-                 position: int = -1) -> list[float]:
+def learn_gd_lrs(
+    xs: torch.Tensor, ys: torch.Tensor, steps: int, iters: int = 500, lr0: float = 0.5, position: int = -1
+) -> list[float]:
     """Per-step GD step sizes ``eta_1 .. eta_steps`` that minimise the mean squared error at the query
     (``position``, default the last point) on the given prompts, learned by Adam through the unrolled
     steps: the GD counterpart of training a ``steps``-layer linear self-attention model."""

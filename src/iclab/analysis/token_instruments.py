@@ -57,8 +57,16 @@ def ngram_head_shares(model, prompts, orders=ORDERS) -> list[dict]:
                 pattern = pattern.unsqueeze(1)
             share = (pattern * match.unsqueeze(1)).sum(-1)  # (B, H, T)
             for h in range(pattern.shape[1]):
-                rows.append({"layer": name.removesuffix(".attn.hook_pattern"), "head": h, "n": n,
-                             "share": share[:, h][has].mean().item(), "chance": chance, "queries": int(has.sum())})
+                rows.append(
+                    {
+                        "layer": name.removesuffix(".attn.hook_pattern"),
+                        "head": h,
+                        "n": n,
+                        "share": share[:, h][has].mean().item(),
+                        "chance": chance,
+                        "queries": int(has.sum()),
+                    }
+                )
     return rows
 
 
@@ -70,10 +78,18 @@ def _ngram_section(folder: Path, d: int) -> list:
     by = {(r["layer"], r["head"], r["n"]): float(r["share"]) for r in rows}
     chance = {r["n"]: float(r["chance"]) for r in rows}
     header = ["layer", "head", *[f"n = {n} (chance {chance[str(n)]:.3f})" for n in ORDERS if str(n) in chance]]
-    body = [[layer, head, *[f"{by[(layer, head, str(n))]:.3f}" for n in ORDERS if (layer, head, str(n)) in by]]
-            for layer, head in heads]
-    items: list = [Table("Share of each head's attention on positions that followed an earlier occurrence of the "
-                         "current n-gram (an n-gram head scores far above chance):", header, body)]
+    body = [
+        [layer, head, *[f"{by[(layer, head, str(n))]:.3f}" for n in ORDERS if (layer, head, str(n)) in by]]
+        for layer, head in heads
+    ]
+    items: list = [
+        Table(
+            "Share of each head's attention on positions that followed an earlier occurrence of the "
+            "current n-gram (an n-gram head scores far above chance):",
+            header,
+            body,
+        )
+    ]
     if (folder / "ngram_heads.png").is_file():
         items.append(Figure("n-gram head scores per layer and head", folder / "ngram_heads.png"))
     return items
@@ -86,8 +102,9 @@ def ngram_heads(ctx: Context) -> Result:
 
     ctx.log("n-gram head scores ...")
     rows = ngram_head_shares(ctx.model, ctx.prompts[:32])
-    return Result(tables={"ngram_heads.csv": rows},
-                  figures={"ngram_heads.png": lambda path: plots.plot_ngram_heads(rows, path)})
+    return Result(
+        tables={"ngram_heads.csv": rows}, figures={"ngram_heads.png": lambda path: plots.plot_ngram_heads(rows, path)}
+    )
 
 
 def _alignment_section(folder: Path, d: int) -> list:
@@ -95,9 +112,14 @@ def _alignment_section(folder: Path, d: int) -> list:
         return []
     rows = [r for r in read_csv(folder / "token_alignment.csv") if int(r["k"]) == -1]
     rows.sort(key=lambda r: float(r["tvd"]))
-    items: list = [Table("Total variation distance between the network's next-token distributions and each reference "
-                         "learner's, over every scored position (smallest first):", ["learner", "TVD"],
-                         [[r["learner"], f"{float(r['tvd']):.3f}"] for r in rows])]
+    items: list = [
+        Table(
+            "Total variation distance between the network's next-token distributions and each reference "
+            "learner's, over every scored position (smallest first):",
+            ["learner", "TVD"],
+            [[r["learner"], f"{float(r['tvd']):.3f}"] for r in rows],
+        )
+    ]
     if (folder / "token_alignment.png").is_file():
         items.append(Figure("TVD to each reference learner against strings seen", folder / "token_alignment.png"))
     return items
@@ -112,8 +134,10 @@ def token_alignment(ctx: Context) -> Result:
         raise Inapplicable("no reference learner to compare with (name one with --learner)")
     ctx.log(f"token alignment against {', '.join(r.label for r in ctx.refs)} ...")
     rows = token_alignment_table(ctx.model, ctx.prompts[:300], ctx.refs)
-    return Result(tables={"token_alignment.csv": rows},
-                  figures={"token_alignment.png": lambda path: plots.plot_token_alignment(rows, path)})
+    return Result(
+        tables={"token_alignment.csv": rows},
+        figures={"token_alignment.png": lambda path: plots.plot_token_alignment(rows, path)},
+    )
 
 
 def token_alignment_table(model, prompts, refs: list) -> list[dict]:

@@ -10,8 +10,14 @@ from iclab.rundir import load_model
 from iclab.utils import resolve_device
 
 
-def evaluate_run(run_dir: str | Path, shifts: list[str] | None = None, learners: list | None = None,
-                 n_prompts: int | None = None, device: str | None = None, plot: bool = True) -> list[dict]:
+def evaluate_run(
+    run_dir: str | Path,
+    shifts: list[str] | None = None,
+    learners: list | None = None,
+    n_prompts: int | None = None,
+    device: str | None = None,
+    plot: bool = True,
+) -> list[dict]:
     """Write ``eval/`` for a run (``eval/curves.csv`` and whatever else its prompt kind writes, and figures under
     ``plots/`` when ``plot``); return the rows of ``eval/curves.csv``.
 

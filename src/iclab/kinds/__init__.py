@@ -21,5 +21,14 @@ from iclab.kinds.base import (
 from iclab.kinds.real import RealKind
 from iclab.kinds.tokens import TokenKind
 
-__all__ = ["KINDS", "NetworkLearner", "PromptKind", "RealKind", "TokenKind", "build_for_task", "describe_kind", "kind_of",
-           "kind_of_config"]
+__all__ = [
+    "KINDS",
+    "NetworkLearner",
+    "PromptKind",
+    "RealKind",
+    "TokenKind",
+    "build_for_task",
+    "describe_kind",
+    "kind_of",
+    "kind_of_config",
+]

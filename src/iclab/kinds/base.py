@@ -15,6 +15,7 @@ classification, one label per prompt) and ``tests/test_kinds.py`` trains, evalua
 from __future__ import annotations
 
 from pathlib import Path
+
 from iclab.registry import Registry
 
 KINDS = Registry("prompt kind")  # name -> PromptKind subclass; a task's ``prompt_kind`` names its entry
@@ -27,9 +28,11 @@ class PromptKind:
     name: str = ""
     description: str = ""  # the prompts in words, for messages: "real-valued (x, y) prompts"
     # what a memory refusal asks to lower, by the part of the step that dominates
-    memory_fields: dict[str, str] = {"parameters": "model.n_embd and model.n_layer",
-                                     "activations": "train.batch_size, model.n_layer and model.n_embd",
-                                     "data": "train.batch_size and train.eval_prompts"}
+    memory_fields: dict[str, str] = {
+        "parameters": "model.n_embd and model.n_layer",
+        "activations": "train.batch_size, model.n_layer and model.n_embd",
+        "data": "train.batch_size and train.eval_prompts",
+    }
     attention_view: tuple[int, int | None] = (64, None)  # prompts and tokens the attention figure shows
 
     # ------------------------------------------------------------------ the network
@@ -74,8 +77,9 @@ class PromptKind:
         return 0
 
     # ------------------------------------------------------------------ evaluation and what shows it
-    def evaluate(self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int,
-                 shifts: list[str], plot: bool) -> list[dict]:
+    def evaluate(
+        self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int, shifts: list[str], plot: bool
+    ) -> list[dict]:
         """Evaluate the trained ``model`` (as a learner: :class:`NetworkLearner`) and the reference ``learners`` on
         ``n_prompts`` held-out prompts: write ``run_dir/eval/`` (and figures under ``run_dir/plots/`` when
         ``plot``) and return the rows."""

@@ -11,21 +11,21 @@ form. Build one from a spec::
 """
 
 from iclab.learners.base import (
-                                  LEARNERS,
-                                  ReferenceLearner,
-                                  make_learner,
-                                  parse_learner_spec,
+    LEARNERS,
+    ReferenceLearner,
+    make_learner,
+    parse_learner_spec,
 )
 from iclab.learners.baselines import Averaging, Zero
 from iclab.learners.bayes import (
-                                  DMMSE,
-                                  BayesMixture,
-                                  FeatureLeastSquares,
-                                  FeatureRidge,
-                                  GMMPosterior,
-                                  PosteriorMean,
-                                  SignPosterior,
-                                  SparsePosterior,
+    DMMSE,
+    BayesMixture,
+    FeatureLeastSquares,
+    FeatureRidge,
+    GMMPosterior,
+    PosteriorMean,
+    SignPosterior,
+    SparsePosterior,
 )
 from iclab.learners.gd import GD, GDConstruction, OnlineGD
 from iclab.learners.knn import KNN
@@ -36,6 +36,35 @@ from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
 from iclab.learners.token_learners import Automaton, NGram, TokenLearner, Unigram
 
-__all__ = ["DMMSE", "GD", "KNN", "LEARNERS", "NNGD", "Automaton", "Averaging", "NGram", "TokenLearner", "Unigram", "BayesMixture", "FeatureLeastSquares", "FeatureRidge", "GDConstruction",
-           "GMMPosterior", "GreedyTree", "Lasso", "LeastSquares", "LinfMin", "NuclearMin", "OnlineGD", "PosteriorMean", "ReferenceLearner", "Ridge",
-           "SignPosterior", "SparsePosterior", "XGBoost", "Zero", "make_learner", "parse_learner_spec"]
+__all__ = [
+    "DMMSE",
+    "GD",
+    "KNN",
+    "LEARNERS",
+    "NNGD",
+    "Automaton",
+    "Averaging",
+    "NGram",
+    "TokenLearner",
+    "Unigram",
+    "BayesMixture",
+    "FeatureLeastSquares",
+    "FeatureRidge",
+    "GDConstruction",
+    "GMMPosterior",
+    "GreedyTree",
+    "Lasso",
+    "LeastSquares",
+    "LinfMin",
+    "NuclearMin",
+    "OnlineGD",
+    "PosteriorMean",
+    "ReferenceLearner",
+    "Ridge",
+    "SignPosterior",
+    "SparsePosterior",
+    "XGBoost",
+    "Zero",
+    "make_learner",
+    "parse_learner_spec",
+]

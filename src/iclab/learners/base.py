@@ -113,8 +113,10 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
                 try:
                     kwargs[key.strip()] = yaml.safe_load(raw.strip())
                 except yaml.YAMLError:
-                    raise ConfigError(f"{path}: cannot read the value of {key.strip()!r} in {spec!r}: "
-                                      f"{raw.strip()!r} is not a number, string or list") from None
+                    raise ConfigError(
+                        f"{path}: cannot read the value of {key.strip()!r} in {spec!r}: "
+                        f"{raw.strip()!r} is not a number, string or list"
+                    ) from None
     else:
         raise ConfigError(f"{path}: expected a learner name, call string or mapping, got {spec!r}")
     if name not in LEARNERS:
@@ -144,8 +146,10 @@ def parse_learner_spec(spec: Any, path: str = "learner", task=None) -> tuple[str
 def learner_unsupported(cls, task) -> str | None:
     """Why the learner class ``cls`` cannot predict on ``task``'s prompts, or None."""
     if cls.prompt_kind != task.prompt_kind:
-        return (f"it reads {cls.prompt_kind!r} prompts and predicts {cls.predicts_what}; the task's prompts are of "
-                f"kind {task.prompt_kind!r}, whose learners predict {task.predicts_what}")
+        return (
+            f"it reads {cls.prompt_kind!r} prompts and predicts {cls.predicts_what}; the task's prompts are of "
+            f"kind {task.prompt_kind!r}, whose learners predict {task.predicts_what}"
+        )
     return cls.applies_to(task)
 
 

@@ -31,8 +31,9 @@ class _Posterior(ReferenceLearner):
     def _predict(self, xs, ys):
         # chunks of prompts bound the (B, N, candidates) tensors of the discrete posteriors
         step = 64
-        return torch.cat([self.task.posterior(xs[i : i + step], ys[i : i + step])[0]
-                          for i in range(0, xs.shape[0], step)])
+        return torch.cat(
+            [self.task.posterior(xs[i : i + step], ys[i : i + step])[0] for i in range(0, xs.shape[0], step)]
+        )
 
 
 @LEARNERS.register

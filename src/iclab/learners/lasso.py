@@ -141,13 +141,33 @@ def _start(g: torch.Tensor, c: torch.Tensor, alpha: float, slots: int):
     ga[:, 0] = _g_rows(g, rows, first)
     inv[:, 0, 0] = 1 / ga[here, 0, first]
     barred = torch.zeros(n, d, dtype=torch.int8, device=dev)
-    paths = _Paths(rows=rows, lam=lam, r=r, active=active, barred=barred, slot_var=slot_var,
-                   occ=occ, s=s, w=torch.zeros(n, slots, dtype=dt, device=dev), inv=inv, ga=ga)
+    paths = _Paths(
+        rows=rows,
+        lam=lam,
+        r=r,
+        active=active,
+        barred=barred,
+        slot_var=slot_var,
+        occ=occ,
+        s=s,
+        w=torch.zeros(n, slots, dtype=dt, device=dev),
+        inv=inv,
+        ga=ga,
+    )
     return paths, torch.zeros_like(c), finished, finished.clone()
 
 
-def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_steps: int, w_out: torch.Tensor,
-             finished_out: torch.Tensor, optimal_out: torch.Tensor, min_batch: int = 0) -> tuple[_Paths, list[_Paths]]:
+def _advance(
+    p: _Paths,
+    g: torch.Tensor,
+    c: torch.Tensor,
+    alpha: float,
+    max_steps: int,
+    w_out: torch.Tensor,
+    finished_out: torch.Tensor,
+    optimal_out: torch.Tensor,
+    min_batch: int = 0,
+) -> tuple[_Paths, list[_Paths]]:
     """Follow the paths (LARS with the Lasso modification) down to ``lam = alpha``, all problems at once.
 
     ``lam`` decreases and ``w`` moves linearly, ``dw_A = G_AA^{-1} s_A`` per unit of ``lam``, until a
@@ -171,12 +191,22 @@ def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_step
     for _ in range(max_steps):
         if len(p) < max(min_batch, 1):
             break
-        idx, lam, r, active, slot_var, occ, s, w, inv, ga = (p.rows, p.lam, p.r, p.active, p.slot_var, p.occ,
-                                                              p.s, p.w, p.inv, p.ga)
+        idx, lam, r, active, slot_var, occ, s, w, inv, ga = (
+            p.rows,
+            p.lam,
+            p.r,
+            p.active,
+            p.slot_var,
+            p.occ,
+            p.s,
+            p.w,
+            p.inv,
+            p.ga,
+        )
         here = torch.arange(len(idx), device=dev)
         v = _matvec(inv, s)  # dw per unit step, per slot (0 on free slots)
         a = (v.unsqueeze(1) @ ga).squeeze(1)  # how fast each correlation falls per unit step, (n, d)
-        l = lam.unsqueeze(-1)
+        lam_j = lam.unsqueeze(-1)
         tiny = 1e-12 * (1 + lam)
         # A free variable's correlation reaches the boundary, |r_j - t a_j| = lam - t, at
         # t = (lam - r_j) / (1 - a_j) or (lam + r_j) / (1 + a_j); the next join is the smallest such t > tiny.
@@ -185,8 +215,8 @@ def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_step
         # direction whose denominator is <= 0 gives t <= 0 (r_j is within lam), or a t beyond lam, where the
         # end wins. The first joins with sign +1, the second with -1.
         inactive, tiny_j = ~active, tiny.unsqueeze(-1)
-        up = (inactive & (p.barred <= 0)).to(dt) / ((l - r) / (1 - a) - tiny_j)
-        down = (inactive & (p.barred >= 0)).to(dt) / ((l + r) / (1 + a) - tiny_j)
+        up = (inactive & (p.barred <= 0)).to(dt) / ((lam_j - r) / (1 - a) - tiny_j)
+        down = (inactive & (p.barred >= 0)).to(dt) / ((lam_j + r) / (1 + a) - tiny_j)
         score, joiner = torch.nan_to_num(torch.fmax(up, down), nan=-1.0).max(-1)
         t_join = torch.where(score > 0, tiny + 1 / score, inf)
         # a weight crosses zero at t = -w / v > 0: the largest positive -v w / w^2 (free slots and weights
@@ -205,8 +235,21 @@ def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_step
         r = r - t.unsqueeze(-1) * a
         lam = lam - t
         if bool(overflow.any()):
-            spilled.append(_Paths(rows=idx, lam=lam, r=r, active=active, barred=p.barred, slot_var=slot_var, occ=occ,
-                                  s=s, w=w, inv=inv, ga=ga).take(overflow))
+            spilled.append(
+                _Paths(
+                    rows=idx,
+                    lam=lam,
+                    r=r,
+                    active=active,
+                    barred=p.barred,
+                    slot_var=slot_var,
+                    occ=occ,
+                    s=s,
+                    w=w,
+                    inv=inv,
+                    ga=ga,
+                ).take(overflow)
+            )
         # the slot each problem changes: a free one for a join, the leaver's for a leave
         f = torch.where(join, (~occ).to(torch.int8).argmax(-1), leaver)
         j = joiner
@@ -256,8 +299,9 @@ def _advance(p: _Paths, g: torch.Tensor, c: torch.Tensor, alpha: float, max_step
         stop = done | overflow
         if bool(stop.any()):
             lam = torch.where(stop, alpha, lam)  # a stopped problem takes zero steps from now on
-        p = _Paths(rows=idx, lam=lam, r=r, active=active, barred=barred, slot_var=slot_var, occ=occ, s=s, w=w,
-                   inv=inv, ga=ga)
+        p = _Paths(
+            rows=idx, lam=lam, r=r, active=active, barred=barred, slot_var=slot_var, occ=occ, s=s, w=w, inv=inv, ga=ga
+        )
         retired = lam <= alpha
         if 4 * int(retired.sum()) >= len(idx):  # compact only when it pays for the copy
             p = p.take(~retired)
@@ -281,8 +325,9 @@ def _kkt_holds(grad: torch.Tensor, c: torch.Tensor, w: torch.Tensor, alpha: floa
     return torch.where(on, (grad - alpha * torch.sign(w)).abs() <= tol, grad.abs() <= alpha + tol).all(-1)
 
 
-def _certify(g: torch.Tensor, c: torch.Tensor, w: torch.Tensor, finished: torch.Tensor, optimal: torch.Tensor,
-             alpha: float) -> torch.Tensor:
+def _certify(
+    g: torch.Tensor, c: torch.Tensor, w: torch.Tensor, finished: torch.Tensor, optimal: torch.Tensor, alpha: float
+) -> torch.Tensor:
     """Which problems' ``w`` are optimal: where a finished path's end point is not, the KKT system is re-solved
     on its support and signs (``w`` updated in place) and checked again."""
     ok = optimal.clone()
@@ -292,8 +337,9 @@ def _certify(g: torch.Tensor, c: torch.Tensor, w: torch.Tensor, finished: torch.
     return ok
 
 
-def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max_steps: int | None = None,
-                           chunk: int = 400) -> torch.Tensor:
+def lasso_prefix_solutions(
+    xs: torch.Tensor, ys: torch.Tensor, alpha: float, max_steps: int | None = None, chunk: int = 400
+) -> torch.Tensor:
     """``W[:, i]`` = Lasso solution on the first ``i`` examples; ``W[:, 0] = 0``. Shape (B, N, d).
 
     Every (prompt, prefix) problem follows its exact Lasso path down to ``alpha`` (:func:`_advance`),
@@ -319,7 +365,7 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
     buffer[:, 0] = 0
     widths = [k for k in SLOTS if k < d] + [d]  # the first in the chunks, the others (or the same) at the end
     for start in range(0, b, chunk):
-        x, y = xs[start:start + chunk], ys[start:start + chunk]
+        x, y = xs[start : start + chunk], ys[start : start + chunk]
         m = x.shape[0]
         stats = buffer[:m]
         torch.mul(x[:, :-1].unsqueeze(-1), torch.cat([x, y.unsqueeze(-1)], -1)[:, :-1].unsqueeze(-2), out=stats[:, 1:])
@@ -327,8 +373,9 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
         stats = stats.div_(counts).view(m * n, d, d + 1)
         g, c = stats[..., :d], stats[..., d].contiguous()
         paths, w, finished, optimal = _start(g, c, alpha, widths[0])
-        rest, spilled = _advance(paths, g, c, alpha, max_steps, w, finished, optimal,
-                                 min_batch=len(paths) // STRAGGLERS)
+        rest, spilled = _advance(
+            paths, g, c, alpha, max_steps, w, finished, optimal, min_batch=len(paths) // STRAGGLERS
+        )
         left = [q for q in [rest, *spilled] if len(q)]
         if left:
             rows = torch.cat([q.rows for q in left])
@@ -337,7 +384,7 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
             paths.rows = torch.arange(offset, offset + len(rows), device=xs.device)
             later.append((stats[rows], start * n + rows, paths))
         ok = _certify(g, c, w, finished, optimal, alpha)
-        out[start * n:start * n + m * n] = w
+        out[start * n : start * n + m * n] = w
         failed.append(start * n + torch.nonzero(finished & ~ok).squeeze(-1))
     if later:
         stats = torch.cat([entry[0] for entry in later])
@@ -350,8 +397,9 @@ def lasso_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, alpha: float, max
             pending = [q for q in pending if len(q)]
             if not pending:
                 break
-            rest, spilled = _advance(_Paths.cat([q.widen(slots) for q in pending]), g, c, alpha, max_steps, w,
-                                     finished, optimal)
+            rest, spilled = _advance(
+                _Paths.cat([q.widen(slots) for q in pending]), g, c, alpha, max_steps, w, finished, optimal
+            )
             pending = [rest, *spilled]  # unfinished after max_steps: one more try with the next width
         ok = _certify(g, c, w, finished, optimal, alpha)
         out[positions] = w

@@ -99,7 +99,9 @@ def _greville_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         coef = torch.stack([torch.stack([bb, -a], -1), torch.stack([-a, -e], -1)], -2)  # (B, 2, 2)
         m = torch.baddbmm(m, torch.bmm(basis, coef), basis.transpose(-1, -2))
         q = torch.baddbmm(q, (c * a.unsqueeze(-1)).unsqueeze(-1), c.unsqueeze(-2), alpha=-1)
-        spanning = not bool(new.any()) and i + 1 >= d and bool((torch.diagonal(q, dim1=-2, dim2=-1).sum(-1) < 0.5).all())
+        spanning = (
+            not bool(new.any()) and i + 1 >= d and bool((torch.diagonal(q, dim1=-2, dim2=-1).sum(-1) < 0.5).all())
+        )
     return out
 
 

@@ -26,8 +26,15 @@ def linf_min_solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     eye = np.eye(d)
     a_ub = np.block([[eye, -np.ones((d, 1))], [-eye, -np.ones((d, 1))]])  # w - t <= 0, -w - t <= 0
     a_eq = np.hstack([x, np.zeros((i, 1))])
-    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(2 * d), A_eq=a_eq, b_eq=y,
-                  bounds=[(None, None)] * d + [(0, None)], method="highs")
+    res = linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=np.zeros(2 * d),
+        A_eq=a_eq,
+        b_eq=y,
+        bounds=[(None, None)] * d + [(0, None)],
+        method="highs",
+    )
     if res.status != 0:
         return np.linalg.lstsq(x, y, rcond=None)[0]
     return res.x[:d]

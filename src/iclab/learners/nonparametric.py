@@ -65,8 +65,10 @@ class GreedyTree(ReferenceLearner):
 
     def __init__(self, max_depth: int | None = 4) -> None:
         super().__init__()
-        check(max_depth is None or (isinstance(max_depth, int) and max_depth >= 1),
-              f"tree: max_depth must be a positive integer or null, got {max_depth!r}")
+        check(
+            max_depth is None or (isinstance(max_depth, int) and max_depth >= 1),
+            f"tree: max_depth must be a positive integer or null, got {max_depth!r}",
+        )
         self._set_params(max_depth=max_depth)
 
     def _fit_predict(self, x, y, query):
@@ -108,6 +110,11 @@ class XGBoost(GreedyTree):
             import xgboost
         except ImportError:
             raise ConfigError("xgboost: not installed; pip install xgboost") from None
-        model = xgboost.XGBRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                     learning_rate=self.learning_rate, n_jobs=1, verbosity=0)
+        model = xgboost.XGBRegressor(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            n_jobs=1,
+            verbosity=0,
+        )
         return model.fit(x, y).predict(query)[0]

@@ -17,8 +17,9 @@ from iclab.learners.base import LEARNERS, ReferenceLearner, check
 from iclab.learners.least_squares import min_norm_prefix_solutions
 
 
-def nuclear_min_solutions(xs: torch.Tensor, ys: torch.Tensor, rho: float = 1.0, tol: float = 1e-7,
-                          max_iter: int = 20_000) -> torch.Tensor:
+def nuclear_min_solutions(
+    xs: torch.Tensor, ys: torch.Tensor, rho: float = 1.0, tol: float = 1e-7, max_iter: int = 20_000
+) -> torch.Tensor:
     """``W[:, i]`` (flattened) for every prefix ``i``; least squares where the prefix determines W."""
     b, n, d = xs.shape
     m = math.isqrt(d)

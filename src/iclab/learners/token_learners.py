@@ -2,18 +2,17 @@
 ``tokens[:, : t + 1]`` only.
 
 - ``ngram(n=N)``: the in-context n-gram model with backoff of Akyürek et al. 2024 (seq_icl's ``ngram.py``).
-  The prompt so far is split into its strings at the separator; each string is left-padded with ``N - 1``
-  pads ``_``; all 1..N-grams of the padded strings are counted (the current, unfinished string included).
-  With ``h`` the last ``N - 1`` symbols of the current string (padded), a symbol ``c`` with
-  ``count(h c) > 0`` gets ``count(h c) / count(h)``; the mass left over, ``1 - sum`` of those, goes to the
-  other symbols seen so far in the prompt in proportion to the same model one order lower (context ``h[1:]``);
-  order 1 is the symbols' frequencies. Symbols not yet seen in the prompt, the pad and the separator get
-  nothing. (``count(h)`` counts every occurrence of ``h``, including at the end of a string, where nothing
-  follows: that is where the left-over mass comes from.) When every symbol seen so far has followed ``h``, that
-  mass has nowhere to go and the reference's values sum to less than 1; seq_icl normalises them before its
-  distances, and so does this learner (the argmax, hence accuracy, is unchanged). For ``N = 1`` this is the frequency of each symbol
-  in the prompt so far (the reference's own ``N = 1`` path slices the context as ``[-0:]``, the whole
-  string, and fails; see docs/references.md).
+  The prompt so far is split into its strings at the separator; each string is left-padded with ``N - 1`` pads ``_``;
+  all 1..N-grams of the padded strings are counted (the current, unfinished string included). With ``h`` the last ``N -
+  1`` symbols of the current string (padded), a symbol ``c`` with ``count(h c) > 0`` gets ``count(h c) / count(h)``; the
+  mass left over, ``1 - sum`` of those, goes to the other symbols seen so far in the prompt in proportion to the same
+  model one order lower (context ``h[1:]``); order 1 is the symbols' frequencies. Symbols not yet seen in the prompt,
+  the pad and the separator get nothing. (``count(h)`` counts every occurrence of ``h``, including at the end of a
+  string, where nothing follows: that is where the left-over mass comes from.) When every symbol seen so far has
+  followed ``h``, that mass has nowhere to go and the reference's values sum to less than 1; seq_icl normalises them
+  before its distances, and so does this learner (the argmax, hence accuracy, is unchanged). For ``N = 1`` this is the
+  frequency of each symbol in the prompt so far (the reference's own ``N = 1`` path slices the context as ``[-0:]``, the
+  whole string, and fails; see docs/references.md).
 - ``unigram``: ``ngram(n=1)``.
 - ``automaton``: the oracle: uniform over the symbols the true process may emit next (``info["valid"]``).
 
@@ -59,7 +58,7 @@ class NGram(TokenLearner):
     def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
         out = torch.empty(prompts.batch_size, prompts.length, len(prompts.vocab), dtype=torch.float64)
         for i in range(0, prompts.batch_size, self.chunk):
-            out[i: i + self.chunk] = self._chunk(prompts.tokens[i: i + self.chunk].cpu(), prompts.vocab)
+            out[i : i + self.chunk] = self._chunk(prompts.tokens[i : i + self.chunk].cpu(), prompts.vocab)
         return out
 
     def _chunk(self, tokens: torch.Tensor, vocab) -> torch.Tensor:
@@ -112,8 +111,9 @@ class NGram(TokenLearner):
         return p.div_(p.sum(-1, keepdim=True).clamp_min(1e-300))
 
 
-def _group_running_counts(keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor, v: int,
-                          extra: torch.Tensor) -> torch.Tensor:
+def _group_running_counts(
+    keys: torch.Tensor, weights: torch.Tensor, tokens: torch.Tensor, v: int, extra: torch.Tensor
+) -> torch.Tensor:
     """Running counts within groups of equal keys, per symbol and for one extra weight. For ``c < v``:
     ``out[b, i, c] = sum of weights[b, j]`` over ``j < i`` with ``keys[b, j] == keys[b, i]`` and
     ``tokens[b, j] == c``; ``out[b, i, v]`` is the same sum of ``extra[b, j]`` over ``j <= i`` (inclusive),

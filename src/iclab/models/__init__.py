@@ -46,7 +46,28 @@ def build_model(model_config, n_dims: int, n_classes: int | None = None):
     return ICLModel(model_config, n_dims, n_classes)
 
 
-__all__ = ["ENCODERS", "MODELS", "HookPoint", "ICLModel", "Layout", "LinearSelfAttentionConfig", "MLP", "MambaConfig",
-           "MemoryConfig", "ModelConfig", "Network", "RNNConfig", "TransformerConfig", "build_model", "capture",
-           "gd_construction", "hook_points", "LanguageModel", "NgramBlock", "mean_ablation", "patch_with",
-           "run_with_hooks", "zero_ablation"]
+__all__ = [
+    "ENCODERS",
+    "MODELS",
+    "HookPoint",
+    "ICLModel",
+    "Layout",
+    "LinearSelfAttentionConfig",
+    "MLP",
+    "MambaConfig",
+    "MemoryConfig",
+    "ModelConfig",
+    "Network",
+    "RNNConfig",
+    "TransformerConfig",
+    "build_model",
+    "capture",
+    "gd_construction",
+    "hook_points",
+    "LanguageModel",
+    "NgramBlock",
+    "mean_ablation",
+    "patch_with",
+    "run_with_hooks",
+    "zero_ablation",
+]

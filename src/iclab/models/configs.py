@@ -40,7 +40,9 @@ class ModelConfig:
     """What every family shares. Subclasses add their own fields and set the class attributes below."""
 
     name: str = ""
-    encoder: str = "interleaved"  # how a prompt becomes tokens: one of the family's ``encoders`` (unused on token tasks)
+    encoder: str = (
+        "interleaved"  # how a prompt becomes tokens: one of the family's ``encoders`` (unused on token tasks)
+    )
     n_layer: int = 2  # blocks in the stack
     # n-gram layers (Akyürek et al. 2024) inserted after block ngram_after, one per order listed: e.g. [1, 2, 4].
     # They read token ids, so they need a token task.
@@ -58,14 +60,21 @@ class ModelConfig:
         if self.encoder not in self.encoders:
             if self.encoder not in ENCODERS:
                 require(False, f"{path}.encoder", one_of(self.encoders), self.encoder)
-            takes = f"the {self.encoders[0]} encoder" if len(self.encoders) == 1 else \
-                f"the encoders {', '.join(self.encoders)}"
+            takes = (
+                f"the {self.encoders[0]} encoder"
+                if len(self.encoders) == 1
+                else f"the encoders {', '.join(self.encoders)}"
+            )
             require(False, f"{path}.encoder", f"{self.name} takes {takes}", self.encoder)
         require_positive(self, path, "n_layer")
         for i, n in enumerate(self.ngram_heads):
             require(1 <= n <= 8, f"{path}.ngram_heads[{i}]", "must be an n-gram order between 1 and 8", n)
-        require(0 <= self.ngram_after <= self.n_layer, f"{path}.ngram_after",
-                f"must be between 0 and model.n_layer ({self.n_layer})", self.ngram_after)
+        require(
+            0 <= self.ngram_after <= self.n_layer,
+            f"{path}.ngram_after",
+            f"must be between 0 and model.n_layer ({self.n_layer})",
+            self.ngram_after,
+        )
 
     def parameters_lower_bound(self) -> int:
         """A closed-form lower bound on the blocks' parameters (read-in, read-out and biases left out), so that a
@@ -92,8 +101,9 @@ class ModelConfig:
 
 def _heads_divide_width(cfg, path: str) -> None:
     require_positive(cfg, path, "n_embd", "n_head")
-    require(cfg.n_embd % cfg.n_head == 0, f"{path}.n_embd", f"must be divisible by model.n_head ({cfg.n_head})",
-            cfg.n_embd)
+    require(
+        cfg.n_embd % cfg.n_head == 0, f"{path}.n_embd", f"must be divisible by model.n_head ({cfg.n_head})", cfg.n_embd
+    )
 
 
 @MODELS.register
@@ -102,7 +112,9 @@ class TransformerConfig(ModelConfig):
     """GPT-2-style transformer (Radford et al. 2019; Garg et al. 2022): pre-LN softmax attention + GELU MLP."""
 
     name: str = "transformer"
-    encoder: str = "interleaved"  # "interleaved" (Garg et al.), "stacked" (von Oswald et al.) or "set" (order-invariant)
+    encoder: str = (
+        "interleaved"  # "interleaved" (Garg et al.), "stacked" (von Oswald et al.) or "set" (order-invariant)
+    )
     n_layer: int = 4
     n_embd: int = 64  # residual stream width D
     n_head: int = 4
@@ -130,15 +142,27 @@ class TransformerConfig(ModelConfig):
             require_positive(self, path, "n_positions")
         require(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)", self.dropout)
         if self.token_shift:
-            require(self.encoder != "set", f"{path}.token_shift", "does not go with the set encoder (its "
-                    "demonstrations have no order to shift along)", self.token_shift)
+            require(
+                self.encoder != "set",
+                f"{path}.token_shift",
+                "does not go with the set encoder (its demonstrations have no order to shift along)",
+                self.token_shift,
+            )
         require(self.qkv_conv >= 0, f"{path}.qkv_conv", "must be 0 (none) or a convolution width", self.qkv_conv)
         if self.qkv_conv:
-            require(self.encoder != "set", f"{path}.qkv_conv", "does not go with the set encoder (its "
-                    "demonstrations have no order to convolve along)", self.qkv_conv)
+            require(
+                self.encoder != "set",
+                f"{path}.qkv_conv",
+                "does not go with the set encoder (its demonstrations have no order to convolve along)",
+                self.qkv_conv,
+            )
         if self.positional == "rope":
-            require((self.n_embd // self.n_head) % 2 == 0, f"{path}.n_embd",
-                    f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})", self.n_embd)
+            require(
+                (self.n_embd // self.n_head) % 2 == 0,
+                f"{path}.n_embd",
+                f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})",
+                self.n_embd,
+            )
 
     def parameters_lower_bound(self) -> int:
         return self.n_layer * (4 + 2 * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP's two matrices
@@ -147,8 +171,12 @@ class TransformerConfig(ModelConfig):
         return self.n_layer * (8 + self.mlp_ratio) * self.n_embd  # q, k, v, attention, residuals, MLP hidden
 
     def label(self, tokens: bool = False) -> str:
-        parts = ([] if tokens else [self.encoder]) + (["rope"] if self.positional == "rope" else []) + \
-            (["token shift"] if self.token_shift else []) + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
+        parts = (
+            ([] if tokens else [self.encoder])
+            + (["rope"] if self.positional == "rope" else [])
+            + (["token shift"] if self.token_shift else [])
+            + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
+        )
         return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -247,10 +275,18 @@ class MemoryConfig(ModelConfig):
 
         super().validate(path)
         require(self.rule in RULES, f"{path}.rule", one_of(RULES), self.rule)
-        require(self.feature_map in FEATURE_MAPS, f"{path}.feature_map", f"must be one of {', '.join(FEATURE_MAPS)}",
-                self.feature_map)
-        require(not (self.form == "parallel" and RULES[self.rule].parallel is None), f"{path}.form",
-                f"{self.rule} has only the recurrent form here", self.form)
+        require(
+            self.feature_map in FEATURE_MAPS,
+            f"{path}.feature_map",
+            f"must be one of {', '.join(FEATURE_MAPS)}",
+            self.feature_map,
+        )
+        require(
+            not (self.form == "parallel" and RULES[self.rule].parallel is None),
+            f"{path}.form",
+            f"{self.rule} has only the recurrent form here",
+            self.form,
+        )
         _heads_divide_width(self, path)
         require_positive(self, path, "window")
         require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)

@@ -121,7 +121,7 @@ class SetBased(Stacked):
         m = n - 1
         mask = layout.attn_mask.clone()
         mask[:m, :m] = torch.eye(m, dtype=torch.bool, device=xs.device)  # a demonstration sees only itself
-        positions = torch.cat([torch.zeros(m, dtype=torch.long, device=xs.device),
-                               torch.ones(n, dtype=torch.long, device=xs.device)])
+        positions = torch.cat(
+            [torch.zeros(m, dtype=torch.long, device=xs.device), torch.ones(n, dtype=torch.long, device=xs.device)]
+        )
         return tokens, Layout(positions=positions, readout=layout.readout, attn_mask=mask)
-

@@ -17,8 +17,8 @@ Hooks are always removed when the ``with`` block exits, even on error.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -62,6 +62,7 @@ def capture(model: nn.Module, names: list[str] | None = None) -> Iterator[dict[s
     handles = []
     try:
         for name in names:
+
             def record(_module, _inputs, output, name=name):
                 cache[name] = output.detach()
 
@@ -86,6 +87,7 @@ def patched(model: nn.Module, hooks: Mapping[str, HookFn]) -> Iterator[None]:
     handles = []
     try:
         for name, fn in hooks.items():
+
             def replace(_module, _inputs, output, name=name, fn=fn):
                 return fn(output, name)
 
@@ -122,6 +124,7 @@ def run_with_hooks(model: nn.Module, prompts, hooks: Mapping[str, HookFn]) -> to
 def zero_ablation(head: int | None = None, dim: int = 1) -> HookFn:
     """A hook function that sets the activation to zero; with ``head``, only index ``head`` of dimension ``dim``
     (heads are dimension 1 of ``hook_q`` / ``hook_k`` / ``hook_v`` / ``hook_pattern``, shaped ``(B, H, ...)``)."""
+
     def ablate(x: torch.Tensor, _name: str) -> torch.Tensor:
         if head is None:
             return torch.zeros_like(x)
@@ -135,6 +138,7 @@ def zero_ablation(head: int | None = None, dim: int = 1) -> HookFn:
 def mean_ablation(mean: torch.Tensor, head: int | None = None, dim: int = 1) -> HookFn:
     """A hook function that replaces the activation by ``mean`` (e.g. the activation averaged over a reference batch,
     ``cache[name].mean(0)``, broadcast over the batch); with ``head``, only index ``head`` of dimension ``dim``."""
+
     def ablate(x: torch.Tensor, _name: str) -> torch.Tensor:
         m = mean.to(x.device, x.dtype).expand_as(x)
         if head is None:
@@ -149,6 +153,7 @@ def mean_ablation(mean: torch.Tensor, head: int | None = None, dim: int = 1) -> 
 def patch_with(values: torch.Tensor) -> HookFn:
     """A hook function that replaces the activation by ``values`` (activation patching: the same hook's activation
     from another run, e.g. from :func:`capture` on corrupted prompts)."""
+
     def replace(x: torch.Tensor, _name: str) -> torch.Tensor:
         if values.shape != x.shape:
             raise UserError(f"patch: the values have shape {tuple(values.shape)}, the activation {tuple(x.shape)}")

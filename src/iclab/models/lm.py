@@ -31,8 +31,12 @@ class LanguageModel(nn.Module):
             raise UserError(f"prompts of {t} tokens need {t} positions, but model.n_positions is {budget}")
         if not self.training and tokens.numel() and int(tokens.max()) >= self.vocab_size:  # no sync per training step
             raise UserError(f"token id {int(tokens.max())} is outside the model's vocabulary of {self.vocab_size}")
-        layout = Layout(positions=torch.arange(t, device=tokens.device), readout=torch.arange(t, device=tokens.device),
-                        attn_mask=None, token_ids=tokens)
+        layout = Layout(
+            positions=torch.arange(t, device=tokens.device),
+            readout=torch.arange(t, device=tokens.device),
+            attn_mask=None,
+            token_ids=tokens,
+        )
         return self.backbone(tokens, layout)
 
     def forward_prompts(self, prompts: TokenPrompts) -> torch.Tensor:

@@ -72,7 +72,7 @@ class LSABlock(nn.Module):
         self.hook_resid_post = HookPoint()
 
     @classmethod
-    def stack(cls, c: LinearSelfAttentionConfig, width: int) -> list["LSABlock"]:
+    def stack(cls, c: LinearSelfAttentionConfig, width: int) -> list[LSABlock]:
         shared = LSALayer(width, c.init_std) if c.share_weights else None
         return [cls(c, width, shared) for _ in range(c.n_layer)]
 

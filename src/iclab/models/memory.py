@@ -1,22 +1,23 @@
 """Memory layers as test-time learners (linear attention / DeltaNet / Titans family).
 
-Each layer keeps, per head, a matrix memory ``S`` (``Dk x Dv``) written once per token and read by the
-query: ``o_t = S_t q_t``. The write rule is the "learning algorithm" of the layer. The write rules (``linear``, ``decay``, ``delta``, ``gated_delta``, ``momentum``, ``omega``) are one function
-each in :mod:`iclab.models.memory_rules`, the recurrent definition beside the parallel form.
+Each layer keeps, per head, a matrix memory ``S`` (``Dk x Dv``) written once per token and read by the query: ``o_t =
+S_t q_t``. The write rule is the "learning algorithm" of the layer. The write rules (``linear``, ``decay``, ``delta``,
+``gated_delta``, ``momentum``, ``omega``) are one function each in :mod:`iclab.models.memory_rules`, the recurrent
+definition beside the parallel form.
 
 ``feature_map: poly2`` replaces queries and keys by degree-2 polynomial features
 ``phi(x) = [x, (x_i x_j / sqrt(2) for i <= j)]``, so ``phi(q) . phi(k) = q . k + (q . k)^2 / 2`` (the ``x_i^2``
 terms take ``1 / sqrt(2)`` and the cross terms ``1``): a ``Dh + Dh (Dh + 1) / 2``-dimensional key space,
 which is the memory's capacity (ATLAS's polynomial kernels).
 
-With ``token_shift`` (the default) each token's key comes from the token before it, so on the
-interleaved stream the y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i``
-reads (the role short convolutions play in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over tokens, the definition) and ``parallel``
-(the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one
-triangular solve, ``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between
-tokens for the gated rule); the momentum and Omega rules have the recurrent form only. Blocks: pre-LayerNorm memory
-sub-layer and GELU MLP, on the interleaved (causal) stream; the shell (:mod:`iclab.models.shell`) adds the
-read-in, learned positions, final LayerNorm and read-out. The config is :class:`iclab.models.configs.MemoryConfig`.
+With ``token_shift`` (the default) each token's key comes from the token before it, so on the interleaved stream the
+y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i`` reads (the role short convolutions play
+in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over tokens, the definition) and ``parallel``
+(the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one triangular solve,
+``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between tokens for the gated rule); the
+momentum and Omega rules have the recurrent form only. Blocks: pre-LayerNorm memory sub-layer and GELU MLP, on the
+interleaved (causal) stream; the shell (:mod:`iclab.models.shell`) adds the read-in, learned positions, final LayerNorm
+and read-out. The config is :class:`iclab.models.configs.MemoryConfig`.
 
 Hooks (``H`` heads)::
 

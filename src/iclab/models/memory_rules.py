@@ -25,8 +25,8 @@ without it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from iclab.lazy import F, torch
 from iclab.registry import Registry
@@ -57,9 +57,11 @@ class Rule:
 
 def rule(name: str, parallel: Callable | None = None, keys: Callable | None = None):
     """Register ``write`` as the memory rule ``name``."""
+
     def register(write):
         RULES.register(Rule(name, write, parallel, keys), name=name)
         return write
+
     return register
 
 
@@ -173,8 +175,7 @@ def omega(s, m, i, k, v, g: Gates):
     return s + resid.transpose(-1, -2) @ kw, m
 
 
-def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1.0, eta=None,
-                     window: int = 1):
+def memory_recurrent(q, k, v, rule: str, beta=None, alpha=None, decay: float = 1.0, eta=None, window: int = 1):
     """The outputs ``(B, H, T, Dv)`` of rule ``rule`` by its definition, token by token."""
     return recurrent(RULES[rule].write, q, k, v, Gates(beta, alpha, eta, decay, window))
 

@@ -86,8 +86,11 @@ class Network(nn.Module):
         else:
             self.pos_embed = None
         self.drop = nn.Dropout(config.dropout) if hasattr(config, "dropout") else None
-        layers = block.stack(config, width) if hasattr(block, "stack") else \
-            [block(config, width) for _ in range(config.n_layer)]
+        layers = (
+            block.stack(config, width)
+            if hasattr(block, "stack")
+            else [block(config, width) for _ in range(config.n_layer)]
+        )
         if getattr(config, "ngram_heads", None):
             from iclab.models.ngram_heads import NgramBlock
 

@@ -30,16 +30,24 @@ class MemoryEstimate:
         return self.parameters + self.gradients + self.optimizer + self.activations + self.data
 
     def dominant(self) -> str:
-        parts = {"parameters": self.parameters + self.gradients + self.optimizer, "activations": self.activations,
-                 "data": self.data}
+        parts = {
+            "parameters": self.parameters + self.gradients + self.optimizer,
+            "activations": self.activations,
+            "data": self.data,
+        }
         return max(parts, key=parts.get)
 
     @classmethod
-    def of_training(cls, n_params: int, activation_elements: int, data_bytes: int) -> "MemoryEstimate":
+    def of_training(cls, n_params: int, activation_elements: int, data_bytes: int) -> MemoryEstimate:
         """AdamW training: a gradient and two moments per parameter; autograd keeps about as much again of the
         activations for the backward pass."""
-        return cls(parameters=FLOAT * n_params, gradients=FLOAT * n_params, optimizer=2 * FLOAT * n_params,
-                   activations=2 * FLOAT * activation_elements, data=data_bytes)
+        return cls(
+            parameters=FLOAT * n_params,
+            gradients=FLOAT * n_params,
+            optimizer=2 * FLOAT * n_params,
+            activations=2 * FLOAT * activation_elements,
+            data=data_bytes,
+        )
 
 
 def count_on_meta(model, *inputs) -> tuple[int, int]:
@@ -63,3 +71,17 @@ def count_on_meta(model, *inputs) -> tuple[int, int]:
         for h in handles:
             h.remove()
     return n_params, outputs[0]
+
+
+def count_layers(count, model_config) -> tuple[int, int]:
+    """``count(config) -> (parameters, activation elements)`` for ``model_config``, from networks of one and two
+    layers: every family's layers are alike, so both grow linearly in ``n_layer`` (exact, and tested against the
+    direct count), and a million layers cost no more to count than two."""
+    from dataclasses import replace
+
+    n = model_config.n_layer
+    if n <= 2:
+        return count(model_config)
+    p1, a1 = count(replace(model_config, n_layer=1, ngram_after=min(model_config.ngram_after, 1)))
+    p2, a2 = count(replace(model_config, n_layer=2, ngram_after=min(model_config.ngram_after, 1)))
+    return p1 + (n - 1) * (p2 - p1), a1 + (n - 1) * (a2 - a1)

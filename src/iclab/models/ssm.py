@@ -44,8 +44,14 @@ from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
 
 
-def selective_ssm_loop(delta: torch.Tensor, A: torch.Tensor, drive: torch.Tensor, bmat: torch.Tensor,
-                       cmat: torch.Tensor, keep_states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def selective_ssm_loop(
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    drive: torch.Tensor,
+    bmat: torch.Tensor,
+    cmat: torch.Tensor,
+    keep_states: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``y_t = sum_n C_t[n] h_t[:, n]`` with ``h_t = exp(Delta_t A) h_{t-1} + drive_t B_t``, one token at a
     time, without the ``(B, T, E, N)`` tensors of ``a`` and ``b``. Tokens are taken by ``unbind``: indexing
     ``x[:, t]`` would make its backward write a zero-filled full-size gradient per token, quadratic in T.

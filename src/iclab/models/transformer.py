@@ -59,8 +59,11 @@ class Attention(nn.Module):
         self.token_shift = c.token_shift
         # Primer's multi-dconv-head attention: a causal depthwise convolution over the last qkv_conv tokens
         # on every channel of q, k and v
-        self.qkv_conv = nn.Conv1d(3 * c.n_embd, 3 * c.n_embd, c.qkv_conv, groups=3 * c.n_embd,
-                                  padding=c.qkv_conv - 1) if c.qkv_conv else None
+        self.qkv_conv = (
+            nn.Conv1d(3 * c.n_embd, 3 * c.n_embd, c.qkv_conv, groups=3 * c.n_embd, padding=c.qkv_conv - 1)
+            if c.qkv_conv
+            else None
+        )
 
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         b, t, dm = x.shape

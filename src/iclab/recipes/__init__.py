@@ -19,30 +19,68 @@ def demo() -> RunConfig:
     learning emerges far sooner on CPU than with Garg et al.'s interleaved encoding. Its time to in-context
     learning (squared error / d below 0.1 at k = 2d) is measured in docs/benchmarks.md.
     """
-    return run_config_from_dict({
-        "name": "demo",
-        "task": {"name": "linear_regression", "n_dims": 5, "n_points": 11},
-        "model": {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4},
-        "train": {"steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "min_lr_ratio": 0.1,
-                  "threads": 2, "log_every": 50, "eval_every": 100, "checkpoint_every": 500},
-        "eval": {"n_prompts": 1280},
-    })
+    return run_config_from_dict(
+        {
+            "name": "demo",
+            "task": {"name": "linear_regression", "n_dims": 5, "n_points": 11},
+            "model": {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4},
+            "train": {
+                "steps": 3000,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "warmup_steps": 200,
+                "min_lr_ratio": 0.1,
+                "threads": 2,
+                "log_every": 50,
+                "eval_every": 100,
+                "checkpoint_every": 500,
+            },
+            "eval": {"n_prompts": 1280},
+        }
+    )
 
 
 def _garg2022_full_scale(name: str, task: dict) -> RunConfig:
     """Garg et al. 2022's training set-up (dtsip/in-context-learning, conf/base.yaml): d = 20, 41 points,
     curriculum 5 -> 20 dimensions and 11 -> 41 points every 2000 steps, GPT-2 12 layers x 256 wide x 8 heads
     on interleaved tokens, batch 64, Adam 1e-4, 500k steps."""
-    return run_config_from_dict({
-        "name": name,
-        "task": {**task, "n_dims": 20, "n_points": 41,
-                 "curriculum": {"dims_start": 5, "dims_inc": 1, "dims_every": 2000,
-                                "points_start": 11, "points_inc": 2, "points_every": 2000}},
-        "model": {"name": "transformer", "encoder": "interleaved", "n_layer": 12, "n_embd": 256, "n_head": 8,
-                  "n_positions": 101},
-        "train": {"steps": 500_000, "batch_size": 64, "lr": 1e-4, "warmup_steps": 0, "min_lr_ratio": 1.0,
-                  "grad_clip": 0.0, "log_every": 100, "eval_every": 2000, "checkpoint_every": 2000},
-    })
+    return run_config_from_dict(
+        {
+            "name": name,
+            "task": {
+                **task,
+                "n_dims": 20,
+                "n_points": 41,
+                "curriculum": {
+                    "dims_start": 5,
+                    "dims_inc": 1,
+                    "dims_every": 2000,
+                    "points_start": 11,
+                    "points_inc": 2,
+                    "points_every": 2000,
+                },
+            },
+            "model": {
+                "name": "transformer",
+                "encoder": "interleaved",
+                "n_layer": 12,
+                "n_embd": 256,
+                "n_head": 8,
+                "n_positions": 101,
+            },
+            "train": {
+                "steps": 500_000,
+                "batch_size": 64,
+                "lr": 1e-4,
+                "warmup_steps": 0,
+                "min_lr_ratio": 1.0,
+                "grad_clip": 0.0,
+                "log_every": 100,
+                "eval_every": 2000,
+                "checkpoint_every": 2000,
+            },
+        }
+    )
 
 
 @RECIPES.register
@@ -63,51 +101,70 @@ def _cpu_model() -> dict:
 
 
 def _cpu_train(steps: int = 3000) -> dict:
-    return {"steps": steps, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "threads": 2, "eval_every": 500,
-            "checkpoint_every": 1000}
+    return {
+        "steps": steps,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "warmup_steps": 200,
+        "threads": 2,
+        "eval_every": 500,
+        "checkpoint_every": 1000,
+    }
 
 
 @RECIPES.register
 def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     """Raventós et al. 2023 at CPU scale: noisy regression (d = 8, 16 points, sigma = 0.5) over a fixed
     pool of M tasks; with small M the model tracks dMMSE on pool tasks (docs/catalogue.md)."""
-    return run_config_from_dict({
-        "name": f"raventos2023_pool{pool_size}",
-        "task": {"name": "task_pool", "n_dims": 8, "n_points": 16, "noise_std": 0.5, "pool_size": pool_size},
-        "model": _cpu_model(), "train": _cpu_train(),
-    })
+    return run_config_from_dict(
+        {
+            "name": f"raventos2023_pool{pool_size}",
+            "task": {"name": "task_pool", "n_dims": 8, "n_points": 16, "noise_std": 0.5, "pool_size": pool_size},
+            "model": _cpu_model(),
+            "train": _cpu_train(),
+        }
+    )
 
 
 @RECIPES.register
 def garg2022_sparse_regression() -> RunConfig:
     """Garg et al. 2022's sparse regression (k = 3 of d = 10) at CPU scale; compared with Lasso."""
-    return run_config_from_dict({
-        "name": "garg2022_sparse_regression",
-        "task": {"name": "sparse_linear_regression", "n_dims": 10, "n_points": 21, "sparsity": 3},
-        "model": _cpu_model(), "train": _cpu_train(),
-    })
+    return run_config_from_dict(
+        {
+            "name": "garg2022_sparse_regression",
+            "task": {"name": "sparse_linear_regression", "n_dims": 10, "n_points": 21, "sparsity": 3},
+            "model": _cpu_model(),
+            "train": _cpu_train(),
+        }
+    )
 
 
 @RECIPES.register
 def guo2023_representation() -> RunConfig:
     """Guo et al. 2023 at CPU scale: y = <w, Phi(x)> + noise with a fixed random MLP Phi; the model
     approaches ridge on Phi(x), not ridge on x."""
-    return run_config_from_dict({
-        "name": "guo2023_representation",
-        "task": {"name": "representation", "n_dims": 5, "n_points": 21, "noise_std": 0.1},
-        "model": _cpu_model(), "train": _cpu_train(),
-    })
+    return run_config_from_dict(
+        {
+            "name": "guo2023_representation",
+            "task": {"name": "representation", "n_dims": 5, "n_points": 21, "noise_std": 0.1},
+            "model": _cpu_model(),
+            "train": _cpu_train(),
+        }
+    )
 
 
 @RECIPES.register
 def kirsch2022_digits(n_tasks: int | None = None) -> RunConfig:
     """Kirsch et al. 2022 at CPU scale: in-context classification of randomly projected, label-permuted
     digits; ``n_tasks`` fixed tasks (null: a fresh task per prompt)."""
-    return run_config_from_dict({
-        "name": "kirsch2022_digits" + ("" if n_tasks is None else f"_{n_tasks}tasks"),
-        "task": {"name": "digits_classification", "n_dims": 16, "n_points": 31, "n_tasks": n_tasks},
-        "model": _cpu_model(), "train": _cpu_train(4000),
-    })
+    return run_config_from_dict(
+        {
+            "name": "kirsch2022_digits" + ("" if n_tasks is None else f"_{n_tasks}tasks"),
+            "task": {"name": "digits_classification", "n_dims": 16, "n_points": 31, "n_tasks": n_tasks},
+            "model": _cpu_model(),
+            "train": _cpu_train(4000),
+        }
+    )
 
 
 @RECIPES.register
@@ -115,16 +172,33 @@ def von_oswald2022_lsa(steps: int = 5000) -> RunConfig:
     """von Oswald et al. 2022: one linear self-attention layer on d = 10, N = 10 context points,
     x ~ U(-0.5, 0.5), w ~ N(0, I), no noise; Adam 1e-3, batch 2048, loss at the query. Compare with one GD
     step at the best step size (benchmarks/von_oswald.py)."""
-    return run_config_from_dict({
-        "name": "von_oswald2022_lsa",
-        "task": {"name": "linear_regression", "n_dims": 10, "n_points": 11, "x_distribution": "uniform",
-                 "x_scale": 0.5},
-        "model": {"name": "linear_self_attention", "n_layer": 1},
-        "train": {"steps": steps, "batch_size": 2048, "lr": 1e-3, "warmup_steps": 0, "min_lr_ratio": 1.0,
-                  "grad_clip": 0.0, "loss_on": "last", "log_every": 100, "eval_every": 500,
-                  "checkpoint_every": 1000, "threads": 2},
-        "eval": {"learners": ["least_squares", "gd(steps=1, lr=6.1)", "zero"]},
-    })
+    return run_config_from_dict(
+        {
+            "name": "von_oswald2022_lsa",
+            "task": {
+                "name": "linear_regression",
+                "n_dims": 10,
+                "n_points": 11,
+                "x_distribution": "uniform",
+                "x_scale": 0.5,
+            },
+            "model": {"name": "linear_self_attention", "n_layer": 1},
+            "train": {
+                "steps": steps,
+                "batch_size": 2048,
+                "lr": 1e-3,
+                "warmup_steps": 0,
+                "min_lr_ratio": 1.0,
+                "grad_clip": 0.0,
+                "loss_on": "last",
+                "log_every": 100,
+                "eval_every": 500,
+                "checkpoint_every": 1000,
+                "threads": 2,
+            },
+            "eval": {"learners": ["least_squares", "gd(steps=1, lr=6.1)", "zero"]},
+        }
+    )
 
 
 @RECIPES.register
@@ -135,16 +209,37 @@ def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfi
     which of them the model's predictions (SPD) and implicit weights (ILWD) are closest to
     (``benchmarks/akyurek_alignment.py`` runs the noiseless and the sigma = 1 version)."""
     lam = f"{noise_std**2:g}" if noise_std > 0 else "1"
-    return run_config_from_dict({
-        "name": "akyurek2022_alignment" + (f"_noise{noise_std:g}" if noise_std else ""),
-        "task": {"name": "linear_regression", "n_dims": 5, "n_points": 16, "noise_std": noise_std},
-        "model": {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4},
-        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "min_lr_ratio": 0.1,
-                  "threads": 2, "log_every": 50, "eval_every": 500, "checkpoint_every": 1000},
-        "eval": {"n_prompts": 1280, "learners": ["least_squares", "ridge(lam=0.1)", f"ridge(lam={lam})",
-                                                 "ridge(lam=3)", "gd(steps=1, lr=0.5)", "online_gd(lr=0.1)",
-                                                 "knn(k=3)", "zero"]},
-    })
+    return run_config_from_dict(
+        {
+            "name": "akyurek2022_alignment" + (f"_noise{noise_std:g}" if noise_std else ""),
+            "task": {"name": "linear_regression", "n_dims": 5, "n_points": 16, "noise_std": noise_std},
+            "model": {"name": "transformer", "encoder": "stacked", "n_layer": 4, "n_embd": 64, "n_head": 4},
+            "train": {
+                "steps": steps,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "warmup_steps": 200,
+                "min_lr_ratio": 0.1,
+                "threads": 2,
+                "log_every": 50,
+                "eval_every": 500,
+                "checkpoint_every": 1000,
+            },
+            "eval": {
+                "n_prompts": 1280,
+                "learners": [
+                    "least_squares",
+                    "ridge(lam=0.1)",
+                    f"ridge(lam={lam})",
+                    "ridge(lam=3)",
+                    "gd(steps=1, lr=0.5)",
+                    "online_gd(lr=0.1)",
+                    "knn(k=3)",
+                    "zero",
+                ],
+            },
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -153,8 +248,14 @@ def akyurek2022_alignment(noise_std: float = 0.0, steps: int = 4000) -> RunConfi
 # the paper's models (berlino/seq_icl, configs/experiment/dfa/*.yaml), in iclab's families
 _ICLL_MODELS = {
     "transformer": {"name": "transformer", "n_layer": 8, "n_embd": 128, "n_head": 2, "dropout": 0.0},
-    "transformer_ngram": {"name": "transformer", "n_layer": 8, "n_embd": 128, "n_head": 2, "ngram_heads": [1, 2, 3],
-                          "ngram_after": 1},
+    "transformer_ngram": {
+        "name": "transformer",
+        "n_layer": 8,
+        "n_embd": 128,
+        "n_head": 2,
+        "ngram_heads": [1, 2, 3],
+        "ngram_after": 1,
+    },
     "lstm": {"name": "rnn", "cell": "lstm", "n_layer": 1, "n_embd": 512},
     "delta": {"name": "memory", "rule": "delta", "n_layer": 4, "n_embd": 256, "n_head": 2, "token_shift": False},
     "mamba": {"name": "mamba", "n_layer": 4, "n_embd": 128},
@@ -165,21 +266,34 @@ _ICLL_MODELS = {
 @RECIPES.register
 def akyurek2024_regbench(steps: int = 2000) -> RunConfig:
     """REGBENCH at CPU scale (Akyürek et al. 2024): 10,000 training automata, prompts cut at 256 tokens (the
-    paper cuts at 512; attention's cost grows with the square of the length), a 2-layer width-64 transformer with 2 heads, learned positions and Primer's depthwise
-    q/k/v convolution over 3 tokens (So et al. 2021; ``--set model.qkv_conv=0`` for the GPT-2 block), batch 32,
-    AdamW 3e-3 with weight decay 0.1, 2000 steps on 2 threads; evaluated on 500 held-out automata against the
-    oracle and the in-context 1- to 4-gram learners. ``benchmarks/regbench.py families`` trains it, the GPT-2
-    block, the other families and the transformers with n-gram heads on the same data; docs/tokens.md has the
+    paper cuts at 512; attention's cost grows with the square of the length), a 2-layer width-64 transformer with 2
+    heads, learned positions and Primer's depthwise q/k/v convolution over 3 tokens (So et al. 2021; ``--set
+    model.qkv_conv=0`` for the GPT-2 block), batch 32, AdamW 3e-3 with weight decay 0.1, 2000 steps on 2 threads;
+    evaluated on 500 held-out automata against the oracle and the in-context 1- to 4-gram learners.
+    ``benchmarks/regbench.py families`` trains it, the GPT-2 block, the other families and the transformers with n-gram
+    heads on the same data; docs/tokens.md has the
     results and the training times."""
-    return run_config_from_dict({
-        "name": "akyurek2024_regbench",
-        "task": {"name": "regbench", "n_train": 10000, "max_length": 256},
-        "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 2, "qkv_conv": 3},
-        "train": {"steps": steps, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 100,
-                  "min_lr_ratio": 0.1, "threads": 2, "log_every": 50, "eval_every": 250, "eval_prompts": 64,
-                  "checkpoint_every": 500},
-        "eval": {"n_prompts": 500, "batch_size": 64},
-    })
+    return run_config_from_dict(
+        {
+            "name": "akyurek2024_regbench",
+            "task": {"name": "regbench", "n_train": 10000, "max_length": 256},
+            "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 2, "qkv_conv": 3},
+            "train": {
+                "steps": steps,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "weight_decay": 0.1,
+                "warmup_steps": 100,
+                "min_lr_ratio": 0.1,
+                "threads": 2,
+                "log_every": 50,
+                "eval_every": 250,
+                "eval_prompts": 64,
+                "checkpoint_every": 500,
+            },
+            "eval": {"n_prompts": 500, "batch_size": 64},
+        }
+    )
 
 
 @RECIPES.register
@@ -194,15 +308,26 @@ def akyurek2024_regbench_paper(model: str = "transformer", n_train: int = 10000,
     if model not in _ICLL_MODELS:
         raise ConfigError(f"model: must be one of {', '.join(_ICLL_MODELS)}, got {model!r}")
     steps = -(-n_train // 32) * epochs
-    return run_config_from_dict({
-        "name": f"akyurek2024_regbench_{model}_{n_train}",
-        "task": {"name": "regbench", "n_train": n_train},
-        "model": dict(_ICLL_MODELS[model]),
-        "train": {"steps": steps, "batch_size": 32, "lr": 5e-4, "weight_decay": 0.1, "warmup_steps": steps // 10,
-                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 2000, "eval_prompts": 500,
-                  "checkpoint_every": 5000},
-        "eval": {"n_prompts": 500, "batch_size": 64},
-    })
+    return run_config_from_dict(
+        {
+            "name": f"akyurek2024_regbench_{model}_{n_train}",
+            "task": {"name": "regbench", "n_train": n_train},
+            "model": dict(_ICLL_MODELS[model]),
+            "train": {
+                "steps": steps,
+                "batch_size": 32,
+                "lr": 5e-4,
+                "weight_decay": 0.1,
+                "warmup_steps": steps // 10,
+                "min_lr_ratio": 0.1,
+                "log_every": 100,
+                "eval_every": 2000,
+                "eval_prompts": 500,
+                "checkpoint_every": 5000,
+            },
+            "eval": {"n_prompts": 500, "batch_size": 64},
+        }
+    )
 
 
 @RECIPES.register
@@ -219,16 +344,32 @@ def lee2023_arithmetic(format: str = "reverse", n_train: int = 2000, steps: int 
 
     if format not in FORMATS:
         raise ConfigError(f"format: must be one of {', '.join(FORMATS)}, got {format!r}")
-    return run_config_from_dict({
-        "name": "lee2023_arithmetic",
-        "task": {"name": "arithmetic", "format": format, "n_train": n_train, "n_digits": 3},
-        "model": {"name": "transformer", "n_layer": 2, "n_embd": 128, "n_head": 4,
-                  "n_positions": longest_example("scratchpad", 4) - 1},
-        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 100,
-                  "min_lr_ratio": 0.1, "log_every": 50, "eval_every": 500, "eval_prompts": 128,
-                  "checkpoint_every": 500},
-        "eval": {"n_prompts": 500, "batch_size": 250},
-    })
+    return run_config_from_dict(
+        {
+            "name": "lee2023_arithmetic",
+            "task": {"name": "arithmetic", "format": format, "n_train": n_train, "n_digits": 3},
+            "model": {
+                "name": "transformer",
+                "n_layer": 2,
+                "n_embd": 128,
+                "n_head": 4,
+                "n_positions": longest_example("scratchpad", 4) - 1,
+            },
+            "train": {
+                "steps": steps,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "weight_decay": 0.1,
+                "warmup_steps": 100,
+                "min_lr_ratio": 0.1,
+                "log_every": 50,
+                "eval_every": 500,
+                "eval_prompts": 128,
+                "checkpoint_every": 500,
+            },
+            "eval": {"n_prompts": 500, "batch_size": 250},
+        }
+    )
 
 
 @RECIPES.register
@@ -243,15 +384,26 @@ def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
 
     if program not in PROGRAMS:
         raise ConfigError(f"program: must be one of {', '.join(PROGRAMS)}, got {program!r}")
-    return run_config_from_dict({
-        "name": "friedman2023_rasp",
-        "task": {"name": "rasp", "program": program, "n_train": 8000},
-        "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
-        "train": {"steps": steps, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 100,
-                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 500, "eval_prompts": 256,
-                  "checkpoint_every": 1000},
-        "eval": {"n_prompts": 1000, "batch_size": 500},
-    })
+    return run_config_from_dict(
+        {
+            "name": "friedman2023_rasp",
+            "task": {"name": "rasp", "program": program, "n_train": 8000},
+            "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
+            "train": {
+                "steps": steps,
+                "batch_size": 64,
+                "lr": 3e-3,
+                "weight_decay": 0.1,
+                "warmup_steps": 100,
+                "min_lr_ratio": 0.1,
+                "log_every": 100,
+                "eval_every": 500,
+                "eval_prompts": 256,
+                "checkpoint_every": 1000,
+            },
+            "eval": {"n_prompts": 1000, "batch_size": 500},
+        }
+    )
 
 
 # Zoology's families at CPU scale: two layers each. The memory layers keep their token shift (keys from the
@@ -277,17 +429,42 @@ def arora2023_mqar(family: str = "attention", n_embd: int = 64, seq_len: int = 6
 
     if family not in MQAR_FAMILIES:
         raise ConfigError(f"family: must be one of {', '.join(MQAR_FAMILIES)}, got {family!r}")
-    return run_config_from_dict({
-        "name": f"arora2023_mqar_{family}",
-        "task": {"name": "mqar", "seq_len": seq_len, "n_pairs": seq_len // 8, "vocab_size": 256, "n_train": None},
-        "model": {**MQAR_FAMILIES[family], "n_embd": n_embd},
-        "train": {"steps": steps, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 100,
-                  "min_lr_ratio": 0.1, "log_every": 100, "eval_every": 500, "eval_prompts": 128,
-                  "checkpoint_every": 500},
-        "eval": {"n_prompts": 500, "batch_size": 250},
-    })
+    return run_config_from_dict(
+        {
+            "name": f"arora2023_mqar_{family}",
+            "task": {"name": "mqar", "seq_len": seq_len, "n_pairs": seq_len // 8, "vocab_size": 256, "n_train": None},
+            "model": {**MQAR_FAMILIES[family], "n_embd": n_embd},
+            "train": {
+                "steps": steps,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "weight_decay": 0.1,
+                "warmup_steps": 100,
+                "min_lr_ratio": 0.1,
+                "log_every": 100,
+                "eval_every": 500,
+                "eval_prompts": 128,
+                "checkpoint_every": 500,
+            },
+            "eval": {"n_prompts": 500, "batch_size": 250},
+        }
+    )
 
 
-__all__ = ["RECIPES", "akyurek2022_alignment", "akyurek2024_regbench", "akyurek2024_regbench_paper", "arora2023_mqar", "demo", "friedman2023_rasp", "garg2022_linear_regression", "garg2022_sparse_regression",
-           "garg2022_sparse_regression_full", "guo2023_representation",
-           "kirsch2022_digits", "lee2023_arithmetic", "raventos2023_task_pool", "von_oswald2022_lsa"]
+__all__ = [
+    "RECIPES",
+    "akyurek2022_alignment",
+    "akyurek2024_regbench",
+    "akyurek2024_regbench_paper",
+    "arora2023_mqar",
+    "demo",
+    "friedman2023_rasp",
+    "garg2022_linear_regression",
+    "garg2022_sparse_regression",
+    "garg2022_sparse_regression_full",
+    "guo2023_representation",
+    "kirsch2022_digits",
+    "lee2023_arithmetic",
+    "raventos2023_task_pool",
+    "von_oswald2022_lsa",
+]

@@ -27,9 +27,11 @@ def write_report(run_dir: str | Path) -> Path:
     cfg = read_run_config(run_dir)
     task = make_task(cfg.task)
     kind = kind_of(task)
-    parts = [f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
-             f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
-             f'{time.strftime("%Y-%m-%d %H:%M:%S")}</p>']
+    parts = [
+        f"<h1>iclab run: {html.escape(cfg.name)}</h1>",
+        f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
+    ]
     parts += kind.report_sections(cfg, run_dir, read_metrics(run_dir))
     parts += _analysis_section(run_dir, getattr(cfg.task, "n_dims", 0))
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
@@ -59,14 +61,17 @@ def _analysis_section(run_dir: Path, d: int) -> list[str]:
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise RunFolderError(f"{folder / 'summary.json'}: damaged; run `iclab analyze {run_dir}` again") from None
-    parts = [f"<h2>Analysis (iclab analyze, checkpoint step {summary.get('step')}, "
-             f"{summary.get('n_prompts')} prompts)</h2>"]
+    parts = [
+        f"<h2>Analysis (iclab analyze, checkpoint step {summary.get('step')}, {summary.get('n_prompts')} prompts)</h2>"
+    ]
     for instrument in INSTRUMENTS.values():
         try:
             items = instrument.section(folder, d) if instrument.section else []
         except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, csv.Error):
-            raise RunFolderError(f"{folder}: the {instrument.name} results are damaged; run `iclab analyze "
-                                 f"{run_dir} --only {instrument.name}` again") from None
+            raise RunFolderError(
+                f"{folder}: the {instrument.name} results are damaged; run `iclab analyze "
+                f"{run_dir} --only {instrument.name}` again"
+            ) from None
         for item in items:
             if isinstance(item, Figure):
                 parts.append(f"<h3>{html.escape(item.title)}</h3>{img(item.path)}")
@@ -75,6 +80,9 @@ def _analysis_section(run_dir: Path, d: int) -> list[str]:
             elif isinstance(item, Note):
                 parts.append(f"<p>{html.escape(item.text)}</p>")
     if summary.get("skipped"):
-        parts.append('<p class="muted">Skipped: ' + "; ".join(f"{html.escape(k)}: {html.escape(v)}"
-                                                              for k, v in summary["skipped"].items()) + "</p>")
+        parts.append(
+            '<p class="muted">Skipped: '
+            + "; ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in summary["skipped"].items())
+            + "</p>"
+        )
     return parts

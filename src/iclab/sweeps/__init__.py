@@ -64,8 +64,16 @@ def _status_line(index: dict) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = None, jobs: int | None = None,
-              threads: int | None = None, dry_run: bool = False, compare: bool = True, stream=None) -> int:
+def run_sweep(
+    sweep: Sweep,
+    root: str | Path = "sweeps",
+    executor: str | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    dry_run: bool = False,
+    compare: bool = True,
+    stream=None,
+) -> int:
     """Run every point of ``sweep`` that is not finished; returns 0 when all are, 1 when some failed, 130 when
     interrupted (run it again to continue). Everything is checked before anything is written."""
     from iclab.sweeps.store import (
@@ -107,8 +115,12 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
         write_index(folder, index)
         todo = [p.name for p in sweep.points if states[p.name] != "finished"]
         entries = {e["name"]: e for e in index["points"]}
-        print(f"sweep {sweep.name}: {len(sweep.points)} points, {len(sweep.points) - len(todo)} finished; "
-              f"running {len(todo)} ({ex.describe()}) in {folder}", file=out, flush=True)
+        print(
+            f"sweep {sweep.name}: {len(sweep.points)} points, {len(sweep.points) - len(todo)} finished; "
+            f"running {len(todo)} ({ex.describe()}) in {folder}",
+            file=out,
+            flush=True,
+        )
         done = [0]
 
         def report(name: str, status: str, message: str | None = None, seconds: float | None = None, **extra) -> None:
@@ -136,8 +148,9 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
                 if e["status"] == "running":
                     e["status"] = point_state(folder / e["name"], e["config"])
             write_index(folder, index)
-            print(f"sweep {sweep.name}: interrupted ({_status_line(index)}); run the same command to continue",
-                  file=out)
+            print(
+                f"sweep {sweep.name}: interrupted ({_status_line(index)}); run the same command to continue", file=out
+            )
             return 130
         for e in index["points"]:  # what the disk says, after the executor is done
             if e["status"] != "failed":
@@ -151,8 +164,17 @@ def run_sweep(sweep: Sweep, root: str | Path = "sweeps", executor: str | None = 
 
         plan = sweep.compare
         try:
-            comp, report_path = write_comparison([folder], folder, x=plan.x, by=plan.by, metric=plan.metric, k=plan.k,
-                                                 log_x=plan.log_x, title=f"Sweep {sweep.name}", panel=plan.panel)
+            comp, report_path = write_comparison(
+                [folder],
+                folder,
+                x=plan.x,
+                by=plan.by,
+                metric=plan.metric,
+                k=plan.k,
+                log_x=plan.log_x,
+                title=f"Sweep {sweep.name}",
+                panel=plan.panel,
+            )
             from iclab.sweeps.compare import check_choice
 
             print(format_table(comp, check_choice(comp, plan.x, plan.by, plan.metric)[2]), file=result)

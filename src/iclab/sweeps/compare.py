@@ -51,18 +51,32 @@ def _runs_of(path: Path) -> tuple[list[dict], list[list[str]]]:
         for p in index["points"]:
             run_dir = path / p["name"]
             state = point_state(run_dir, p["config"])
-            if state != "finished" and (p.get("status") == "failed" or live and p.get("status") in ("running", "submitted")):
+            if state != "finished" and (
+                p.get("status") == "failed" or live and p.get("status") in ("running", "submitted")
+            ):
                 state = p["status"]
-            runs.append({"run": p["name"], "path": run_dir, "values": p.get("values", {}), "status": state,
-                         "config": p["config"]})
+            runs.append(
+                {
+                    "run": p["name"],
+                    "path": run_dir,
+                    "values": p.get("values", {}),
+                    "status": state,
+                    "config": p["config"],
+                }
+            )
         return runs, index.get("axes", [])
     if (path / "config.yaml").is_file():
         config = read_yaml(path / "config.yaml")
-        if not isinstance(config, dict) or not isinstance(config.get("train"), dict) or \
-                not isinstance(config["train"].get("steps"), int) or not isinstance(config.get("eval"), dict):
+        if (
+            not isinstance(config, dict)
+            or not isinstance(config.get("train"), dict)
+            or not isinstance(config["train"].get("steps"), int)
+            or not isinstance(config.get("eval"), dict)
+        ):
             raise RunFolderError(f"{path / 'config.yaml'}: not a run's saved config (made by `iclab train`)")
-        return [{"run": path.name, "path": path, "values": {}, "status": point_state(path, config),
-                 "config": config}], []
+        return [
+            {"run": path.name, "path": path, "values": {}, "status": point_state(path, config), "config": config}
+        ], []
     if path.is_dir():
         raise RunFolderError(f"{path}: neither a sweep folder (sweep.json) nor a run folder (config.yaml)")
     raise RunFolderError(f"{path}: no such sweep or run folder")
@@ -211,8 +225,9 @@ def default_metric(comp: Comparison) -> str:
     return ms[0] if ms else "train_loss"
 
 
-def check_choice(comp: Comparison, x: str | None, by: str | None, metric: str | None,
-                 panel: str | None = None) -> tuple[str, str | None, str]:
+def check_choice(
+    comp: Comparison, x: str | None, by: str | None, metric: str | None, panel: str | None = None
+) -> tuple[str, str | None, str]:
     """The x key, the line key and the metric (and the panel key), checked against what the runs hold (one-line
     errors)."""
     if not comp.keys:
@@ -230,7 +245,9 @@ def check_choice(comp: Comparison, x: str | None, by: str | None, metric: str | 
         raise UserError("--panel: must differ from --x and --by")
     metric = metric or default_metric(comp)
     if metric not in comp.metrics():
-        raise UserError(f"--metric: {metric!r} is not in these runs; they have {', '.join(comp.metrics()) or 'none yet'}")
+        raise UserError(
+            f"--metric: {metric!r} is not in these runs; they have {', '.join(comp.metrics()) or 'none yet'}"
+        )
     return x, by, metric
 
 
@@ -256,13 +273,20 @@ def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: str, log_x: bool | None = None,
-                title: str = "", panel: str | None = None) -> Path:
+def plot_metric(
+    comp: Comparison,
+    path: Path,
+    x: str,
+    by: str | None,
+    metric: str,
+    log_x: bool | None = None,
+    title: str = "",
+    panel: str | None = None,
+) -> Path:
     """The metric against ``x``, one panel per shift (and per value of ``panel``). Without ``by``: the network and
     every reference learner; with ``by``: the network, one line per value of ``by``. Runs that share the plotted
     values (seeds) are averaged; the band is their range."""
-    from iclab.plotting import pyplot
-    from iclab.plotting import display_name
+    from iclab.plotting import display_name, pyplot
 
     plt = pyplot()
     rows = [r for r in comp.rows if r["metric"] == metric and math.isfinite(r["value"])]
@@ -275,8 +299,11 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
     categorical = len(numeric) < len([v for v in xs_all if v is not None])
     if log_x is None:
         log_x = not categorical and numeric and min(numeric) > 0 and max(numeric) >= 10 * min(numeric)
-    inf_at = (max(numeric) * (4 if log_x else 1) + (0 if log_x else (max(numeric) - min(numeric) or 1) * 0.25)
-              if numeric else 1)
+    inf_at = (
+        max(numeric) * (4 if log_x else 1) + (0 if log_x else (max(numeric) - min(numeric) or 1) * 0.25)
+        if numeric
+        else 1
+    )
 
     def pos(v):
         if categorical:
@@ -286,9 +313,13 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
     for ax, (shift, pv) in zip(axes[0], shifts):
         mine = [r for r in rows if r["shift"] == shift and (panel is None or _hashable(r.get(panel)) == pv)]
         if by is None:
-            series = [(lrn, [r for r in mine if r["learner"] == lrn]) for lrn in dict.fromkeys(r["learner"] for r in mine)]
-            styles = {lrn: dict(color="black", lw=2.4, marker="o") if lrn == "model" else dict(ls="--", lw=1.4, marker=".")
-                      for lrn, _ in series}
+            series = [
+                (lrn, [r for r in mine if r["learner"] == lrn]) for lrn in dict.fromkeys(r["learner"] for r in mine)
+            ]
+            styles = {
+                lrn: dict(color="black", lw=2.4, marker="o") if lrn == "model" else dict(ls="--", lw=1.4, marker=".")
+                for lrn, _ in series
+            }
             labels = {lrn: display_name(lrn, "trained network") for lrn, _ in series}
         else:
             values = sorted({_hashable(r.get(by)) for r in mine}, key=_sort_key)
@@ -304,12 +335,15 @@ def plot_metric(comp: Comparison, path: Path, x: str, by: str | None, metric: st
             if any(a != b for a, b in zip(lo, hi)):
                 ax.fill_between(px, lo, hi, alpha=0.15, color=ax.lines[-1].get_color())
         if log_x and not categorical:
-            ax.set_xscale("log", base=2 if all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in numeric) else 10)
+            ax.set_xscale(
+                "log", base=2 if all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in numeric) else 10
+            )
         ticks = [pos(v) for v in xs_all]
         if categorical or None in xs_all or (log_x and len(xs_all) <= 12):
             ax.set_xticks(ticks)
-            ax.set_xticklabels(["∞" if v is None and not categorical else _cell(v) for v in xs_all],
-                               rotation=30 if categorical else 0)
+            ax.set_xticklabels(
+                ["∞" if v is None and not categorical else _cell(v) for v in xs_all], rotation=30 if categorical else 0
+            )
             ax.minorticks_off()
         ax.set_xlabel(x)
         where = f"{panel.rsplit('.', 1)[-1]} = {_cell(pv)}" if panel else ""
@@ -336,8 +370,13 @@ def _wide(comp: Comparison, metric: str, shift: str | None = None) -> tuple[list
     header = [*(k.rsplit(".", 1)[-1] for k in comp.keys), "status", *learners]
     body = []
     for run in comp.runs:
-        body.append([*(_cell(run["values"].get(k)) for k in comp.keys), run["status"],
-                     *(_cell(by[(run["run"], lrn)]) if (run["run"], lrn) in by else "" for lrn in learners)])
+        body.append(
+            [
+                *(_cell(run["values"].get(k)) for k in comp.keys),
+                run["status"],
+                *(_cell(by[(run["run"], lrn)]) if (run["run"], lrn) in by else "" for lrn in learners),
+            ]
+        )
     return header, body
 
 
@@ -353,9 +392,17 @@ def format_table(comp: Comparison, metric: str) -> str:
     return "\n".join(out)
 
 
-def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, by: str | None = None,
-                     metric: str | None = None, k: int | None = None, log_x: bool | None = None,
-                     title: str | None = None, panel: str | None = None) -> tuple[Comparison, Path]:
+def write_comparison(
+    paths: list[str | Path],
+    out: Path,
+    x: str | None = None,
+    by: str | None = None,
+    metric: str | None = None,
+    k: int | None = None,
+    log_x: bool | None = None,
+    title: str | None = None,
+    panel: str | None = None,
+) -> tuple[Comparison, Path]:
     """``compare.csv``, ``plots/compare_<metric>.png`` and ``report.html`` in ``out``; returns the comparison and
     the report's path."""
     from iclab.page import document, img
@@ -370,23 +417,32 @@ def write_comparison(paths: list[str | Path], out: Path, x: str | None = None, b
     slug = metric.replace("@", "_at_").replace("=", "")
     figures.append(plot_metric(comp, out / "plots" / f"compare_{slug}.png", x, by, metric, log_x, title or "", panel))
     if "error_mean" in comp.metrics() and metric != "error_mean" and metric.startswith("error@"):
-        figures.append(plot_metric(comp, out / "plots" / "compare_error_mean.png", x, by, "error_mean", log_x,
-                                   panel=panel))
+        figures.append(
+            plot_metric(comp, out / "plots" / "compare_error_mean.png", x, by, "error_mean", log_x, panel=panel)
+        )
     title = title or f"Comparison of {len(comp.runs)} runs"
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='muted'>{len(comp.runs)} runs; swept: {html.escape(', '.join(comp.keys))}. "
-             f"The tidy table is <code>compare.csv</code> (every metric, learner and shift).</p>",
-             f"<h2>{html.escape(metric)} against {html.escape(x)}</h2>"]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='muted'>{len(comp.runs)} runs; swept: {html.escape(', '.join(comp.keys))}. "
+        f"The tidy table is <code>compare.csv</code> (every metric, learner and shift).</p>",
+        f"<h2>{html.escape(metric)} against {html.escape(x)}</h2>",
+    ]
     parts += [img(f) for f in figures]
     shifts = list(dict.fromkeys(r["shift"] for r in comp.rows if r["metric"] == metric)) or [None]
     for shift in shifts:
         header, body = _wide(comp, metric, shift)
-        parts.append(f"<h2>{html.escape(metric)}{f' ({html.escape(shift)} prompts)' if shift else ''}</h2><table><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in ["run", *header]) + "</tr>")
+        parts.append(
+            f"<h2>{html.escape(metric)}{f' ({html.escape(shift)} prompts)' if shift else ''}</h2><table><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in ["run", *header])
+            + "</tr>"
+        )
         for run, cells in zip(comp.runs, body):
             report = Path(run["path"]) / "report.html"
-            link = (f"<a href='{html.escape(_relative(report, out))}'>{html.escape(run['run'])}</a>" if report.is_file()
-                    else html.escape(run["run"]))
+            link = (
+                f"<a href='{html.escape(_relative(report, out))}'>{html.escape(run['run'])}</a>"
+                if report.is_file()
+                else html.escape(run["run"])
+            )
             parts.append("<tr>" + f"<td>{link}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
     report = out / "report.html"

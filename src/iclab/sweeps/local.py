@@ -16,8 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from iclab.sweeps.point import EXIT_INTERRUPTED
 from iclab.sweeps.spec import available_cores
@@ -50,8 +50,9 @@ class LocalExecutor:
         running: dict[str, tuple[subprocess.Popen, float, object]] = {}
         logs = folder / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads),
-                   PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads), PYTHONUNBUFFERED="1"
+        )
         stopping = False
 
         def stop(signum, _frame):
@@ -67,9 +68,22 @@ class LocalExecutor:
                 while queue and len(running) < self.jobs and not stopping:
                     name = queue.pop(0)
                     log = open(logs / f"{name}.log", "ab")
-                    cmd = [sys.executable, "-m", "iclab.sweeps.point", str(folder), name, "--threads", str(self.threads)]
-                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "iclab.sweeps.point",
+                        str(folder),
+                        name,
+                        "--threads",
+                        str(self.threads),
+                    ]
+                    proc = subprocess.Popen(
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                    )
                     running[name] = (proc, time.perf_counter(), log)
                     report(name, "running")
                 for name, (proc, t0, log) in list(running.items()):

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from iclab.errors import ConfigError
 
@@ -74,8 +74,13 @@ class SlurmExecutor:
 
     def parameters(self, folder: Path) -> dict:
         c = self.config
-        params = {"time": c.time_min, "cpus_per_task": c.cpus_per_task, "job_name": f"iclab-{folder.name}",
-                  "array_parallelism": c.array_parallelism, "use_srun": c.use_srun}
+        params = {
+            "time": c.time_min,
+            "cpus_per_task": c.cpus_per_task,
+            "job_name": f"iclab-{folder.name}",
+            "array_parallelism": c.array_parallelism,
+            "use_srun": c.use_srun,
+        }
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(c, key) is not None:
                 params[key] = getattr(c, key)
@@ -111,11 +116,15 @@ class SlurmExecutor:
                         report(n, j.result(), seconds=seconds)
                     except Exception as e:  # the task failed: submitit re-raises its error here
                         lines = [ln for ln in str(e).splitlines() if ln.strip()]
-                        why = next((ln.strip() for ln in reversed(lines) if "iclab" in ln or "Error" in ln),
-                                   lines[-1] if lines else type(e).__name__)
+                        why = next(
+                            (ln.strip() for ln in reversed(lines) if "iclab" in ln or "Error" in ln),
+                            lines[-1] if lines else type(e).__name__,
+                        )
                         report(n, "failed", message=f"job {j.job_id}: {why}"[:300], seconds=seconds)
                 time.sleep(poll_s)
         except KeyboardInterrupt:
-            print(f"iclab sweep: the driver stopped; {len(pending)} SLURM jobs run on "
-                  f"({', '.join(j.job_id for j in pending.values())}); run the sweep again later to collect them")
+            print(
+                f"iclab sweep: the driver stopped; {len(pending)} SLURM jobs run on "
+                f"({', '.join(j.job_id for j in pending.values())}); run the sweep again later to collect them"
+            )
             raise

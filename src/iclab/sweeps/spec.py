@@ -33,11 +33,19 @@ from typing import Any, Literal
 from iclab.errors import ConfigError
 from iclab.schema import from_dict, require, require_positive
 
-__all__ = ["ComparePlan", "ExecutorConfig", "Point", "SlurmConfig", "Sweep", "available_cores", "load_sweep",
-           "point_name", "sweep_from_dict"]
+__all__ = [
+    "ComparePlan",
+    "ExecutorConfig",
+    "Point",
+    "SlurmConfig",
+    "Sweep",
+    "available_cores",
+    "load_sweep",
+    "point_name",
+    "sweep_from_dict",
+]
 
-SWEEP_KEYS = ("name", "recipe", "recipe_args", "config", "set", "grid", "zip", "seeds", "executor", "slurm",
-              "compare")
+SWEEP_KEYS = ("name", "recipe", "recipe_args", "config", "set", "grid", "zip", "seeds", "executor", "slurm", "compare")
 
 
 def available_cores() -> int:
@@ -207,8 +215,16 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         if key not in SWEEP_KEYS:
             raise ConfigError(f"{key}: unknown sweep field; allowed: {', '.join(SWEEP_KEYS)}")
     name = data.get("name", default_name)
-    require(isinstance(name, str) and bool(name) and not set(name) & set("/\\") and name not in (".", "..")
-            and not name.startswith("-"), "name", "must be a plain folder name (no '/', not '.' or '..')", name)
+    require(
+        isinstance(name, str)
+        and bool(name)
+        and not set(name) & set("/\\")
+        and name not in (".", "..")
+        and not name.startswith("-"),
+        "name",
+        "must be a plain folder name (no '/', not '.' or '..')",
+        name,
+    )
     base_dir = base_dir or Path.cwd()
     overrides = _as_mapping(data.get("set"), "set")
 
@@ -242,8 +258,10 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
         lists = [_axis_values(k, v, where) for k, v in group.items()]
         lengths = {len(v) for v in lists}
         if len(lengths) > 1:
-            raise ConfigError(f"{where}: lists of different lengths ({', '.join(f'{k}: {len(v)}' for k, v in group.items())}); "
-                              f"zipped keys vary together, so they need one value each per point")
+            raise ConfigError(
+                f"{where}: lists of different lengths ({', '.join(f'{k}: {len(v)}' for k, v in group.items())}); "
+                f"zipped keys vary together, so they need one value each per point"
+            )
         for key in group:
             claim(key, where)
         axes.append((list(group), list(zip(*lists))))
@@ -257,8 +275,10 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
     keys = [k for group, _ in axes for k in group]
     base = make_base()
     if any(k.startswith("recipe_args.") for k in keys) and "recipe" not in data:
-        raise ConfigError(f"{_where(next(k for k in keys if k.startswith('recipe_args.')), seen)}: sweeps a recipe "
-                          "argument, but the sweep has no recipe:")
+        raise ConfigError(
+            f"{_where(next(k for k in keys if k.startswith('recipe_args.')), seen)}: sweeps a recipe "
+            "argument, but the sweep has no recipe:"
+        )
     bases: dict[str, dict] = {}
     combos = list(itertools.product(*[vals for _, vals in axes]))
     points, names = [], set()
@@ -289,7 +309,7 @@ def sweep_from_dict(data: dict, default_name: str = "sweep", base_dir: Path | No
             message = str(e)
             for k, v in values.items():  # an axis at fault is named as the sweep file names it
                 if message.startswith(f"{k}:"):
-                    rest = message[len(k) + 1:].strip()
+                    rest = message[len(k) + 1 :].strip()
                     value = "" if rest.startswith("unknown") else f"{v!r}: "
                     raise ConfigError(f"{_where(k, seen)}: {value}{rest}") from None
             raise ConfigError(f"point {name_}: {message}") from None

@@ -30,8 +30,16 @@ INDEX = "sweep.json"
 FORMAT = 1
 _STEP = re.compile(r"^step-(\d+)$")
 
-__all__ = ["INDEX", "DriverLock", "check_same_sweep", "last_step", "point_lock", "point_state", "read_index",
-           "write_index"]
+__all__ = [
+    "INDEX",
+    "DriverLock",
+    "check_same_sweep",
+    "last_step",
+    "point_lock",
+    "point_state",
+    "read_index",
+    "write_index",
+]
 
 
 def read_index(folder: Path) -> dict:
@@ -74,12 +82,16 @@ def check_same_sweep(folder: Path, index: dict, points: list) -> None:
     for old in index["points"]:
         name = old.get("name")
         if name not in new:
-            raise RunFolderError(f"{folder}: holds a different sweep (its point {name!r} is not a point of this one); "
-                                 f"give the sweep another name: or move the folder")
+            raise RunFolderError(
+                f"{folder}: holds a different sweep (its point {name!r} is not a point of this one); "
+                f"give the sweep another name: or move the folder"
+            )
         diff = config_difference(old.get("config", {}), new[name].config)
         if diff:
-            raise RunFolderError(f"{folder}: holds a different sweep (point {name}: {diff}); give the sweep another "
-                                 f"name: or move the folder")
+            raise RunFolderError(
+                f"{folder}: holds a different sweep (point {name}: {diff}); give the sweep another "
+                f"name: or move the folder"
+            )
 
 
 def last_step(run_dir: Path) -> int:
@@ -157,12 +169,18 @@ class DriverLock(_Flock):
                 pid = self.path.read_text().strip()
             except OSError:
                 pid = "?"
-            raise RunFolderError(f"{self.path.parent.parent}: another `iclab sweep` is running on this sweep "
-                                 f"(pid {pid}); wait for it or stop it")
+            raise RunFolderError(
+                f"{self.path.parent.parent}: another `iclab sweep` is running on this sweep "
+                f"(pid {pid}); wait for it or stop it"
+            )
         return self
 
 
 def new_index(sweep, folder: Path) -> dict[str, Any]:
-    return {"format": FORMAT, "name": sweep.name, "sweep": sweep.source, "axes": sweep.axes,
-            "points": [{"name": p.name, "values": p.values, "config": p.config, "status": "pending"}
-                       for p in sweep.points]}
+    return {
+        "format": FORMAT,
+        "name": sweep.name,
+        "sweep": sweep.source,
+        "axes": sweep.axes,
+        "points": [{"name": p.name, "values": p.values, "config": p.config, "status": "pending"} for p in sweep.points],
+    }

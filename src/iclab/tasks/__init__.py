@@ -36,7 +36,32 @@ def make_task(config) -> Task:
     return TASKS[config.name](config)
 
 
-__all__ = ["SHIFTS", "TASKS", "Arithmetic", "AssociativeRecall", "Curriculum", "DecisionTree", "DigitsClassification", "FourierSeries", "GaussianMixtureRegression",
-           "LinearClassification", "LinearRegression", "LinearRegressionConfig", "LowRankRegression", "Mixture", "MonomialRegression", "Mqar",
-           "Rasp", "RegBench", "ReluNetwork", "Representation", "SignVectorRegression", "SparseLinearRegression", "Task", "TaskPool", "TokenTask",
-           "apply_shift", "make_task"]
+__all__ = [
+    "SHIFTS",
+    "TASKS",
+    "Arithmetic",
+    "AssociativeRecall",
+    "Curriculum",
+    "DecisionTree",
+    "DigitsClassification",
+    "FourierSeries",
+    "GaussianMixtureRegression",
+    "LinearClassification",
+    "LinearRegression",
+    "LinearRegressionConfig",
+    "LowRankRegression",
+    "Mixture",
+    "MonomialRegression",
+    "Mqar",
+    "Rasp",
+    "RegBench",
+    "ReluNetwork",
+    "Representation",
+    "SignVectorRegression",
+    "SparseLinearRegression",
+    "Task",
+    "TaskPool",
+    "TokenTask",
+    "apply_shift",
+    "make_task",
+]

@@ -45,8 +45,25 @@ from iclab.utils import derive_seed
 
 FORMATS = ("plain", "reverse", "simple_scratchpad", "scratchpad")
 # every character any format writes; the pad "_" is never written
-SYMBOLS = ("_", "\n", " ", "$", "+", "=", ",", ".", ":", "<", ">", "/", "[", "]", "-", *"0123456789",
-           *"ACDEINTacdeghinprstu")
+SYMBOLS = (
+    "_",
+    "\n",
+    " ",
+    "$",
+    "+",
+    "=",
+    ",",
+    ".",
+    ":",
+    "<",
+    ">",
+    "/",
+    "[",
+    "]",
+    "-",
+    *"0123456789",
+    *"ACDEINTacdeghinprstu",
+)
 
 
 def _listed(digits: list[int]) -> str:
@@ -78,10 +95,12 @@ def format_example(a: int, b: int, fmt: str) -> tuple[str, str]:
         return prompt, "\n".join(lines) + ".\n" + "".join(map(str, answer)) + "\n"
     out = ["<scratch>", f"{_listed(xs)} has {len(xs)} digits.", f"{_listed(ys)} has {len(ys)} digits."]
     for i, (x, y, cin, s) in enumerate(steps):  # the digits left of each operand, the answer's digits so far
-        out.append(f"{_listed(xs[: max(len(xs) - i, 0)])} + {_listed(ys[: max(len(ys) - i, 0)])} , "
-                   f"A={_listed(answer[len(answer) - i:] if i else [])} , C={cin} , {x}+{y}+{cin}={s} , "
-                   f"A->{s % 10} , C->{s // 10}")
-    out.append(f"[] + [] , A={_listed(answer[len(answer) - len(steps):])} C={carry} , END")
+        out.append(
+            f"{_listed(xs[: max(len(xs) - i, 0)])} + {_listed(ys[: max(len(ys) - i, 0)])} , "
+            f"A={_listed(answer[len(answer) - i :] if i else [])} , C={cin} , {x}+{y}+{cin}={s} , "
+            f"A->{s % 10} , C->{s // 10}"
+        )
+    out.append(f"[] + [] , A={_listed(answer[len(answer) - len(steps) :])} C={carry} , END")
     out.append("</scratch>")
     return prompt, "\n".join(out) + "\n" + " ".join(map(str, answer)) + "\n"
 
@@ -106,8 +125,10 @@ def parse_answer(generated: str, fmt: str) -> int | None:
 
 def carries(a: int, b: int) -> int:
     """Number of carry operations in ``a + b`` (the reference's digit-sum identity)."""
+
     def ds(n: int) -> int:
         return sum(map(int, str(n)))
+
     return (ds(a) + ds(b) - ds(a + b)) // 9
 
 
@@ -126,31 +147,47 @@ class ArithmeticConfig:
     def validate(self, path: str = "task") -> None:
         require(1 <= self.n_digits <= 18, f"{path}.n_digits", "must be between 1 and 18", self.n_digits)
         if self.eval_digits is not None:
-            require(1 <= self.eval_digits <= 18, f"{path}.eval_digits", "must be between 1 and 18",
-                    self.eval_digits)
+            require(1 <= self.eval_digits <= 18, f"{path}.eval_digits", "must be between 1 and 18", self.eval_digits)
         require(self.data_seed >= 0, f"{path}.data_seed", "must be non-negative", self.data_seed)
         if self.n_train is not None:
-            require(self.n_train >= 1, f"{path}.n_train", "must be at least 1 (or null for a fresh pair per "
-                                                           "example)", self.n_train)
-            room = 100 ** self.n_digits
-            require(self.n_train <= room // 2, f"{path}.n_train",
-                    f"must be at most {room // 2}, half of the {room} pairs of {self.n_digits}-digit numbers "
-                    f"(held-out pairs are never training ones)", self.n_train)
+            require(
+                self.n_train >= 1,
+                f"{path}.n_train",
+                "must be at least 1 (or null for a fresh pair per example)",
+                self.n_train,
+            )
+            room = 100**self.n_digits
+            require(
+                self.n_train <= room // 2,
+                f"{path}.n_train",
+                f"must be at most {room // 2}, half of the {room} pairs of {self.n_digits}-digit numbers "
+                f"(held-out pairs are never training ones)",
+                self.n_train,
+            )
             if self.sampler == "balanced" and self.n_digits > 1:
                 low = 100 + int(900 * self.n_train / 10000) + 1
-                require(self.n_train >= low, f"{path}.n_train", f"must be at least {low} with the balanced sampler "
-                        "(all 100 one-digit pairs, 9% two-digit pairs, the rest n-digit); use task.sampler=uniform "
-                        "for fewer", self.n_train)
+                require(
+                    self.n_train >= low,
+                    f"{path}.n_train",
+                    f"must be at least {low} with the balanced sampler "
+                    "(all 100 one-digit pairs, 9% two-digit pairs, the rest n-digit); use task.sampler=uniform "
+                    "for fewer",
+                    self.n_train,
+                )
         need = longest_example(self.format, max(self.n_digits, self.eval_digits or 0))
         if self.max_length is not None:
-            require(self.max_length >= need, f"{path}.max_length",
-                    f"must be at least {need}: the longest {self.format} example with "
-                    f"{max(self.n_digits, self.eval_digits or 0)}-digit numbers has {need} tokens", self.max_length)
+            require(
+                self.max_length >= need,
+                f"{path}.max_length",
+                f"must be at least {need}: the longest {self.format} example with "
+                f"{max(self.n_digits, self.eval_digits or 0)}-digit numbers has {need} tokens",
+                self.max_length,
+            )
 
 
 def longest_example(fmt: str, digits: int) -> int:
     """Tokens of the longest example (the leading newline included) with operands of at most ``digits`` digits."""
-    big = 10 ** digits - 1
+    big = 10**digits - 1
     prompt, answer = format_example(big, big, fmt)
     return 1 + len(prompt) + len(answer)
 
@@ -180,8 +217,10 @@ class Arithmetic(TokenTask):
     def describe(self) -> str:
         c = self.config
         sampler = "" if c.n_train is None else f" ({c.sampler})"
-        return (f"{c.n_digits}-digit addition, {c.format} format, {self.training_data('example')}{sampler}, loss on "
-                f"{c.loss_on} tokens; held-out operands up to {self.eval_digits} digits")
+        return (
+            f"{c.n_digits}-digit addition, {c.format} format, {self.training_data('example')}{sampler}, loss on "
+            f"{c.loss_on} tokens; held-out operands up to {self.eval_digits} digits"
+        )
 
     def relevant_learners(self) -> list[str]:
         return ["oracle", "unigram"]
@@ -225,14 +264,25 @@ class Arithmetic(TokenTask):
         seq = np.fromiter((self._index[ch] for ch in text), dtype=np.int64, count=len(text))
         n_prompt = 1 + len(prompt)
         scored = np.zeros(len(seq) - 1, dtype=bool)
-        scored[n_prompt - 1:] = True  # target t is token t + 1: the answer's characters
+        scored[n_prompt - 1 :] = True  # target t is token t + 1: the answer's characters
         index = np.clip(np.arange(len(seq) - 1) - (n_prompt - 1), 0, None)
-        return Example((a, b), seq, scored, None, index,
-                       meta={"a": a, "b": b, "prompt_tokens": n_prompt, "digits": max(len(str(a)), len(str(b))),
-                             "carries": carries(a, b)})
+        return Example(
+            (a, b),
+            seq,
+            scored,
+            None,
+            index,
+            meta={
+                "a": a,
+                "b": b,
+                "prompt_tokens": n_prompt,
+                "digits": max(len(str(a)), len(str(b))),
+                "carries": carries(a, b),
+            },
+        )
 
     def draw(self, rng: np.random.Generator) -> Example:
-        hi = 10 ** self.config.n_digits
+        hi = 10**self.config.n_digits
         return self.example(int(rng.integers(hi)), int(rng.integers(hi)))
 
     def training_set(self) -> list[Example]:
@@ -241,8 +291,11 @@ class Arithmetic(TokenTask):
             return []
         if self._train is None:
             rng = np.random.default_rng(derive_seed(c.data_seed, TRAIN_STREAM))
-            pairs = balanced_pairs(rng, c.n_train, c.n_digits) if c.sampler == "balanced" else \
-                uniform_pairs(rng, c.n_train, c.n_digits, set())
+            pairs = (
+                balanced_pairs(rng, c.n_train, c.n_digits)
+                if c.sampler == "balanced"
+                else uniform_pairs(rng, c.n_train, c.n_digits, set())
+            )
             self._train = [self.example(a, b) for a, b in pairs]
             self._train_keys = set(pairs)
         return self._train
@@ -251,18 +304,20 @@ class Arithmetic(TokenTask):
         self.training_set()
         rng = np.random.default_rng(derive_seed(seed, EVAL_STREAM, 0))
         exclude = self._train_keys or set()
-        room = 100 ** self.eval_digits - len(exclude)
+        room = 100**self.eval_digits - len(exclude)
         if n_prompts > room:
             from iclab.errors import ConfigError
 
-            raise ConfigError(f"eval.n_prompts: only {room} held-out pairs of {self.eval_digits}-digit numbers exist, "
-                              f"asked for {n_prompts}")
+            raise ConfigError(
+                f"eval.n_prompts: only {room} held-out pairs of {self.eval_digits}-digit numbers exist, "
+                f"asked for {n_prompts}"
+            )
         return [self.example(a, b) for a, b in uniform_pairs(rng, n_prompts, self.eval_digits, exclude)]
 
 
 def uniform_pairs(rng: np.random.Generator, n: int, digits: int, exclude: set) -> list[tuple[int, int]]:
     """``n`` distinct pairs uniform in 0 .. 10^digits - 1, none in ``exclude``."""
-    hi, out, seen = 10 ** digits, [], set(exclude)
+    hi, out, seen = 10**digits, [], set(exclude)
     while len(out) < n:
         a, b = (int(v) for v in rng.integers(hi, size=2))
         if (a, b) not in seen:
@@ -292,7 +347,7 @@ def balanced_pairs(rng: np.random.Generator, n: int, digits: int) -> list[tuple[
             tries += 1
             if tries > 1000 * n + 100000:
                 raise RuntimeError(f"arithmetic: could not draw {count} balanced {width}-digit pairs")
-            a, b = (int(v) for v in rng.integers(10 ** width, size=2))
+            a, b = (int(v) for v in rng.integers(10**width, size=2))
             k = carries(a, b)
             if (a, b) in seen or per_carry[k] >= quota:
                 continue

@@ -135,12 +135,14 @@ class Task:
 
         reasons = {
             "relabel": None if self.can_relabel else "it cannot label moved inputs (no label function)",
-            "real_labels": None if self.n_classes is None else "its labels are classes, label noise is defined for "
-                                                                "real values",
+            "real_labels": None
+            if self.n_classes is None
+            else "its labels are classes, label noise is defined for real values",
             "weights": None if self.weight_vector else "its prompts carry no weight vector to scale",
             "task_set": None if self.has_task_set else "it has no finite set of training tasks to step outside of",
-            "any_length": None if self.any_length else "its prompts have a fixed structure, so prompts of k + 1 "
-                                                       "points cannot be drawn",
+            "any_length": None
+            if self.any_length
+            else "its prompts have a fixed structure, so prompts of k + 1 points cannot be drawn",
         }
         for need in getattr(SHIFTS[name], "requires", ()):
             if reasons[need] is not None:
@@ -164,10 +166,13 @@ class Task:
         from iclab.learners.base import learner_unsupported
         from iclab.tasks.shifts import SHIFTS
 
-        out = {"shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
-               "learners": [n for n, cls in LEARNERS.items() if learner_unsupported(cls, self) is None],
-               "probe targets": [t for t in ("w", "xty", "w_ols", "w_ridge", "phi")
-                                 if self.probe_target_unsupported(t) is None]}
+        out = {
+            "shifts": [s for s in SHIFTS if self.shift_unsupported(s) is None],
+            "learners": [n for n, cls in LEARNERS.items() if learner_unsupported(cls, self) is None],
+            "probe targets": [
+                t for t in ("w", "xty", "w_ols", "w_ridge", "phi") if self.probe_target_unsupported(t) is None
+            ],
+        }
         return out
 
     @property
@@ -238,8 +243,9 @@ class FeatureTask(Task):
 
     n_features: int
 
-    def sample_inputs(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int
-                      ) -> torch.Tensor:
+    def sample_inputs(
+        self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int
+    ) -> torch.Tensor:
         c = self.config
         xs = torch.randn(batch_size, n_points, c.n_dims, generator=generator) * c.x_scale
         if n_active_dims < c.n_dims:

@@ -51,11 +51,19 @@ class LinearRegressionConfig:
         require_finite(self, path, "noise_std", "x_scale")
         cur = self.curriculum
         if cur.dims_start is not None:
-            require(cur.dims_start <= self.n_dims, f"{path}.curriculum.dims_start",
-                    f"must be at most task.n_dims ({self.n_dims})", cur.dims_start)
+            require(
+                cur.dims_start <= self.n_dims,
+                f"{path}.curriculum.dims_start",
+                f"must be at most task.n_dims ({self.n_dims})",
+                cur.dims_start,
+            )
         if cur.points_start is not None:
-            require(cur.points_start <= self.n_points, f"{path}.curriculum.points_start",
-                    f"must be at most task.n_points ({self.n_points})", cur.points_start)
+            require(
+                cur.points_start <= self.n_points,
+                f"{path}.curriculum.points_start",
+                f"must be at most task.n_points ({self.n_points})",
+                cur.points_start,
+            )
 
 
 class LinearTask(Task):
@@ -63,13 +71,15 @@ class LinearTask(Task):
 
     weight_vector = True
 
-    def sample_w(self, batch_size: int, generator: torch.Generator, n_active_dims: int
-                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def sample_w(
+        self, batch_size: int, generator: torch.Generator, n_active_dims: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weights ``(B, d)`` and any extra ground truth for ``Prompts.info``."""
         raise NotImplementedError
 
-    def sample(self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int,
-               sample_w=None) -> Prompts:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, n_active_dims: int, n_points: int, sample_w=None
+    ) -> Prompts:
         """Prompts with weights from ``sample_w`` (default: the family's :meth:`sample_w`)."""
         c = self.config
         d = c.n_dims
@@ -128,8 +138,12 @@ class SparseLinearRegressionConfig(LinearRegressionConfig):
     def validate(self, path: str = "task") -> None:
         super().validate(path)
         require_positive(self, path, "sparsity")
-        require(self.sparsity <= self.n_dims, f"{path}.sparsity", f"must be at most task.n_dims ({self.n_dims})",
-                self.sparsity)
+        require(
+            self.sparsity <= self.n_dims,
+            f"{path}.sparsity",
+            f"must be at most task.n_dims ({self.n_dims})",
+            self.sparsity,
+        )
 
 
 @TASKS.register
@@ -151,8 +165,15 @@ class SparseLinearRegression(LinearTask):
         return w * mask, {}
 
     def relevant_learners(self) -> list[str]:
-        return ["lasso(alpha=0.1)", "lasso(alpha=0.01)", "lasso(alpha=0.001)", "least_squares", "knn(k=3)",
-                "averaging", "zero"]
+        return [
+            "lasso(alpha=0.1)",
+            "lasso(alpha=0.01)",
+            "lasso(alpha=0.001)",
+            "least_squares",
+            "knn(k=3)",
+            "averaging",
+            "zero",
+        ]
 
     def posterior(self, xs, ys):
         # the Gaussian recursion on every support of size k, weighed by its evidence
@@ -208,8 +229,9 @@ class LowRankRegressionConfig(LinearRegressionConfig):
     def validate(self, path: str = "task") -> None:
         super().validate(path)
         m = math.isqrt(self.n_dims)
-        require(m * m == self.n_dims, f"{path}.n_dims", "must be a perfect square (x and w are m x m matrices)",
-                self.n_dims)
+        require(
+            m * m == self.n_dims, f"{path}.n_dims", "must be a perfect square (x and w are m x m matrices)", self.n_dims
+        )
         require_positive(self, path, "rank")
         require(self.rank <= m, f"{path}.rank", f"must be at most sqrt(task.n_dims) = {m}", self.rank)
 
@@ -288,8 +310,12 @@ class GaussianMixtureRegressionConfig(LinearRegressionConfig):
     def validate(self, path: str = "task") -> None:
         super().validate(path)
         require_finite(self, path, "mean_scale")
-        require(len(self.weights) == 2 and all(w >= 0 for w in self.weights) and abs(sum(self.weights) - 1) < 1e-6,
-                f"{path}.weights", "must be two non-negative numbers summing to 1", self.weights)
+        require(
+            len(self.weights) == 2 and all(w >= 0 for w in self.weights) and abs(sum(self.weights) - 1) < 1e-6,
+            f"{path}.weights",
+            "must be two non-negative numbers summing to 1",
+            self.weights,
+        )
 
 
 @TASKS.register

@@ -37,24 +37,32 @@ class MixtureConfig:
         from iclab.tasks import TASKS
 
         require_positive(self, path, "n_dims", "n_points")
-        require(len(self.components) >= 1, f"{path}.components", "must list at least one task family",
-                self.components)
+        require(len(self.components) >= 1, f"{path}.components", "must list at least one task family", self.components)
         resolved = []
         for i, comp in enumerate(self.components):
             where = f"{path}.components[{i}]"
             require(isinstance(comp, dict), where, "must be a mapping with a task name", comp)
             require(comp.get("name") != "mixture", f"{where}.name", "cannot be a mixture itself", comp.get("name"))
             for key in ("n_dims", "n_points"):
-                require(comp.get(key, getattr(self, key)) == getattr(self, key), f"{where}.{key}",
-                        f"must equal the mixture's task.{key} ({getattr(self, key)})", comp.get(key))
+                require(
+                    comp.get(key, getattr(self, key)) == getattr(self, key),
+                    f"{where}.{key}",
+                    f"must equal the mixture's task.{key} ({getattr(self, key)})",
+                    comp.get(key),
+                )
             comp = {**comp, "n_dims": self.n_dims, "n_points": self.n_points}
             family_config(TASKS, where, comp, "linear_regression", word="task")  # full check of the component
             resolved.append(comp)
         self.components = resolved
         if self.weights is not None:
-            require(len(self.weights) == len(self.components) and all(w >= 0 for w in self.weights)
-                    and abs(sum(self.weights) - 1) < 1e-6, f"{path}.weights",
-                    f"must be {len(self.components)} non-negative numbers summing to 1", self.weights)
+            require(
+                len(self.weights) == len(self.components)
+                and all(w >= 0 for w in self.weights)
+                and abs(sum(self.weights) - 1) < 1e-6,
+                f"{path}.weights",
+                f"must be {len(self.components)} non-negative numbers summing to 1",
+                self.weights,
+            )
 
 
 @TASKS.register
@@ -67,8 +75,9 @@ class Mixture(Task):
         from iclab.tasks import TASKS
 
         super().__init__(config)
-        self.components = [TASKS[c["name"]](family_config(TASKS, "task.components", c, "linear_regression"))
-                           for c in config.components]
+        self.components = [
+            TASKS[c["name"]](family_config(TASKS, "task.components", c, "linear_regression")) for c in config.components
+        ]
 
     @property
     def weight_vector(self) -> bool:

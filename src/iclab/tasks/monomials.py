@@ -29,8 +29,12 @@ class MonomialRegressionConfig(LinearRegressionConfig):
         require_positive(self, path, "n_monomials")
         require_non_negative(self, path, "monomial_seed")
         total = self.n_dims * (self.n_dims + 1) // 2
-        require(self.n_monomials <= total, f"{path}.n_monomials", f"must be at most d (d + 1) / 2 = {total}",
-                self.n_monomials)
+        require(
+            self.n_monomials <= total,
+            f"{path}.n_monomials",
+            f"must be at most d (d + 1) / 2 = {total}",
+            self.n_monomials,
+        )
 
 
 @TASKS.register

@@ -39,20 +39,38 @@ class MqarConfig:
 
     def validate(self, path: str = "task") -> None:
         require_positive(self, path, "vocab_size", "seq_len", "n_pairs", "power_a")
-        require(self.vocab_size >= 4, f"{path}.vocab_size", "must be at least 4 (keys and values need a half each)",
-                self.vocab_size)
+        require(
+            self.vocab_size >= 4,
+            f"{path}.vocab_size",
+            "must be at least 4 (keys and values need a half each)",
+            self.vocab_size,
+        )
         require(self.seq_len % 2 == 0, f"{path}.seq_len", "must be even (queries sit at even offsets)", self.seq_len)
-        require(self.vocab_size > self.seq_len, f"{path}.vocab_size",
-                f"must be larger than task.seq_len ({self.seq_len}), as in the reference", self.vocab_size)
-        require(self.n_pairs <= self.vocab_size // 2 - 1, f"{path}.n_pairs",
-                f"must be at most {self.vocab_size // 2 - 1}: keys are distinct, from 1 .. vocab_size/2 - 1",
-                self.n_pairs)
-        require(4 * self.n_pairs <= self.seq_len, f"{path}.n_pairs",
-                f"must be at most task.seq_len / 4 ({self.seq_len // 4}): the pairs and as many query slots must fit",
-                self.n_pairs)
+        require(
+            self.vocab_size > self.seq_len,
+            f"{path}.vocab_size",
+            f"must be larger than task.seq_len ({self.seq_len}), as in the reference",
+            self.vocab_size,
+        )
+        require(
+            self.n_pairs <= self.vocab_size // 2 - 1,
+            f"{path}.n_pairs",
+            f"must be at most {self.vocab_size // 2 - 1}: keys are distinct, from 1 .. vocab_size/2 - 1",
+            self.n_pairs,
+        )
+        require(
+            4 * self.n_pairs <= self.seq_len,
+            f"{path}.n_pairs",
+            f"must be at most task.seq_len / 4 ({self.seq_len // 4}): the pairs and as many query slots must fit",
+            self.n_pairs,
+        )
         if self.n_train is not None:
-            require(self.n_train >= 1, f"{path}.n_train", "must be at least 1 (or null for a fresh prompt per "
-                                                           "item)", self.n_train)
+            require(
+                self.n_train >= 1,
+                f"{path}.n_train",
+                "must be at least 1 (or null for a fresh prompt per item)",
+                self.n_train,
+            )
         require(self.data_seed >= 0, f"{path}.data_seed", "must be non-negative", self.data_seed)
 
 
@@ -79,8 +97,9 @@ class Mqar(TokenTask):
 
     def describe(self) -> str:
         c = self.config
-        return (f"{c.n_pairs} key-value pairs in {c.seq_len} tokens, vocabulary of {c.vocab_size}, "
-                f"{self.training_data()}")
+        return (
+            f"{c.n_pairs} key-value pairs in {c.seq_len} tokens, vocabulary of {c.vocab_size}, {self.training_data()}"
+        )
 
     def relevant_learners(self) -> list[str]:
         return ["oracle"]
@@ -106,5 +125,6 @@ class Mqar(TokenTask):
             fill[where] = False
             seq[fill] = rng.integers(c.vocab_size, size=int(fill.sum()))
         rank = np.cumsum(scored) - scored  # queries before each position
-        return Example(tuple(seq.tolist()), seq, scored, None, rank.astype(np.int64), targets=targets,
-                       meta={"gaps": gaps})
+        return Example(
+            tuple(seq.tolist()), seq, scored, None, rank.astype(np.int64), targets=targets, meta={"gaps": gaps}
+        )

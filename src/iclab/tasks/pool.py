@@ -47,12 +47,20 @@ def load_pool_file(file: str, pool_size: int, n_dims: int, field: str = "task.po
     try:
         array = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as err:
-        reason = (err.strerror or str(err)).lower() if isinstance(err, OSError) and err.strerror else "not a NumPy .npy array"
-        raise ConfigError(f"{field}: must name a .npy file of shape ({pool_size}, {n_dims}); {file!r}: {reason}") from None
+        reason = (
+            (err.strerror or str(err)).lower()
+            if isinstance(err, OSError) and err.strerror
+            else "not a NumPy .npy array"
+        )
+        raise ConfigError(
+            f"{field}: must name a .npy file of shape ({pool_size}, {n_dims}); {file!r}: {reason}"
+        ) from None
     if not isinstance(array, np.ndarray) or array.shape != (pool_size, n_dims):
         shape = getattr(array, "shape", None)
-        raise ConfigError(f"{field}: must hold an array of shape (task.pool_size, task.n_dims) = ({pool_size}, {n_dims}); "
-                          f"{file!r} holds shape {shape}")
+        raise ConfigError(
+            f"{field}: must hold an array of shape (task.pool_size, task.n_dims) = ({pool_size}, {n_dims}); "
+            f"{file!r} holds shape {shape}"
+        )
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
         raise ConfigError(f"{field}: must hold finite numbers; {file!r} does not")
     return torch.from_numpy(array.astype(np.float32))
@@ -111,6 +119,7 @@ class TaskPool(LinearTask):
 
     def sample_fresh(self, batch_size, generator, n_active_dims, n_points):
         """Fresh Gaussian tasks, ``w ~ N(0, I)`` (task id -1): where ridge is Bayes-optimal."""
+
         def fresh(b, g, _):
             return torch.randn(b, self.n_dims, generator=g), {"task_id": torch.full((b,), -1)}
 

@@ -25,8 +25,13 @@ NOISE_FLOOR = 1e-3
 MAX_CANDIDATES = 1 << 14  # supports / sign vectors enumerated at most
 
 
-def gaussian_predictive(xs: torch.Tensor, ys: torch.Tensor, noise_var: float, prior_mean: torch.Tensor | None = None,
-                        prior_var: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_predictive(
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    noise_var: float,
+    prior_mean: torch.Tensor | None = None,
+    prior_var: torch.Tensor | float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Bayesian linear regression ``y = w . x + N(0, noise_var)``, ``w ~ N(prior_mean, diag(prior_var))``.
 
     Returns ``(pred, log_evidence)``, both ``(B, N)``: the posterior predictive mean of ``y_i`` from the
@@ -55,8 +60,13 @@ def gaussian_predictive(xs: torch.Tensor, ys: torch.Tensor, noise_var: float, pr
     return pred, log_ev
 
 
-def discrete_predictive(xs: torch.Tensor, ys: torch.Tensor, candidates: torch.Tensor, noise_var: float,
-                        log_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def discrete_predictive(
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    candidates: torch.Tensor,
+    noise_var: float,
+    log_prior: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior over a finite set of weight vectors ``candidates (M, d)`` (uniform prior by default)."""
     m = candidates.shape[0]
     outs = torch.einsum("bnd,md->bnm", xs, candidates.to(xs))  # (B, N, M) each candidate's prediction
@@ -69,7 +79,9 @@ def discrete_predictive(xs: torch.Tensor, ys: torch.Tensor, candidates: torch.Te
     return (post * outs).sum(-1), log_ev
 
 
-def combine(parts: list[tuple[torch.Tensor, torch.Tensor]], log_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def combine(
+    parts: list[tuple[torch.Tensor, torch.Tensor]], log_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix predictive means by posterior weight: ``p(c | D) ∝ pi_c p(D | c)``."""
     preds = torch.stack([p for p, _ in parts], dim=-1)  # (B, N, C)
     log_joint = torch.stack([e for _, e in parts], dim=-1) + log_weights.to(preds)

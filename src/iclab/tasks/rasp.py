@@ -18,12 +18,12 @@ this follows the paper):
   the label is the digit that followed it (the induction-head pattern). First occurrences have no label.
 
 Layout for a causal model. The paper's Transformer Programs read the whole input at every position (an encoder):
-position i holds x_i and attends to every position. iclab's models are causal, so the five tasks whose labels
-depend on the whole input repeat it after a separator, ``<s> x1 .. xn | x1 .. xn``, and score the label of
-position i at the second copy of x_i: there, as in the encoder, the network has its own token and the whole
-input in view, and it never sees a label (no teacher forcing). Dyck and induction labels depend on the prefix
-only, so they are scored at the input positions themselves. Training and held-out sets follow the paper's de-duplication: ``n_train`` distinct inputs
-(drawn from ``data_seed``), held-out inputs never among them.
+position i holds x_i and attends to every position. iclab's models are causal, so the five tasks whose labels depend on
+the whole input repeat it after a separator, ``<s> x1 .. xn | x1 .. xn``, and score the label of position i at the
+second copy of x_i: there, as in the encoder, the network has its own token and the whole input in view, and it never
+sees a label (no teacher forcing). Dyck and induction labels depend on the prefix only, so they are scored at the input
+positions themselves. Training and held-out sets follow the paper's de-duplication: ``n_train`` distinct inputs (drawn
+from ``data_seed``), held-out inputs never among them.
 
 Dyck strings are drawn half from a random walk that stays a valid prefix (open with probability 1/2, or always
 when nothing is open; a close matches the innermost open bracket) and half uniformly over the bracket symbols,
@@ -46,8 +46,16 @@ from iclab.types import Vocabulary
 PROGRAMS = ("reverse", "sort", "hist", "double_hist", "most_freq", "dyck1", "dyck2", "induction")
 ANSWER_SECTION = ("reverse", "sort", "hist", "double_hist", "most_freq")
 # the paper's settings: (input symbols, shortest, longest)
-DEFAULTS = {"reverse": (5, 1, 6), "sort": (5, 1, 6), "hist": (6, 1, 7), "double_hist": (6, 1, 7),
-            "most_freq": (6, 1, 7), "dyck1": (2, 16, 16), "dyck2": (4, 16, 16), "induction": (5, 9, 9)}
+DEFAULTS = {
+    "reverse": (5, 1, 6),
+    "sort": (5, 1, 6),
+    "hist": (6, 1, 7),
+    "double_hist": (6, 1, 7),
+    "most_freq": (6, 1, 7),
+    "dyck1": (2, 16, 16),
+    "dyck2": (4, 16, 16),
+    "induction": (5, 9, 9),
+}
 BRACKETS = {"dyck1": ("(", ")"), "dyck2": ("(", ")", "{", "}")}
 
 
@@ -65,23 +73,38 @@ class RaspConfig:
         symbols, lo, hi = self.resolved()
         dyck = self.program.startswith("dyck")
         if dyck:
-            require(self.n_symbols is None, f"{path}.n_symbols", f"must be null for {self.program} (its symbols are "
-                                                                f"the brackets)", self.n_symbols)
-        require(1 <= symbols <= 26 and (self.program != "induction" or symbols <= 10), f"{path}.n_symbols",
-                "must be between 1 and 26 (10 for induction)", symbols)
+            require(
+                self.n_symbols is None,
+                f"{path}.n_symbols",
+                f"must be null for {self.program} (its symbols are the brackets)",
+                self.n_symbols,
+            )
+        require(
+            1 <= symbols <= 26 and (self.program != "induction" or symbols <= 10),
+            f"{path}.n_symbols",
+            "must be between 1 and 26 (10 for induction)",
+            symbols,
+        )
         require(lo >= 1, f"{path}.min_length", "must be at least 1", lo)
         require(lo <= hi, f"{path}.min_length", f"must be at most task.max_length ({hi})", lo)
         require(hi <= 512, f"{path}.max_length", "must be at most 512", hi)
         if self.program == "induction":
-            require(hi >= 3, f"{path}.max_length", "must be at least 3 for induction (a letter must come back)",
-                    hi)
+            require(hi >= 3, f"{path}.max_length", "must be at least 3 for induction (a letter must come back)", hi)
         if self.n_train is not None:
-            require(self.n_train >= 1, f"{path}.n_train", "must be at least 1 (or null for a fresh input per "
-                                                           "example)", self.n_train)
+            require(
+                self.n_train >= 1,
+                f"{path}.n_train",
+                "must be at least 1 (or null for a fresh input per example)",
+                self.n_train,
+            )
             room = _distinct_inputs(self.program, symbols, lo, hi)
-            require(self.n_train <= room // 2, f"{path}.n_train",
-                    f"must be at most {room // 2}: only {room} distinct inputs exist and held-out inputs are never "
-                    "training ones", self.n_train)
+            require(
+                self.n_train <= room // 2,
+                f"{path}.n_train",
+                f"must be at most {room // 2}: only {room} distinct inputs exist and held-out inputs are never "
+                "training ones",
+                self.n_train,
+            )
         require(self.data_seed >= 0, f"{path}.data_seed", "must be non-negative", self.data_seed)
 
     def resolved(self) -> tuple[int, int, int]:
@@ -97,6 +120,7 @@ def _distinct_inputs(program: str, symbols: int, lo: int, hi: int) -> int:
 
 
 # ------------------------------------------------------------------ the programs, written plainly
+
 
 def program_labels(program: str, xs: list[str]) -> list[str | None]:
     """The label of every position (None: no label) for input symbols ``xs``, by the definitions above."""
@@ -175,8 +199,10 @@ class Rasp(TokenTask):
         return 2 + 2 * self.hi if self.answer_section else 1 + self.hi
 
     def describe(self) -> str:
-        return (f"{self.config.program}, inputs of {self.lo}-{self.hi} tokens over {len(self.inputs)} symbols, "
-                f"{self.training_data('input')}")
+        return (
+            f"{self.config.program}, inputs of {self.lo}-{self.hi} tokens over {len(self.inputs)} symbols, "
+            f"{self.training_data('input')}"
+        )
 
     def relevant_learners(self) -> list[str]:
         return ["oracle"]
@@ -223,8 +249,14 @@ class Rasp(TokenTask):
             scored = [False] + [y is not None for y in labels]
             index = [0] + list(range(n))
         arr = np.asarray
-        return Example(tuple(xs), arr(seq, dtype=np.int64), arr(scored, dtype=bool), None,
-                       arr(index, dtype=np.int64), targets=arr(targets, dtype=np.int64))
+        return Example(
+            tuple(xs),
+            arr(seq, dtype=np.int64),
+            arr(scored, dtype=bool),
+            None,
+            arr(index, dtype=np.int64),
+            targets=arr(targets, dtype=np.int64),
+        )
 
     def draw(self, rng: np.random.Generator) -> Example:
         return self.example(self.sample_input(rng))

@@ -30,11 +30,19 @@ class AssociativeRecallConfig:
 
     def validate(self, path: str = "task") -> None:
         require_positive(self, path, "n_dims", "n_points", "n_keys")
-        require(self.n_keys < self.n_points, f"{path}.n_keys",
-                f"must be less than task.n_points ({self.n_points}), leaving room for queries", self.n_keys)
+        require(
+            self.n_keys < self.n_points,
+            f"{path}.n_keys",
+            f"must be less than task.n_points ({self.n_points}), leaving room for queries",
+            self.n_keys,
+        )
         cur = self.curriculum
-        require(cur.dims_start is None and cur.points_start is None, f"{path}.curriculum",
-                "associative_recall has no curriculum (leave dims_start and points_start null)", "set")
+        require(
+            cur.dims_start is None and cur.points_start is None,
+            f"{path}.curriculum",
+            "associative_recall has no curriculum (leave dims_start and points_start null)",
+            "set",
+        )
 
 
 @TASKS.register

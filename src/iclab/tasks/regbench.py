@@ -53,30 +53,64 @@ class RegBenchConfig:
     max_length: int = 512  # tokens per prompt (strings and separators) before the shift; longer prompts are cut
 
     def validate(self, path: str = "task") -> None:
-        require_positive(self, path, "n_letters", "min_states", "max_states", "min_alphabet", "max_edges",
-                         "min_strings", "max_strings", "max_string_length", "max_length")
+        require_positive(
+            self,
+            path,
+            "n_letters",
+            "min_states",
+            "max_states",
+            "min_alphabet",
+            "max_edges",
+            "min_strings",
+            "max_strings",
+            "max_string_length",
+            "max_length",
+        )
         if self.n_train is not None:
-            require(self.n_train >= 1, f"{path}.n_train", "must be at least 1 (or null for a fresh automaton per "
-                                                           "prompt)", self.n_train)
+            require(
+                self.n_train >= 1,
+                f"{path}.n_train",
+                "must be at least 1 (or null for a fresh automaton per prompt)",
+                self.n_train,
+            )
         require(self.data_seed >= 0, f"{path}.data_seed", "must be non-negative", self.data_seed)
         require(self.n_letters <= 26, f"{path}.n_letters", "must be at most 26 (the letters a-z)", self.n_letters)
-        require(self.min_states <= self.max_states, f"{path}.min_states",
-                f"must be at most task.max_states ({self.max_states})", self.min_states)
-        require(self.max_edges < self.min_states, f"{path}.max_edges",
-                f"must be less than task.min_states ({self.min_states}): edges go to distinct other states",
-                self.max_edges)
-        require(self.max_edges <= self.min_alphabet <= self.n_letters, f"{path}.min_alphabet",
-                f"must be between task.max_edges ({self.max_edges}) and task.n_letters ({self.n_letters})",
-                self.min_alphabet)
-        require(self.min_strings >= 2, f"{path}.min_strings", "must be at least 2 (strings to learn from, and "
-                                                               "one to predict)", self.min_strings)
-        require(self.min_strings <= self.max_strings, f"{path}.min_strings",
-                f"must be at most task.max_strings ({self.max_strings})", self.min_strings)
+        require(
+            self.min_states <= self.max_states,
+            f"{path}.min_states",
+            f"must be at most task.max_states ({self.max_states})",
+            self.min_states,
+        )
+        require(
+            self.max_edges < self.min_states,
+            f"{path}.max_edges",
+            f"must be less than task.min_states ({self.min_states}): edges go to distinct other states",
+            self.max_edges,
+        )
+        require(
+            self.max_edges <= self.min_alphabet <= self.n_letters,
+            f"{path}.min_alphabet",
+            f"must be between task.max_edges ({self.max_edges}) and task.n_letters ({self.n_letters})",
+            self.min_alphabet,
+        )
+        require(
+            self.min_strings >= 2,
+            f"{path}.min_strings",
+            "must be at least 2 (strings to learn from, and one to predict)",
+            self.min_strings,
+        )
+        require(
+            self.min_strings <= self.max_strings,
+            f"{path}.min_strings",
+            f"must be at most task.max_strings ({self.max_strings})",
+            self.min_strings,
+        )
         require(self.max_length >= 3, f"{path}.max_length", "must be at least 3 tokens", self.max_length)
 
 
 # ------------------------------------------------------------------ automata
 # An automaton is a list of dicts: transitions[state] = {symbol: next_state}; state 0 is initial.
+
 
 def random_automaton(rng: np.random.Generator, c: RegBenchConfig) -> list[dict[int, int]]:
     """The reference's random automaton (before minimisation); symbols are letter indices 0 .. n_letters - 1."""

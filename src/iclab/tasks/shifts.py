@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from iclab.errors import ConfigError
 from iclab.lazy import torch
@@ -33,9 +34,11 @@ def shift(*requires: str, name: str | None = None):
     ``relabel`` (labels for moved inputs), ``real_labels`` (not classes), ``weights`` (a weight vector),
     ``any_length`` (prompts of any number of points: the query shifts draw k + 1 of them), ``task_set`` (a finite
     set of training tasks, so that tasks outside it exist)."""
+
     def register(fn):
         fn.requires = requires
         return SHIFTS.register(fn, name=name)
+
     return register
 
 
@@ -106,6 +109,7 @@ def _per_query(task, n_prompts, seed, move: Callable) -> list:
 @shift("relabel", "any_length")
 def orthant(task, n_prompts, seed):
     """In-context inputs in one random orthant, the query in the opposite one."""
+
     def move(xs, g):
         sign = torch.randint(0, 2, (xs.shape[0], 1, xs.shape[2]), generator=g).float() * 2 - 1
         out = xs.abs() * sign
@@ -130,8 +134,11 @@ def _subspace(query_in: bool):
 
         return _per_query(task, n_prompts, seed, move)
 
-    shift.__doc__ = ("In-context inputs and the query in a random d/2-dimensional subspace." if query_in else
-                     "In-context inputs in a random d/2-dimensional subspace, the query orthogonal to it.")
+    shift.__doc__ = (
+        "In-context inputs and the query in a random d/2-dimensional subspace."
+        if query_in
+        else "In-context inputs in a random d/2-dimensional subspace, the query orthogonal to it."
+    )
     return shift
 
 
@@ -143,7 +150,8 @@ _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
 @shift("task_set")
 def fresh_tasks(task, n_prompts, seed):
-    """Tasks outside the training set: fresh Gaussian weights for a task pool (Raventós et al. 2023), fresh projections and label permutations for digits (Kirsch et al. 2022)."""
+    """Tasks outside the training set: fresh Gaussian weights for a task pool (Raventós et al. 2023), fresh
+    projections and label permutations for digits (Kirsch et al. 2022)."""
     g = torch.Generator().manual_seed(derive_seed(seed, SHIFT_STREAM, 1_000_003))
     return [(None, task.sample_fresh(n_prompts, g, task.n_dims, task.n_points))]
 
@@ -177,8 +185,10 @@ def check_shift(spec: str, task, path: str = "shift") -> tuple[str, dict[str, An
     name, kwargs = parse_shift(spec, path)
     reason = task.shift_unsupported(name)
     if reason is not None:
-        raise ConfigError(f"{path}: shift {name!r} does not apply to task {task.name!r}: {reason}; it takes "
-                          f"{', '.join(task.applicable()['shifts'])}")
+        raise ConfigError(
+            f"{path}: shift {name!r} does not apply to task {task.name!r}: {reason}; it takes "
+            f"{', '.join(task.applicable()['shifts'])}"
+        )
     return name, kwargs
 
 

@@ -119,8 +119,9 @@ class TokenTask(Task):
     def batch_loss(self, model, batch: TokenPrompts, loss_on: str = "all") -> torch.Tensor:
         """Cross-entropy of the next token at every scored position."""
         logits = model(batch.tokens)  # (B, T, V)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                                 batch.targets.reshape(-1), ignore_index=IGNORE_INDEX)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), batch.targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
 
     def loss_terms(self, batch: TokenPrompts, loss_on: str = "all") -> int:
         """The scored tokens (what the cross-entropy averages over)."""
@@ -143,8 +144,10 @@ class TokenTask(Task):
             tries += 1
             if ex.key in seen:
                 if tries > 100 * n + 1000:
-                    raise RuntimeError(f"{self.name}: could not draw {n} distinct prompts; the settings allow too few "
-                                       f"distinct processes")
+                    raise RuntimeError(
+                        f"{self.name}: could not draw {n} distinct prompts; the settings allow too few "
+                        f"distinct processes"
+                    )
                 continue
             seen.add(ex.key)
             out.append(ex)

@@ -68,8 +68,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int
+) -> Path:
     """Write the checkpoint of ``step`` atomically and prune all but the newest ``keep``."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -149,8 +150,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
 def _shape_problem(name: str, obj: Any) -> str | None:
     """Why a readable checkpoint file does not hold what iclab writes there, or None."""
     if name == "model.pt":
-        if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                for k, v in obj.items()):
+        if not isinstance(obj, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+        ):
             return "expected a state dict of named tensors"
     elif name == "optimizer.pt":
         if not isinstance(obj, dict) or not {"state", "param_groups"} <= set(obj):

@@ -63,7 +63,6 @@ def check_fits(cfg, device) -> MemoryEstimate:
     """Raise :class:`~iclab.errors.ConfigError` (one line, naming the fields to lower) when a training step of
     ``cfg`` needs more memory than ``device`` has available."""
     from iclab.errors import ConfigError
-
     from iclab.kinds import kind_of
     from iclab.tasks import make_task
 
@@ -73,22 +72,27 @@ def check_fits(cfg, device) -> MemoryEstimate:
     have = available_memory(device)
     est = kind.data_bytes(cfg, task)
     if have is not None and est > have:  # hopeless before any model is built
-        raise ConfigError(f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
-                          f"{human(have)} available; lower {fields['data']}")
+        raise ConfigError(
+            f"train: a training step needs at least {human(est)} (the data batch alone) but {device} has "
+            f"{human(have)} available; lower {fields['data']}"
+        )
     # closed forms: no module is built for sizes no machine holds
     weights = 4 * FLOAT * cfg.model.parameters_lower_bound()  # weights, gradients, AdamW's two moments
     activations = 2 * FLOAT * cfg.model.activations_lower_bound() * kind.tokens_per_step(cfg, task)
     if have is not None and est + weights + activations > have:
         part = "parameters" if weights >= activations else "activations"
-        raise ConfigError(f"train: a training step needs at least {human(est + weights + activations)} (parameters, "
-                          f"gradients and optimiser at least {human(weights)}, activations at least "
-                          f"{human(activations)}) but {device} has {human(have)} available; lower {fields[part]}")
+        raise ConfigError(
+            f"train: a training step needs at least {human(est + weights + activations)} (parameters, "
+            f"gradients and optimiser at least {human(weights)}, activations at least "
+            f"{human(activations)}) but {device} has {human(have)} available; lower {fields[part]}"
+        )
     full = _estimate_once(cfg)
     if have is not None and full.total > have:
         raise ConfigError(
             f"train: a training step needs about {human(full.total)} (parameters, gradients and optimiser "
             f"{human(full.parameters + full.gradients + full.optimizer)}, activations {human(full.activations)}, "
-            f"data {human(full.data)}) but {device} has {human(have)} available; lower {fields[full.dominant()]}")
+            f"data {human(full.data)}) but {device} has {human(have)} available; lower {fields[full.dominant()]}"
+        )
     check_eval_fits(cfg.task, cfg.eval.n_prompts, device)  # the evaluation after training
     return full
 
@@ -126,5 +130,7 @@ def check_eval_fits(task_cfg, n_prompts: int, device, field: str = "eval.n_promp
 
     need, have = estimate_eval_memory(task_cfg, n_prompts), available_memory(device)
     if have is not None and need > have:
-        raise ConfigError(f"{field}: evaluating {n_prompts} prompts needs about {human(need)} but {device} has "
-                          f"{human(have)} available; use fewer prompts")
+        raise ConfigError(
+            f"{field}: evaluating {n_prompts} prompts needs about {human(need)} but {device} has "
+            f"{human(have)} available; use fewer prompts"
+        )

@@ -15,8 +15,9 @@ Nothing here runs unless ``WORLD_SIZE`` is above 1.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -45,7 +46,9 @@ class Context:
     def comm_device(self) -> torch.device:
         import torch.distributed as dist
 
-        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        return (
+            torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        )
 
 
 def context(device_name: str = "auto") -> Context | None:

@@ -45,8 +45,16 @@ from iclab.utils import (
 INIT_STREAM = 2  # seed stream of the initial weights; tasks use 0 (train) and 1 (eval)
 
 # fields that may change between a run and its resumption without breaking exactness of what is done
-RESUMABLE_CHANGES = {"train.steps", "train.device", "train.threads", "train.log_every", "train.eval_every",
-                     "train.checkpoint_every", "train.keep_checkpoints", "train.trackers"}
+RESUMABLE_CHANGES = {
+    "train.steps",
+    "train.device",
+    "train.threads",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.trackers",
+}
 
 
 @dataclass
@@ -64,9 +72,11 @@ def check_resumable(saved: RunConfig, new: RunConfig) -> None:
         if key == "task.pool_file" and same_pool(a.get(key), b.get(key)):  # the run's copy, or the original
             continue
         if a.get(key) != b.get(key):
-            raise ConfigError(f"{key}: differs from the run's saved config.yaml ({a.get(key)!r} there, "
-                              f"{b.get(key)!r} now); a resumed run keeps its config (only train.steps and "
-                              f"logging/device fields may change)")
+            raise ConfigError(
+                f"{key}: differs from the run's saved config.yaml ({a.get(key)!r} there, "
+                f"{b.get(key)!r} now); a resumed run keeps its config (only train.steps and "
+                f"logging/device fields may change)"
+            )
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -85,7 +95,7 @@ class _StopSignal:
         self.received: str | None = None
         self._old = {}
 
-    def __enter__(self) -> "_StopSignal":
+    def __enter__(self) -> _StopSignal:
         import threading
 
         if threading.current_thread() is threading.main_thread():
@@ -146,8 +156,10 @@ def _setup(cfg: RunConfig, run_dir: Path) -> _Setup:
     ctx = context(t.device)  # torchrun: data-parallel over ctx.world processes (iclab.training.distributed)
     if ctx is not None:
         if t.batch_size % ctx.world:
-            raise ConfigError(f"train.batch_size: {t.batch_size} must be divisible by the {ctx.world} processes "
-                              f"torchrun started (each trains on an equal slice of the batch)")
+            raise ConfigError(
+                f"train.batch_size: {t.batch_size} must be divisible by the {ctx.world} processes "
+                f"torchrun started (each trains on an equal slice of the batch)"
+            )
         if device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
     if t.trackers and (ctx is None or ctx.main):
@@ -202,8 +214,10 @@ def _keep_metrics_until(path: Path, step: int) -> None:
 def _begin(cfg: RunConfig, run_dir: Path, s: _Setup) -> RunConfig:
     """A new run: refuse a folder that holds one; make the folder and an empty training log."""
     if list_checkpoints(run_dir):
-        raise RunFolderError(f"{run_dir}: already holds a trained run; pass --resume to continue it, "
-                             f"--out to choose another folder, or --overwrite to start again")
+        raise RunFolderError(
+            f"{run_dir}: already holds a trained run; pass --resume to continue it, "
+            f"--out to choose another folder, or --overwrite to start again"
+        )
     if s.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "metrics.jsonl", "")
@@ -243,15 +257,23 @@ def _step_loss(cfg: RunConfig, s: _Setup, batch, stop_requested: bool) -> tuple[
         loss = s.task.batch_loss(s.net, batch.to(s.device), t.loss_on)
         return loss, loss.item(), False
     size = t.batch_size // s.ctx.world
-    part = batch[s.ctx.rank * size:(s.ctx.rank + 1) * size]
+    part = batch[s.ctx.rank * size : (s.ctx.rank + 1) * size]
     weight = s.ctx.world * s.task.loss_terms(part, t.loss_on) / max(s.task.loss_terms(batch, t.loss_on), 1)
     loss = s.task.batch_loss(s.net, part.to(s.device), t.loss_on) * weight
     value, agreed = _reduce_step(loss, stop_requested, s.ctx)
     return loss, value, agreed
 
 
-def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: int | None = None,
-          progress_bar: bool | None = None, stream=None, on_checkpoint=None) -> TrainResult:
+def train(
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress_bar: bool | None = None,
+    stream=None,
+    on_checkpoint=None,
+) -> TrainResult:
     """Train ``cfg``'s model on ``cfg``'s task, writing everything into ``run_dir``.
 
     ``resume`` continues from the newest complete checkpoint. ``stop_after`` stops (with a checkpoint)
@@ -291,20 +313,31 @@ def train(cfg: RunConfig, run_dir: Path, *, resume: bool = False, stop_after: in
                 loss, loss_value, stop_agreed = _step_loss(cfg, s, batch, stop.received is not None)
                 if not math.isfinite(loss_value):
                     where = f"the last checkpoint is {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
-                    raise TrainingError(f"non-finite loss ({loss_value}) at step {step}; stopped before the "
-                                        f"optimiser step ({where}). Lower train.lr or check the task's scale")
+                    raise TrainingError(
+                        f"non-finite loss ({loss_value}) at step {step}; stopped before the "
+                        f"optimiser step ({where}). Lower train.lr or check the task's scale"
+                    )
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), t.grad_clip if t.grad_clip > 0
-                                                           else float("inf"), foreach=True)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    s.model.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"), foreach=True
+                )
                 s.optimizer.step()
                 step += 1
 
                 shown = {}
                 if s.main and (step % t.log_every == 0 or step == t.steps):
                     shown = {"loss": loss_value, "lr": lr}
-                    log.record({"step": step, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm),
-                                **s.task.log_fields(step - 1, t.batch_size), "elapsed_s": seconds()})
+                    log.record(
+                        {
+                            "step": step,
+                            "loss": loss_value,
+                            "lr": lr,
+                            "grad_norm": float(grad_norm),
+                            **s.task.log_fields(step - 1, t.batch_size),
+                            "elapsed_s": seconds(),
+                        }
+                    )
                 if val_prompts is not None and (step % t.eval_every == 0 or step == t.steps):
                     logged, validation = s.kind.validate(s.task, s.model, val_prompts)  # the prompt kind's measure
                     s.model.train()

@@ -8,8 +8,9 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, bar: bool | None = None,
-                 every: int = 50) -> None:
+    def __init__(
+        self, total: int, start: int = 0, stream: TextIO | None = None, bar: bool | None = None, every: int = 50
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.every = every
@@ -20,8 +21,9 @@ class Progress:
         if self.use_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=start, file=self.stream, unit="step", dynamic_ncols=True,
-                             desc="train")
+            self._bar = tqdm(
+                total=total, initial=start, file=self.stream, unit="step", dynamic_ncols=True, desc="train"
+            )
 
     def update(self, step: int, **fields: float) -> None:
         """Called after every step; ``fields`` are shown (bar) or printed every ``every`` steps (plain)."""

@@ -64,8 +64,9 @@ class Trackers:
             from torch.utils.tensorboard import SummaryWriter
 
             # events after the checkpoint are about to be logged again: drop them (steps >= purge_step)
-            self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"),
-                                    purge_step=None if resume_step is None else resume_step + 1)
+            self.tb = SummaryWriter(
+                log_dir=str(run_dir / "tensorboard"), purge_step=None if resume_step is None else resume_step + 1
+            )
         if "wandb" in names:
             import wandb
 
@@ -76,9 +77,15 @@ class Trackers:
 
                 run_id = secrets.token_hex(4)  # W&B ids: letters and digits
                 id_file.write_text(run_id + "\n")
-            self.wandb_run = wandb.init(project=os.environ.get("WANDB_PROJECT", "iclab"), name=name, id=run_id,
-                                        config=config, dir=str(run_dir), resume="allow",
-                                        mode=os.environ.get("WANDB_MODE", "offline"))
+            self.wandb_run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", "iclab"),
+                name=name,
+                id=run_id,
+                config=config,
+                dir=str(run_dir),
+                resume="allow",
+                mode=os.environ.get("WANDB_MODE", "offline"),
+            )
 
     def log(self, record: dict) -> None:
         values = scalars(record)

@@ -32,17 +32,25 @@ class RealKind(PromptKind):
     def check_model(self, model_config, task) -> None:
         from iclab.models.encoders import ENCODERS
 
-        require(not model_config.ngram_heads, "model.ngram_heads", f"n-gram layers read token ids; task "
-                f"{task.name} has real-valued prompts (leave it empty)", model_config.ngram_heads)
+        require(
+            not model_config.ngram_heads,
+            "model.ngram_heads",
+            f"n-gram layers read token ids; task {task.name} has real-valued prompts (leave it empty)",
+            model_config.ngram_heads,
+        )
         if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
             return
         needed = ENCODERS[model_config.encoder].positions_needed(task.n_points)
         if model_config.n_positions is None:
             model_config.n_positions = needed
         else:
-            require(model_config.n_positions >= needed, "model.n_positions",
-                    f"must be at least {needed} for prompts of task.n_points={task.n_points} "
-                    f"with the {model_config.encoder} encoder", model_config.n_positions)
+            require(
+                model_config.n_positions >= needed,
+                "model.n_positions",
+                f"must be at least {needed} for prompts of task.n_points={task.n_points} "
+                f"with the {model_config.encoder} encoder",
+                model_config.n_positions,
+            )
 
     def build_model(self, model_config, task):
         from iclab.models import build_model
@@ -64,7 +72,7 @@ class RealKind(PromptKind):
 
         from iclab.models import build_model
         from iclab.models.encoders import ENCODERS
-        from iclab.models.size import count_on_meta
+        from iclab.models.size import count_layers, count_on_meta
 
         b, n, d = cfg.train.batch_size, task.n_points, task.n_dims
         label_width = task.n_classes or 1
@@ -72,9 +80,13 @@ class RealKind(PromptKind):
         data = FLOAT * (b * n * (d + label_width) + token_floats)
         if cfg.train.eval_every:
             data += FLOAT * cfg.train.eval_prompts * n * (d + 2 * label_width)
-        with torch.device("meta"):
-            model = build_model(cfg.model, d, task.n_classes)
-            n_params, outputs = count_on_meta(model, torch.empty(b, n, d), torch.empty(b, n))
+
+        def count(model_config):
+            with torch.device("meta"):
+                model = build_model(model_config, d, task.n_classes)
+                return count_on_meta(model, torch.empty(b, n, d), torch.empty(b, n))
+
+        n_params, outputs = count_layers(count, cfg.model)
         return MemoryEstimate.of_training(n_params, outputs, data)
 
     def data_bytes(self, cfg, task) -> int:
@@ -90,8 +102,9 @@ class RealKind(PromptKind):
         return n_prompts * (3 * n * (d + 2) * (FLOAT + 8) + 4 * d * d * 8)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int,
-                 shifts: list[str], plot: bool) -> list[dict]:
+    def evaluate(
+        self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int, shifts: list[str], plot: bool
+    ) -> list[dict]:
         """``eval/curves.csv``: error against k for every learner and shift; ``plots/curves_<shift>.png``."""
         import torch
 
@@ -103,16 +116,26 @@ class RealKind(PromptKind):
         for shift in shifts:
             prompts = apply_shift(shift, task, n_prompts, cfg.eval.seed)
             with torch.no_grad():
-                rows += error_curves([NetworkLearner(model, cfg.eval.batch_size), *learners], prompts, task.error_scale, shift, error_fn=task.error)
+                rows += error_curves(
+                    [NetworkLearner(model, cfg.eval.batch_size), *learners],
+                    prompts,
+                    task.error_scale,
+                    shift,
+                    error_fn=task.error,
+                )
         write_table(run_dir / "eval" / "curves.csv", rows, COLUMNS)
         if plot:
             from iclab.kinds.real.figures import plot_curves, shift_slug
 
             for shift in shifts:
-                plot_curves([r for r in rows if r["shift"] == shift],
-                            run_dir / "plots" / f"curves_{shift_slug(shift)}.png", n_dims=task.n_dims,
-                            title=f"{task.name} (d={task.n_dims}), {shift}, step {step}", ylabel=task.error_label,
-                            network=self.network_label(cfg.model))
+                plot_curves(
+                    [r for r in rows if r["shift"] == shift],
+                    run_dir / "plots" / f"curves_{shift_slug(shift)}.png",
+                    n_dims=task.n_dims,
+                    title=f"{task.name} (d={task.n_dims}), {shift}, step {step}",
+                    ylabel=task.error_label,
+                    network=self.network_label(cfg.model),
+                )
         return rows
 
     def summary_lines(self, rows: list[dict], cfg, run_dir: Path) -> tuple[list[str], list[str]]:
@@ -129,13 +152,20 @@ class RealKind(PromptKind):
         by = {(r["learner"], r["k"]): r["mean"] for r in std}
         network = self.network_label(cfg.model)
         width = max(len(display_name(lab, network)) for lab in learners)
-        lines = [f"{make_task(cfg.task).error_label} at k in-context examples (standard prompts)",
-                 " " * width + "".join(f"{'k=' + str(k):>9}" for k in ks)]
+        lines = [
+            f"{make_task(cfg.task).error_label} at k in-context examples (standard prompts)",
+            " " * width + "".join(f"{'k=' + str(k):>9}" for k in ks),
+        ]
         for lab in learners:
-            lines.append(f"{display_name(lab, network):<{width}}" + "".join(
-                f"{fmt_error(by[(lab, k)]) if (lab, k) in by else '':>9}" for k in ks))
-        warnings = [f"{display_name(lab, network)} has non-finite errors at k = "
-                    f"{', '.join(map(str, sorted(set(bad))))}: it diverged" for lab, bad in diverged(rows).items()]
+            lines.append(
+                f"{display_name(lab, network):<{width}}"
+                + "".join(f"{fmt_error(by[(lab, k)]) if (lab, k) in by else '':>9}" for k in ks)
+            )
+        warnings = [
+            f"{display_name(lab, network)} has non-finite errors at k = "
+            f"{', '.join(map(str, sorted(set(bad))))}: it diverged"
+            for lab, bad in diverged(rows).items()
+        ]
         return lines, warnings
 
     def report_sections(self, cfg, run_dir: Path, records: list[dict]) -> list[str]:
@@ -151,10 +181,9 @@ class RealKind(PromptKind):
     def comparison_metrics(self, run_dir: Path, cfg, k: int | None) -> list[dict]:
         """``error@k`` (at ``k``, else the last k), ``accuracy@k`` for classification, and ``error_mean`` over
         k >= 1, per learner and shift."""
+        from iclab.errors import RunFolderError
         from iclab.kinds.real.curves import TYPES
         from iclab.tables import read_table
-
-        from iclab.errors import RunFolderError
         from iclab.tasks import make_task
 
         try:
@@ -175,6 +204,7 @@ class RealKind(PromptKind):
                 out.append({"learner": learner, "shift": shift, "metric": f"accuracy@k={at}", "value": 1 - errs[at]})
             finite = [v for kk, v in errs.items() if kk >= 1 and math.isfinite(v)]
             if finite:
-                out.append({"learner": learner, "shift": shift, "metric": "error_mean",
-                            "value": sum(finite) / len(finite)})
+                out.append(
+                    {"learner": learner, "shift": shift, "metric": "error_mean", "value": sum(finite) / len(finite)}
+                )
         return out

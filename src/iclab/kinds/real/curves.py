@@ -50,8 +50,9 @@ def curve_rows(errors: torch.Tensor, label: str, shift: str, scored: torch.Tenso
     return rows
 
 
-def error_curves(learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard",
-                 error_fn=None) -> list[dict]:
+def error_curves(
+    learners: list[Learner], prompts: Prompts | list, n_dims: float, shift: str = "standard", error_fn=None
+) -> list[dict]:
     """Rows ``{learner, shift, k, mean, ci_low, ci_high}`` for every learner and every ``k``.
 
     ``prompts`` is one batch (every position scored) or, for query shifts, a list of ``(k, prompts)``

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from iclab.plotting import EXTRA_COLORS, STYLE, display_name, pyplot
 
+
 def summary_ks(rows: list[dict], n_dims: int) -> list[int]:
     """The k columns of summary tables: 1, d, 2d and the last k, among those the curves have (a task may
     score only some positions, e.g. associative recall's queries)."""
@@ -27,8 +28,14 @@ def diverged(rows: list[dict]) -> dict[str, list[int]]:
     return out
 
 
-def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: str = "",
-                ylabel: str = "squared error / d", network: str | None = None) -> Path:
+def plot_curves(
+    rows: list[dict],
+    path: Path,
+    n_dims: int | None = None,
+    title: str = "",
+    ylabel: str = "squared error / d",
+    network: str | None = None,
+) -> Path:
     """Error vs number of in-context examples, one line (with its 95% band) per learner."""
     plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +49,13 @@ def plot_curves(rows: list[dict], path: Path, n_dims: int | None = None, title: 
     return path
 
 
-def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, ylabel: str = "squared error / d",
-                      network: str | None = None) -> Path:
+def plot_shift_panels(
+    rows: list[dict],
+    path: Path,
+    n_dims: int | None = None,
+    ylabel: str = "squared error / d",
+    network: str | None = None,
+) -> Path:
     """One panel per distribution shift, side by side (Garg et al. 2022, Figure 3 style)."""
     plt = pyplot()
     shifts = list(dict.fromkeys(r["shift"] for r in rows))
@@ -53,7 +65,7 @@ def plot_shift_panels(rows: list[dict], path: Path, n_dims: int | None = None, y
     for ax, shift in zip(axes.flat, shifts):
         _draw_curves(ax, [r for r in rows if r["shift"] == shift], n_dims, ylabel, network)
         ax.set_title(shift, fontsize=10)
-    for ax in list(axes.flat)[len(shifts):]:
+    for ax in list(axes.flat)[len(shifts) :]:
         ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +87,14 @@ def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str, network:
         bad = [r["k"] for r in pts if not math.isfinite(r["mean"])]
         if bad:
             name += " (diverged)"
-        ax.plot(ks, [r["mean"] if math.isfinite(r["mean"]) else float("nan") for r in pts], style, color=color,
-                lw=width, label=name)
+        ax.plot(
+            ks,
+            [r["mean"] if math.isfinite(r["mean"]) else float("nan") for r in pts],
+            style,
+            color=color,
+            lw=width,
+            label=name,
+        )
         ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
         diverged.append((bad, color))
     if n_dims:
@@ -97,8 +115,6 @@ def _draw_curves(ax, rows: list[dict], n_dims: int | None, ylabel: str, network:
 def _value(rows: list[dict], learner: str, default: float) -> float:
     vals = [r["mean"] for r in rows if r["learner"] == learner and math.isfinite(r["mean"])]
     return max(vals) if vals else default
-
-
 
 
 def shift_slug(shift: str) -> str:

@@ -33,20 +33,33 @@ class TokenKind(PromptKind):
     # ------------------------------------------------------------------ the network
     def check_model(self, model_config, task) -> None:
         family = type(model_config)
-        require(family.read_in, "model.name", f"must be a family with a token read-in for the token task "
-                f"{task.name} ({model_config.name} reads stacked real-valued prompts only)", model_config.name)
+        require(
+            family.read_in,
+            "model.name",
+            f"must be a family with a token read-in for the token task "
+            f"{task.name} ({model_config.name} reads stacked real-valued prompts only)",
+            model_config.name,
+        )
         if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
             return
         needed = task.max_tokens
         if model_config.n_positions is None:
             model_config.n_positions = needed
         else:
-            require(model_config.n_positions >= needed, "model.n_positions", f"must be at least {needed}: task "
-                    f"{task.name}'s prompts have up to {needed} input tokens", model_config.n_positions)
+            require(
+                model_config.n_positions >= needed,
+                "model.n_positions",
+                f"must be at least {needed}: task {task.name}'s prompts have up to {needed} input tokens",
+                model_config.n_positions,
+            )
 
     def check_config(self, cfg, task) -> None:
-        require(cfg.train.loss_on == "all", "train.loss_on", "must be 'all' for a token task (the loss is the "
-                "cross-entropy of every scored next token)", cfg.train.loss_on)
+        require(
+            cfg.train.loss_on == "all",
+            "train.loss_on",
+            "must be 'all' for a token task (the loss is the cross-entropy of every scored next token)",
+            cfg.train.loss_on,
+        )
 
     def build_model(self, model_config, task):
         from iclab.models.lm import LanguageModel
@@ -66,8 +79,10 @@ class TokenKind(PromptKind):
         scored = prompts.scored.cpu()
         pooled = float(acc[scored].mean()) if bool(scored.any()) else float("nan")
         rows = token_curves({"accuracy": acc}, prompts.info["string_index"].cpu(), scored, "model")
-        return ({"val_err_by_k": [round(1 - r["mean"], 6) for r in rows], "val_accuracy": round(pooled, 6)},
-                {"val_acc": pooled})
+        return (
+            {"val_err_by_k": [round(1 - r["mean"], 6) for r in rows], "val_accuracy": round(pooled, 6)},
+            {"val_acc": pooled},
+        )
 
     # ------------------------------------------------------------------ memory
     def step_memory(self, cfg, task) -> MemoryEstimate:
@@ -76,18 +91,26 @@ class TokenKind(PromptKind):
         import torch
 
         from iclab.models.encoders import Layout
-        from iclab.models.size import count_on_meta
+        from iclab.models.size import count_layers, count_on_meta
 
         b, n, v = cfg.train.batch_size, task.max_tokens, task.vocab_size
         data = 8 * b * n * (3 + v)  # tokens, targets, string index, valid-symbol masks
         if cfg.train.eval_every:
             data += 8 * cfg.train.eval_prompts * n * (3 + v)
-        with torch.device("meta"):
-            positions = torch.arange(n)
-            model = self.build_model(cfg.model, task)
-            layout = Layout(positions=positions, readout=positions, attn_mask=None,
-                            token_ids=torch.empty(1, n, dtype=torch.long))
-            n_params, outputs = count_on_meta(model.backbone, torch.empty(b, n, dtype=torch.long), layout)
+
+        def count(model_config):
+            with torch.device("meta"):
+                positions = torch.arange(n)
+                model = self.build_model(model_config, task)
+                layout = Layout(
+                    positions=positions,
+                    readout=positions,
+                    attn_mask=None,
+                    token_ids=torch.empty(1, n, dtype=torch.long),
+                )
+                return count_on_meta(model.backbone, torch.empty(b, n, dtype=torch.long), layout)
+
+        n_params, outputs = count_layers(count, cfg.model)
         return MemoryEstimate.of_training(n_params, outputs, data)
 
     def data_bytes(self, cfg, task) -> int:
@@ -102,8 +125,9 @@ class TokenKind(PromptKind):
         return n_prompts * n * v * 8 * 8 + 64 * n * n * FLOAT * 4
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int,
-                 shifts: list[str], plot: bool) -> list[dict]:
+    def evaluate(
+        self, run_dir: Path, cfg, model, step: int, task, learners: list, n_prompts: int, shifts: list[str], plot: bool
+    ) -> list[dict]:
         """``eval/curves.csv`` (each metric against the task's unit), ``eval/summary.csv`` (each metric averaged
         over every scored position, and exact match where answers are decoded), ``plots/curves_tokens.png``."""
         from iclab.kinds.tokens.metrics import CURVE_COLUMNS, SUMMARY_COLUMNS, evaluate_token_learners
@@ -120,9 +144,13 @@ class TokenKind(PromptKind):
         if plot:
             from iclab.kinds.tokens.figures import plot_token_curves
 
-            plot_token_curves(rows, run_dir / "plots" / "curves_tokens.png", network=self.network_label(cfg.model),
-                              title=f"{cfg.task.name}: {n_prompts} held-out prompts, step {step}",
-                              xlabel=task.curve_axis)
+            plot_token_curves(
+                rows,
+                run_dir / "plots" / "curves_tokens.png",
+                network=self.network_label(cfg.model),
+                title=f"{cfg.task.name}: {n_prompts} held-out prompts, step {step}",
+                xlabel=task.curve_axis,
+            )
         return rows
 
     def summary_lines(self, rows: list[dict], cfg, run_dir: Path) -> tuple[list[str], list[str]]:
@@ -143,16 +171,20 @@ class TokenKind(PromptKind):
         width = max(len(display_name(lab, network)) for lab in learners)
         lines = []
         if "exact_match" in have:
-            lines.append("held-out answers decoded by the network (exact_match) and next-symbol metrics averaged "
-                         "over every scored position")
+            lines.append(
+                "held-out answers decoded by the network (exact_match) and next-symbol metrics averaged "
+                "over every scored position"
+            )
         else:
             lines.append("held-out next-symbol metrics, averaged over every scored position")
         lines.append(" " * width + "".join(f"{m:>15}" for m in metrics))
         warnings = []
         for lab in learners:
             cells = [by.get((lab, m), float("nan")) for m in metrics]
-            text = ["" if (lab, m) not in by else f"{v:.3f}" if math.isfinite(v) else "diverged"
-                    for m, v in zip(metrics, cells)]
+            text = [
+                "" if (lab, m) not in by else f"{v:.3f}" if math.isfinite(v) else "diverged"
+                for m, v in zip(metrics, cells)
+            ]
             lines.append(f"{display_name(lab, network):<{width}}" + "".join(f"{t:>15}" for t in text))
             if any(t == "diverged" for t in text):
                 warnings.append(f"{display_name(lab, network)} has non-finite metrics: it diverged")
@@ -178,8 +210,9 @@ class TokenKind(PromptKind):
             summary = read_table(run_dir / "eval" / "summary.csv", SUMMARY_TYPES, missing_ok=True)
         except RunFolderError:
             return []
-        return [{"learner": r["learner"], "shift": "standard", "metric": r["metric"], "value": r["mean"]}
-                for r in summary]
+        return [
+            {"learner": r["learner"], "shift": "standard", "metric": r["metric"], "value": r["mean"]} for r in summary
+        ]
 
 
 def _evaluate_generation(run_dir: Path, cfg, model, task, examples: list) -> list[dict]:
@@ -193,8 +226,15 @@ def _evaluate_generation(run_dir: Path, cfg, model, task, examples: list) -> lis
     from iclab.tables import write_table
     from iclab.utils import atomic_write_text
 
-    rows, records = evaluate_generation(model, task, examples, temperature=cfg.eval.temperature,
-                                        top_k=cfg.eval.top_k, seed=cfg.eval.seed, batch_size=cfg.eval.batch_size)
+    rows, records = evaluate_generation(
+        model,
+        task,
+        examples,
+        temperature=cfg.eval.temperature,
+        top_k=cfg.eval.top_k,
+        seed=cfg.eval.seed,
+        batch_size=cfg.eval.batch_size,
+    )
     write_table(run_dir / "eval" / "generation.csv", rows, GENERATION_COLUMNS)
     atomic_write_text(run_dir / "eval" / "generations.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     out = []
@@ -202,6 +242,14 @@ def _evaluate_generation(run_dir: Path, cfg, model, task, examples: list) -> lis
         if r["group"] == "all":
             p, n = r["exact_match"], r["n"]
             half = Z_95 * math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
-            out.append({"learner": r["learner"], "metric": "exact_match", "mean": p, "ci_low": p - half,
-                        "ci_high": p + half, "positions": n})
+            out.append(
+                {
+                    "learner": r["learner"],
+                    "metric": "exact_match",
+                    "mean": p,
+                    "ci_low": p - half,
+                    "ci_high": p + half,
+                    "positions": n,
+                }
+            )
     return out

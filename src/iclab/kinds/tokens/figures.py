@@ -7,12 +7,22 @@ from pathlib import Path
 
 from iclab.plotting import EXTRA_COLORS, display_name, pyplot
 
-METRIC_LABELS = {"accuracy": "greedy accuracy", "tvd": "total variation distance", "cross_entropy": "cross-entropy (nats)",
-                 "kl": "KL(true || learner) (nats)"}
+METRIC_LABELS = {
+    "accuracy": "greedy accuracy",
+    "tvd": "total variation distance",
+    "cross_entropy": "cross-entropy (nats)",
+    "kl": "KL(true || learner) (nats)",
+}
 
 
-def plot_token_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("accuracy", "tvd", "cross_entropy"),
-                      title: str = "", network: str | None = None, xlabel: str = "strings seen in the prompt") -> Path:
+def plot_token_curves(
+    rows: list[dict],
+    path: Path,
+    metrics: tuple[str, ...] = ("accuracy", "tvd", "cross_entropy"),
+    title: str = "",
+    network: str | None = None,
+    xlabel: str = "strings seen in the prompt",
+) -> Path:
     """Token metrics against the number of strings seen in the prompt (or the task's own unit, ``xlabel``), one
     panel per metric, one line (with its 95% band) per learner."""
     plt = pyplot()

@@ -18,8 +18,17 @@ GENERATION_TYPES = {"learner": str, "group": str, "n": int, "exact_match": float
 
 
 @torch.no_grad()
-def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], *, done=None, temperature: float = 0.0,
-             top_k: int | None = None, seed: int = 0, batch_size: int = 256) -> list[list[int]]:
+def generate(
+    model,
+    prompts: list[list[int]],
+    max_new_tokens: int | list[int],
+    *,
+    done=None,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> list[list[int]]:
     """The tokens ``model`` appends to each prompt (prompt excluded).
 
     ``max_new_tokens`` is one budget or one per prompt; ``done(new_ids) -> bool`` ends a prompt's decoding early
@@ -38,7 +47,7 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], *
         for length in sorted(by_length):
             idx = by_length[length]
             for start in range(0, len(idx), batch_size):
-                part = idx[start: start + batch_size]
+                part = idx[start : start + batch_size]
                 x = torch.tensor([prompts[i] for i in part], dtype=torch.long, device=device)
                 budget = max(budgets[i] for i in part)
                 new = [[] for _ in part]
@@ -69,8 +78,16 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], *
     return out  # type: ignore[return-value]
 
 
-def evaluate_generation(model, task, examples: list, *, temperature: float = 0.0, top_k: int | None = None,
-                        seed: int = 0, batch_size: int = 256) -> tuple[list[dict], list[dict]]:
+def evaluate_generation(
+    model,
+    task,
+    examples: list,
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> tuple[list[dict], list[dict]]:
     """Decode every held-out example's answer with ``model`` and score it; also score the true continuations (the
     ``oracle`` rows: they check the parser). Returns ``(rows, per_example)``: rows of exact match overall and by
     each of the task's groups (digits, carries), and one record per example (prompt, generated text, parsed answer,
@@ -79,16 +96,25 @@ def evaluate_generation(model, task, examples: list, *, temperature: float = 0.0
     prompts = [task.generation_prompt(ex) for ex in examples]
     budgets = [task.max_tokens + 1 - len(p) for p in prompts]
     done = task.answer_done_ids
-    generated = generate(model, prompts, budgets, done=done, temperature=temperature, top_k=top_k, seed=seed,
-                         batch_size=batch_size)
+    generated = generate(
+        model, prompts, budgets, done=done, temperature=temperature, top_k=top_k, seed=seed, batch_size=batch_size
+    )
     records = []
     for ex, p, g in zip(examples, prompts, generated):
         text = vocab.decode(g) if g else ""
         answer, expected = task.parse(text), task.expected(ex)
-        truth = vocab.decode(ex.sequence[len(p):])
-        records.append({**task.generation_groups(ex), "prompt": vocab.decode(p), "generated": text,
-                        "answer": answer, "expected": expected, "correct": answer == expected,
-                        "oracle_correct": task.parse(truth) == expected})
+        truth = vocab.decode(ex.sequence[len(p) :])
+        records.append(
+            {
+                **task.generation_groups(ex),
+                "prompt": vocab.decode(p),
+                "generated": text,
+                "answer": answer,
+                "expected": expected,
+                "correct": answer == expected,
+                "oracle_correct": task.parse(truth) == expected,
+            }
+        )
     rows = []
     for learner, key in (("model", "correct"), ("oracle", "oracle_correct")):
         rows.append(_row(learner, "all", "all", [r[key] for r in records]))
@@ -99,5 +125,10 @@ def evaluate_generation(model, task, examples: list, *, temperature: float = 0.0
 
 
 def _row(learner: str, group: str, value, hits: list[bool]) -> dict:
-    return {"learner": learner, "group": group, "value": value, "n": len(hits),
-            "exact_match": sum(hits) / len(hits) if hits else float("nan")}
+    return {
+        "learner": learner,
+        "group": group,
+        "value": value,
+        "n": len(hits),
+        "exact_match": sum(hits) / len(hits) if hits else float("nan"),
+    }

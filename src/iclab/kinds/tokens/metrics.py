@@ -60,8 +60,13 @@ def _mean_ci(values: torch.Tensor) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def token_curves(metrics: dict[str, torch.Tensor], string_index: torch.Tensor, scored: torch.Tensor, label: str,
-                 shift: str = "standard") -> list[dict]:
+def token_curves(
+    metrics: dict[str, torch.Tensor],
+    string_index: torch.Tensor,
+    scored: torch.Tensor,
+    label: str,
+    shift: str = "standard",
+) -> list[dict]:
     """Rows ``{learner, shift, metric, k, mean, ci_low, ci_high}`` for every metric and every number of strings
     seen ``k`` (a NaN at a scored position, from a diverged learner, makes that mean NaN)."""
     rows = []
@@ -76,8 +81,9 @@ def token_curves(metrics: dict[str, torch.Tensor], string_index: torch.Tensor, s
             sums = torch.where(mask, values, torch.zeros_like(values)).sum(1)
             per_prompt = sums[have] / per_prompt_n[have]
             m, lo, hi = _mean_ci(per_prompt)
-            rows.append({"learner": label, "shift": shift, "metric": name, "k": k, "mean": m, "ci_low": lo,
-                         "ci_high": hi})
+            rows.append(
+                {"learner": label, "shift": shift, "metric": name, "k": k, "mean": m, "ci_low": lo, "ci_high": hi}
+            )
     return rows
 
 
@@ -89,8 +95,16 @@ def token_summary(metrics: dict[str, torch.Tensor], scored: torch.Tensor, label:
     keep = counts > 0
     for name, values in metrics.items():
         if torch.isnan(values[scored]).any():
-            rows.append({"learner": label, "metric": name, "mean": float("nan"), "ci_low": float("nan"),
-                         "ci_high": float("nan"), "positions": int(scored.sum())})
+            rows.append(
+                {
+                    "learner": label,
+                    "metric": name,
+                    "mean": float("nan"),
+                    "ci_low": float("nan"),
+                    "ci_high": float("nan"),
+                    "positions": int(scored.sum()),
+                }
+            )
             continue
         sums = torch.where(scored, values, torch.zeros_like(values)).sum(1)
         s, n = sums[keep], counts[keep]
@@ -98,8 +112,16 @@ def token_summary(metrics: dict[str, torch.Tensor], scored: torch.Tensor, label:
         resid = s - m * n
         prompts = len(s)
         se = (resid.var(unbiased=True).sqrt() / (n.mean() * math.sqrt(prompts))).item() if prompts > 1 else 0.0
-        rows.append({"learner": label, "metric": name, "mean": m, "ci_low": m - Z_95 * se, "ci_high": m + Z_95 * se,
-                     "positions": int(n.sum())})
+        rows.append(
+            {
+                "learner": label,
+                "metric": name,
+                "mean": m,
+                "ci_low": m - Z_95 * se,
+                "ci_high": m + Z_95 * se,
+                "positions": int(n.sum()),
+            }
+        )
     return rows
 
 
@@ -109,8 +131,9 @@ SUMMARY_COLUMNS = ("learner", "metric", "mean", "ci_low", "ci_high", "positions"
 SUMMARY_TYPES = {"learner": str, "metric": str, "mean": float, "ci_low": float, "ci_high": float, "positions": int}
 
 
-def evaluate_token_learners(learners: list, prompts: TokenPrompts, shift: str = "standard"
-                            ) -> tuple[list[dict], list[dict], dict[str, torch.Tensor]]:
+def evaluate_token_learners(
+    learners: list, prompts: TokenPrompts, shift: str = "standard"
+) -> tuple[list[dict], list[dict], dict[str, torch.Tensor]]:
     """Curves and summary rows for every learner, and each learner's distributions (for alignment)."""
     curves, summary, dists = [], [], {}
     index = prompts.info["string_index"].cpu()
