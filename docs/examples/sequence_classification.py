@@ -25,7 +25,7 @@ import torch
 from iclab.kinds import KINDS, PromptKind
 from iclab.learners import LEARNERS
 from iclab.learners.base import ReferenceLearner
-from iclab.models import Layout, Network
+from iclab.models import Layout
 from iclab.models.size import FLOAT, MemoryEstimate, count_on_meta
 from iclab.plotting import display_name, plot_training, pyplot
 from iclab.schema import require, require_positive
@@ -126,15 +126,15 @@ class SumSign(ReferenceLearner):
 
 # ---------------------------------------------------------------------------------------------- the network
 class SequenceClassifier(torch.nn.Module):
-    """Any model family's blocks (iclab's shared :class:`~iclab.models.Network`) over the sequence, classified
-    from the last element's output."""
+    """Any model family's network (``config.build``) over the sequence, classified from the last element's
+    output."""
 
     label = "model"
 
     def __init__(self, config, n_dims: int) -> None:
         super().__init__()
         self.config = config
-        self.backbone = Network(config, d_in=n_dims, n_outputs=2)
+        self.backbone = config.build(n_dims, n_outputs=2)  # the family's network, any family with a read-in
 
     def forward(self, xs: torch.Tensor) -> torch.Tensor:  # (B, 2) logits
         return self.backbone(xs, self._layout(xs.shape[1], xs.device))[:, -1]

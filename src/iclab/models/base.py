@@ -11,7 +11,7 @@ from iclab.types import Prompts
 
 
 class ICLModel(nn.Module):
-    """A network (:class:`~iclab.models.shell.Network`: the family's blocks in the shell) with its prompt encoder.
+    """A family's network (built by its config: ``config.build``) behind a prompt encoder.
 
     ``model(xs, ys)`` returns ``(B, N)`` predictions, ``y_hat[:, i]`` from the prefix ending at ``x_i``;
     :meth:`predict` does the same without gradients, so an ``ICLModel`` is a :class:`~iclab.types.Learner`.
@@ -21,14 +21,12 @@ class ICLModel(nn.Module):
 
     def __init__(self, config, n_dims: int, n_classes: int | None = None) -> None:
         super().__init__()
-        from iclab.models.shell import Network
-
         self.config = config
         self.n_dims = n_dims
         self.n_classes = n_classes  # classification: labels are one-hot encoded, outputs are C logits
         self.encoder = ENCODERS[config.encoder]
         width = 1 if n_classes is None else n_classes
-        self.backbone = Network(config, d_in=self.encoder.width(n_dims, width), n_outputs=width)
+        self.backbone = config.build(self.encoder.width(n_dims, width), n_outputs=width)
 
     def forward(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:  # (B, N) or (B, N, C)
         needed = self.encoder.positions_needed(xs.shape[1])

@@ -18,11 +18,11 @@ class LanguageModel(nn.Module):
 
     def __init__(self, config, vocab_size: int) -> None:
         super().__init__()
-        from iclab.models.shell import Network
-
         self.config = config
         self.vocab_size = vocab_size
-        self.backbone = Network(config, d_in=vocab_size, n_outputs=vocab_size, vocab_size=vocab_size)
+        if not type(config).read_in:
+            raise ValueError(f"{config.name} has no read-in, so it cannot read tokens")
+        self.backbone = config.build(vocab_size, n_outputs=vocab_size, vocab_size=vocab_size)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T, V) logits
         b, t = tokens.shape

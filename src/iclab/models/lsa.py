@@ -24,13 +24,56 @@ Hooks: ``blocks.{l}.hook_resid_pre`` (B, T, D), ``blocks.{l}.attn.hook_scores`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from iclab.models.configs import LinearSelfAttentionConfig
 from iclab.models.encoders import Layout
+from iclab.models.family import MODELS, ModelConfig
 from iclab.models.hooks import HookPoint
-from iclab.models.shell import MLP, Network
+from iclab.models.parts import MLP
+from iclab.schema import require_positive
+
+
+@MODELS.register
+@dataclass
+class LinearSelfAttentionConfig(ModelConfig):
+    """Linear self-attention on stacked tokens (von Oswald et al. 2022): no read-in, no softmax, no final norm;
+    the prediction is minus the query token's y-slot."""
+
+    name: str = "linear_self_attention"
+    encoder: str = "stacked"  # the only encoder it takes: one token per (x, y) pair
+    n_layer: int = 1
+    share_weights: bool = False  # one set of weights applied n_layer times (a recurrent GD-like iteration)
+    normalize: bool = True  # divide each token's sum by the number of context tokens it sees
+    layernorm: bool = False  # LayerNorm on each sub-layer's input (pre-LN); the GD construction has none
+    mlp: bool = False  # a GELU MLP sub-layer (4x the token width) after each attention sub-layer
+    init_std: float = 0.02
+
+    encoders: ClassVar[tuple[str, ...]] = ("stacked",)
+    read_in: ClassVar[bool] = False
+    quick: ClassVar[dict] = {"init_std": 0.1}
+
+    def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> LinearSelfAttention:
+        if n_outputs != 1 or vocab_size is not None:
+            raise ValueError(f"{self.name} predicts one real value per position, in the tokens' y-slot")
+        return LinearSelfAttention(self, d_in)
+
+    def validate(self, path: str = "model") -> None:
+        super().validate(path)
+        require_positive(self, path, "init_std")
+
+    def parameters_lower_bound(self) -> int:
+        return (1 if self.share_weights else self.n_layer) * 4 * 3**2  # four matrices over tokens at least 3 wide
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * 3 * 3  # scores, attention output and residual, at least 3 wide
+
+    def label(self, tokens: bool = False) -> str:
+        shared = " (shared)" if self.share_weights else ""
+        return f"LSA {self.n_layer} layer{'s' if self.n_layer != 1 else ''}{shared}"
 
 
 class LSALayer(nn.Module):
@@ -71,11 +114,6 @@ class LSABlock(nn.Module):
             self.mlp = None
         self.hook_resid_post = HookPoint()
 
-    @classmethod
-    def stack(cls, c: LinearSelfAttentionConfig, width: int) -> list[LSABlock]:
-        shared = LSALayer(width, c.init_std) if c.share_weights else None
-        return [cls(c, width, shared) for _ in range(c.n_layer)]
-
     def forward(self, h: torch.Tensor, layout: Layout) -> torch.Tensor:
         n = (h.shape[1] + 1) // 2
         allowed = layout.attn_mask.clone()  # keys and values are context tokens only, never a query
@@ -88,7 +126,26 @@ class LSABlock(nn.Module):
         return self.hook_resid_post(h)
 
 
-def prefix_predictions(model: Network, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+class LinearSelfAttention(nn.Module):
+    """The network: the stacked tokens are the residual stream (no read-in, no positions), the blocks (one shared
+    attention layer with ``share_weights``), and the prediction read as minus each query token's y-slot."""
+
+    def __init__(self, config: LinearSelfAttentionConfig, d_in: int) -> None:
+        super().__init__()
+        self.config = config
+        self.pos_embed = None
+        shared = LSALayer(d_in, config.init_std) if config.share_weights else None
+        self.blocks = nn.ModuleList([LSABlock(config, d_in, shared) for _ in range(config.n_layer)])
+        self.y_slot = d_in - 2  # stacked tokens are (x, y, is_query)
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        x = tokens
+        for block in self.blocks:
+            x = block(x, layout)
+        return -x[..., self.y_slot]  # (B, T)
+
+
+def prefix_predictions(model: LinearSelfAttention, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """``(B, N)`` predictions, prefix ``i`` run as its own sequence whose context tokens all see each
     other (von Oswald et al.'s setting: one query after a full context). In the model's usual causal
     stream a context token sees only the tokens before it, which is the same thing for one layer but not
@@ -105,7 +162,7 @@ def prefix_predictions(model: Network, xs: torch.Tensor, ys: torch.Tensor) -> to
     return torch.stack(out, dim=1)
 
 
-def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> Network:
+def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> LinearSelfAttention:
     """The LSA weights that make each layer one gradient-descent step (von Oswald et al. 2022,
     Proposition 1), for the stacked encoder's tokens (x, y, is_query): ``K`` layers, ``K`` steps. ``eta``
     is one step size for every layer or a list of ``n_layer`` of them."""
@@ -113,7 +170,7 @@ def gd_construction(n_dims: int, eta: float | list[float], n_layer: int = 1) -> 
     if len(etas) != n_layer:
         raise ValueError(f"gd_construction: {len(etas)} step sizes for {n_layer} layers")
     width = n_dims + 2
-    model = Network(LinearSelfAttentionConfig(n_layer=n_layer), d_in=width)
+    model = LinearSelfAttentionConfig(n_layer=n_layer).build(width)
     with torch.no_grad():
         for block, step in zip(model.blocks, etas):
             layer = block.attn

@@ -16,8 +16,8 @@ in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over toke
 (the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one triangular solve,
 ``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between tokens for the gated rule); the
 momentum and Omega rules have the recurrent form only. Blocks: pre-LayerNorm memory sub-layer and GELU MLP, on the
-interleaved (causal) stream; the shell (:mod:`iclab.models.shell`) adds the read-in, learned positions, final LayerNorm
-and read-out. The config is :class:`iclab.models.configs.MemoryConfig`.
+interleaved (causal) stream; the network (:class:`MemoryNetwork`) adds the read-in, learned positions, final LayerNorm
+and read-out. The file reads top to bottom: config (:class:`MemoryConfig`), blocks, network.
 
 Hooks (``H`` heads)::
 
@@ -34,13 +34,15 @@ Hooks (``H`` heads)::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iclab.models.configs import MemoryConfig
 from iclab.models.encoders import Layout
+from iclab.models.family import MODELS, ModelConfig, heads_divide_width
 from iclab.models.hooks import HookPoint
 from iclab.models.memory_rules import (
     RULES,
@@ -50,7 +52,65 @@ from iclab.models.memory_rules import (
     poly2_features,
     recurrent,
 )
-from iclab.models.shell import MLP
+from iclab.models.parts import MLP, learned_positions, linear_read_out, position_embeddings, read_in, with_ngram_layers
+from iclab.schema import one_of, require, require_positive
+
+
+@MODELS.register
+@dataclass
+class MemoryConfig(ModelConfig):
+    """Matrix-memory layers as test-time learners (linear attention, DeltaNet, gated DeltaNet, Titans, ATLAS);
+    the write rules are in :mod:`iclab.models.memory_rules`."""
+
+    name: str = "memory"
+    encoder: str = "interleaved"  # memory layers read the token stream in order
+    n_layer: int = 2
+    rule: str = "delta"  # the write rule: linear, decay, delta, gated_delta, momentum or omega
+    form: Literal["parallel", "recurrent"] = "parallel"  # the same function, two computations
+    n_embd: int = 64
+    n_head: int = 4
+    decay: float = 0.95  # gamma of the "decay" rule
+    window: int = 4  # tokens in the "omega" rule's sliding window
+    feature_map: str = "identity"  # "identity" or "poly2": degree-2 polynomial features of q and k
+    token_shift: bool = True  # keys from the previous token, so a y-token writes (key: its x, value: its y)
+    n_positions: int | None = None  # learned position embeddings; null = fitted to the task
+
+    quick: ClassVar[dict] = {"n_layer": 1, "n_embd": 32, "n_head": 2}
+
+    def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> MemoryNetwork:
+        return MemoryNetwork(self, d_in, n_outputs, vocab_size)
+
+    def validate(self, path: str = "model") -> None:
+        from iclab.models.memory_rules import FEATURE_MAPS, RULES
+
+        super().validate(path)
+        require(self.rule in RULES, f"{path}.rule", one_of(RULES), self.rule)
+        require(
+            self.feature_map in FEATURE_MAPS,
+            f"{path}.feature_map",
+            f"must be one of {', '.join(FEATURE_MAPS)}",
+            self.feature_map,
+        )
+        require(
+            not (self.form == "parallel" and RULES[self.rule].parallel is None),
+            f"{path}.form",
+            f"{self.rule} has only the recurrent form here",
+            self.form,
+        )
+        heads_divide_width(self, path)
+        require_positive(self, path, "window")
+        require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
+
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * 12 * self.n_embd**2  # q, k, v, out; the MLP's two 4x matrices
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * 12 * self.n_embd  # q, k, v, memory output, residuals, MLP hidden
+
+    def label(self, tokens: bool = False) -> str:
+        rule = self.rule if self.feature_map == "identity" else f"{self.rule}, {self.feature_map}"
+        return f"Memory ({rule}) {self.n_layer}x{self.n_embd}"
+
 
 __all__ = ["MemoryBlock", "MemorySublayer", "memory_parallel", "memory_recurrent", "poly2_features"]
 
@@ -108,3 +168,30 @@ class MemoryBlock(nn.Module):
         x = self.hook_resid_pre(x)
         x = self.hook_resid_mid(x + self.hook_mem_out(self.mem(self.ln1(x))))
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
+
+
+class MemoryNetwork(nn.Module):
+    """The network: read-in, learned positions, the memory blocks (with any n-gram layers), final LayerNorm,
+    read-out."""
+
+    def __init__(self, config: MemoryConfig, d_in: int, n_outputs: int = 1, vocab_size: int | None = None):
+        super().__init__()
+        self.config = config
+        width = config.n_embd
+        # modules are registered in forward order (hook names list in forward order; initial weights follow)
+        self.read_in = read_in(d_in, width, vocab_size)
+        self.hook_embed = HookPoint()
+        self.pos_embed = learned_positions(config, width)
+        self.hook_pos_embed = HookPoint()
+        layers = [MemoryBlock(config, width) for _ in range(config.n_layer)]
+        self.blocks = nn.ModuleList(with_ngram_layers(layers, config, width))
+        self.ln_f = nn.LayerNorm(width)
+        self.hook_final = HookPoint()
+        self.read_out = nn.Linear(width, n_outputs)
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        x = self.hook_embed(self.read_in(tokens))  # (B, T, D)
+        x = x + self.hook_pos_embed(position_embeddings(self.pos_embed, layout.positions, x.shape[0]))
+        for block in self.blocks:
+            x = block(x, layout)
+        return linear_read_out(self.read_out(self.hook_final(self.ln_f(x))))

@@ -20,7 +20,7 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.hooks import HookPoint
-from iclab.models.shell import MLP
+from iclab.models.parts import MLP
 
 
 def ngram_matches(ids: torch.Tensor, n: int) -> torch.Tensor:

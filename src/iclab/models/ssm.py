@@ -16,8 +16,9 @@ few, large operations, the better choice on a GPU); and ``loop``, the recurrence
 forms ``exp(Delta_t A)`` and ``y_t`` inside the step and never holds more than the states autograd keeps (the
 faster form on CPU; the two are timed side by side in docs/benchmarks.md).
 ``auto`` (the default) takes the scan on CUDA and the loop elsewhere. No position embeddings: order comes
-from the recurrence and the convolution. Reads the interleaved stream; the shell (:mod:`iclab.models.shell`)
-adds the read-in, the final LayerNorm and the read-out. The config is :class:`iclab.models.configs.MambaConfig`.
+from the recurrence and the convolution. Reads the interleaved stream. The file reads top to bottom: config
+(:class:`MambaConfig`), the scan, the blocks, the network (:class:`Mamba`: read-in, blocks, final LayerNorm,
+read-out).
 
 Hooks (``E`` channels, ``N = d_state``)::
 
@@ -34,14 +35,55 @@ Hooks (``E`` channels, ``N = d_state``)::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iclab.models.configs import MambaConfig
 from iclab.models.encoders import Layout
+from iclab.models.family import MODELS, ModelConfig
 from iclab.models.hooks import HookPoint
+from iclab.models.parts import linear_read_out, read_in, with_ngram_layers
+from iclab.schema import require_positive
+
+
+@MODELS.register
+@dataclass
+class MambaConfig(ModelConfig):
+    """A selective state-space model (Mamba, Gu & Dao 2023), in plain PyTorch."""
+
+    name: str = "mamba"
+    encoder: str = "interleaved"  # reads the token stream in order
+    form: Literal["auto", "scan", "loop"] = "auto"  # parallel prefix scan or token by token, the same function;
+    # auto: the scan on CUDA, the loop elsewhere
+    n_layer: int = 2
+    n_embd: int = 64
+    d_state: int = 16  # N: state size per channel
+    expand: int = 2  # E = expand * n_embd channels inside a block
+    d_conv: int = 4  # causal depthwise convolution width
+    dt_rank: int | None = None  # rank of the step's projection; null = ceil(n_embd / 16)
+
+    quick: ClassVar[dict] = {"n_layer": 1, "n_embd": 32, "d_state": 8}
+
+    def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> Mamba:
+        return Mamba(self, d_in, n_outputs, vocab_size)
+
+    def validate(self, path: str = "model") -> None:
+        super().validate(path)
+        require_positive(self, path, "n_embd", "d_state", "expand", "d_conv")
+        if self.dt_rank is not None:
+            require_positive(self, path, "dt_rank")
+
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * 3 * self.expand * self.n_embd**2  # input (u and z) and output projections
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * self.expand * self.n_embd * (4 + self.d_state)  # u, z, gate, y and the states
+
+    def label(self, tokens: bool = False) -> str:
+        return f"Mamba {self.n_layer}x{self.n_embd}"
 
 
 def selective_ssm_loop(
@@ -135,3 +177,27 @@ class MambaBlock(nn.Module):
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         x = self.hook_resid_pre(x)
         return self.hook_resid_post(x + self.hook_ssm_out(self.ssm(self.ln(x))))
+
+
+class Mamba(nn.Module):
+    """The network: read-in, the Mamba blocks (with any n-gram layers), final LayerNorm, read-out."""
+
+    def __init__(self, config: MambaConfig, d_in: int, n_outputs: int = 1, vocab_size: int | None = None):
+        super().__init__()
+        self.config = config
+        width = config.n_embd
+        # modules are registered in forward order (hook names list in forward order; initial weights follow)
+        self.read_in = read_in(d_in, width, vocab_size)
+        self.hook_embed = HookPoint()
+        self.pos_embed = None  # no position embeddings: order comes from the recurrence
+        layers = [MambaBlock(config, width) for _ in range(config.n_layer)]
+        self.blocks = nn.ModuleList(with_ngram_layers(layers, config, width))
+        self.ln_f = nn.LayerNorm(width)
+        self.hook_final = HookPoint()
+        self.read_out = nn.Linear(width, n_outputs)
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        x = self.hook_embed(self.read_in(tokens))  # (B, T, D)
+        for block in self.blocks:
+            x = block(x, layout)
+        return linear_read_out(self.read_out(self.hook_final(self.ln_f(x))))

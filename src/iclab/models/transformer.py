@@ -1,9 +1,9 @@
 """GPT-2-style transformer (Radford et al. 2019), as used for in-context regression by Garg et al. 2022.
 
-Pre-LayerNorm blocks, multi-head attention through ``torch.nn.functional.scaled_dot_product_attention``
-(causal, or with the encoder's mask), GELU MLP, GPT-2's initialisation. The shell
-(:mod:`iclab.models.shell`) adds the linear read-in, learned absolute positions, the final LayerNorm and
-the read-out; the config is :class:`iclab.models.configs.TransformerConfig`.
+This file is the whole family, top to bottom: its config (:class:`TransformerConfig`), its blocks (attention,
+the pre-LayerNorm block) and its network (:class:`Transformer`: linear read-in or token embedding, learned
+absolute positions or rotary q/k, the blocks, final LayerNorm, read-out, GPT-2's initialisation). Attention runs
+through ``torch.nn.functional.scaled_dot_product_attention`` (causal, or with the encoder's mask).
 
 Hooks (``B`` batch, ``T`` tokens, ``D`` width, ``H`` heads, ``Dh = D / H``)::
 
@@ -24,15 +24,101 @@ Hooks (``B`` batch, ``T`` tokens, ``D`` width, ``H`` heads, ``Dh = D / H``)::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iclab.models.configs import TransformerConfig
 from iclab.models.encoders import Layout
+from iclab.models.family import MODELS, ModelConfig, heads_divide_width
 from iclab.models.hooks import HookPoint
-from iclab.models.shell import MLP
+from iclab.models.parts import (
+    MLP,
+    learned_positions,
+    linear_read_out,
+    position_embeddings,
+    read_in,
+    with_ngram_layers,
+)
+from iclab.schema import require, require_positive
+
+
+@MODELS.register
+@dataclass
+class TransformerConfig(ModelConfig):
+    """GPT-2-style transformer (Radford et al. 2019; Garg et al. 2022): pre-LN softmax attention + GELU MLP."""
+
+    name: str = "transformer"
+    encoder: str = (
+        "interleaved"  # "interleaved" (Garg et al.), "stacked" (von Oswald et al.) or "set" (order-invariant)
+    )
+    n_layer: int = 4
+    n_embd: int = 64  # residual stream width D
+    n_head: int = 4
+    n_positions: int | None = None  # learned positions; null = just enough for the task's prompts
+    positional: Literal["learned", "rope"] = "learned"  # learned absolute positions, or rotary q/k (RoPE)
+    # keys from the previous token (values from the token itself), as the memory layers' token shift: one
+    # head can then look up "what followed this token before" (an induction head in one layer)
+    token_shift: bool = False
+    # Primer's multi-dconv-head attention (So et al. 2021): a causal depthwise convolution over this many
+    # tokens on q, k and v after their projection (0 = none; Primer uses 3), so one head can match the last
+    # few tokens at once (an n-gram head in one layer)
+    qkv_conv: int = 0
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    dropout: float = 0.0
+
+    encoders: ClassVar[tuple[str, ...]] = ("interleaved", "stacked", "set")
+    quick: ClassVar[dict] = {"encoder": "stacked", "n_layer": 2, "n_embd": 32, "n_head": 2}
+
+    def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> Transformer:
+        return Transformer(self, d_in, n_outputs, vocab_size)
+
+    def validate(self, path: str = "model") -> None:
+        super().validate(path)
+        heads_divide_width(self, path)
+        require_positive(self, path, "mlp_ratio")
+        if self.n_positions is not None:
+            require_positive(self, path, "n_positions")
+        require(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)", self.dropout)
+        if self.token_shift:
+            require(
+                self.encoder != "set",
+                f"{path}.token_shift",
+                "does not go with the set encoder (its demonstrations have no order to shift along)",
+                self.token_shift,
+            )
+        require(self.qkv_conv >= 0, f"{path}.qkv_conv", "must be 0 (none) or a convolution width", self.qkv_conv)
+        if self.qkv_conv:
+            require(
+                self.encoder != "set",
+                f"{path}.qkv_conv",
+                "does not go with the set encoder (its demonstrations have no order to convolve along)",
+                self.qkv_conv,
+            )
+        if self.positional == "rope":
+            require(
+                (self.n_embd // self.n_head) % 2 == 0,
+                f"{path}.n_embd",
+                f"rope needs an even head width (n_embd / n_head = {self.n_embd // self.n_head})",
+                self.n_embd,
+            )
+
+    def parameters_lower_bound(self) -> int:
+        return self.n_layer * (4 + 2 * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP's two matrices
+
+    def activations_lower_bound(self) -> int:
+        return self.n_layer * (8 + self.mlp_ratio) * self.n_embd  # q, k, v, attention, residuals, MLP hidden
+
+    def label(self, tokens: bool = False) -> str:
+        parts = (
+            ([] if tokens else [self.encoder])
+            + (["rope"] if self.positional == "rope" else [])
+            + (["token shift"] if self.token_shift else [])
+            + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
+        )
+        return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -115,17 +201,47 @@ class TransformerBlock(nn.Module):
         x = self.hook_resid_post(x + self.hook_mlp_out(self.drop(self.mlp(self.ln2(x)))))
         return x
 
-    @staticmethod
-    def init_weights(network: nn.Module) -> None:
+
+class Transformer(nn.Module):
+    """The network: read-in, positions, dropout, the blocks (with any n-gram layers), final LayerNorm, read-out."""
+
+    def __init__(self, config: TransformerConfig, d_in: int, n_outputs: int = 1, vocab_size: int | None = None):
+        super().__init__()
+        self.config = config
+        width = config.n_embd
+        # modules are registered in forward order (hook names list in forward order; initial weights follow)
+        self.read_in = read_in(d_in, width, vocab_size)
+        self.hook_embed = HookPoint()
+        self.pos_embed = learned_positions(config, width) if config.positional == "learned" else None
+        if self.pos_embed is not None:
+            self.hook_pos_embed = HookPoint()
+        self.drop = nn.Dropout(config.dropout)
+        layers = [TransformerBlock(config, width) for _ in range(config.n_layer)]
+        self.blocks = nn.ModuleList(with_ngram_layers(layers, config, width))
+        self.ln_f = nn.LayerNorm(width)
+        self.hook_final = HookPoint()
+        self.read_out = nn.Linear(width, n_outputs)
+        self._init_weights()
+
+    def forward(self, tokens: torch.Tensor, layout: Layout) -> torch.Tensor:
+        x = self.hook_embed(self.read_in(tokens))  # (B, T, D)
+        if self.pos_embed is not None:
+            x = x + self.hook_pos_embed(position_embeddings(self.pos_embed, layout.positions, x.shape[0]))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, layout)
+        return linear_read_out(self.read_out(self.hook_final(self.ln_f(x))))  # (B, T) or (B, T, C)
+
+    def _init_weights(self) -> None:
         # GPT-2: N(0, 0.02) everywhere, residual projections scaled down by sqrt(2 * n_layer)
-        for module in network.modules():
+        for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
-        for block in network.blocks:
+        for block in self.blocks:
             if not isinstance(block, TransformerBlock):  # inserted n-gram layers have no projection to scale
                 continue
             for proj in (block.attn.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * network.config.n_layer))
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layer))
