@@ -24,7 +24,6 @@ this file, in the order ``iclab analyze`` runs them.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,20 +128,17 @@ def _real_valued(task) -> str | None:
 
 
 def write_csv(rows: list[dict]) -> str:
-    import io
+    """An instrument's table as CSV text (:func:`iclab.tables.table_text`: every column the rows have)."""
+    from iclab.tables import table_text
 
-    buf = io.StringIO()
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    return table_text(rows)
 
 
 def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """An instrument's table, cells as strings (:func:`iclab.tables.read_table`)."""
+    from iclab.tables import read_table
+
+    return read_table(path, what="table of iclab analyze")
 
 
 def _figures(folder: Path, items: list[tuple[str, str]]) -> list:

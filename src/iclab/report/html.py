@@ -6,7 +6,6 @@ config, and the kind's footer."""
 
 from __future__ import annotations
 
-import csv
 import html
 import time
 from pathlib import Path
@@ -67,7 +66,7 @@ def _analysis_section(run_dir: Path, d: int) -> list[str]:
     for instrument in INSTRUMENTS.values():
         try:
             items = instrument.section(folder, d) if instrument.section else []
-        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, csv.Error):
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, RunFolderError):
             raise RunFolderError(
                 f"{folder}: the {instrument.name} results are damaged; run `iclab analyze "
                 f"{run_dir} --only {instrument.name}` again"
