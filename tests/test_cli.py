@@ -2,6 +2,7 @@
 and train -> eval -> report end to end."""
 
 import csv
+import shutil
 import subprocess
 import sys
 
@@ -98,8 +99,9 @@ def test_train_eval_report_end_to_end(trained_run):
 
 
 @pytest.mark.slow
-def test_eval_with_chosen_learners(trained_run):
-    run, _ = trained_run
+def test_eval_with_chosen_learners(trained_run, tmp_path):
+    run = tmp_path / "run"  # a copy: re-evaluating rewrites eval/, which the other tests read from the shared run
+    shutil.copytree(trained_run[0], run)
     result = iclab("eval", run, "--learner", "ridge(lam=0.5)", "--learner", "gd(steps=3, lr=0.2)", "--prompts", 32)
     assert result.returncode == 0, result.stderr
     learners = {r["learner"] for r in csv.DictReader(open(run / "eval" / "curves.csv"))}
@@ -161,8 +163,6 @@ def test_existing_run_is_not_damaged(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_run_folder_problems(trained_run, tmp_path):
-    import shutil
-
     run = tmp_path / "copy"
     shutil.copytree(trained_run[0], run)
     (run / "eval" / "curves.csv").unlink()
@@ -179,8 +179,6 @@ def test_run_folder_problems(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_resume_through_the_cli(trained_run, tmp_path):
-    import shutil
-
     run = tmp_path / "more"
     shutil.copytree(trained_run[0], run)
     result = iclab("train", "--resume", "--out", run, "--set", "train.steps=14")
