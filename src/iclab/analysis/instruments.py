@@ -387,6 +387,3 @@ def paste(ctx: Context) -> Result:
     except UserError as e:
         raise Inapplicable(str(e)) from None
     return Result(json={"paste.json": result}, figures={"paste.png": lambda path: plots.plot_paste(result, path)})
-
-
-import iclab.analysis.token_instruments  # noqa: E402,F401  (registers the token instruments after the built-ins)

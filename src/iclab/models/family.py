@@ -14,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
+from torch import nn
+
 from iclab.models.encoders import ENCODERS
+from iclab.models.hooks import HookPoint
+from iclab.models.ngram_heads import with_ngram_layers
+from iclab.models.parts import linear_read_out, read_in
 from iclab.registry import Registry
 from iclab.schema import one_of, require, require_positive
 
@@ -45,10 +51,8 @@ class ModelConfig:
         ids when ``vocab_size`` is given) to ``(B, T)`` predictions or ``(B, T, n_outputs)`` logits.
 
         The default, for a new family that only writes a block: read-in, ``n_layer`` blocks (``self.block``),
-        LayerNorm, linear read-out (:class:`~iclab.models.parts.BlockStack`). A family that wants anything else
+        LayerNorm, linear read-out (:class:`BlockStack`). A family that wants anything else
         around its blocks writes its own network class, as every built-in family does."""
-        from iclab.models.parts import BlockStack
-
         if self.block is None:
             raise NotImplementedError(f"{type(self).__name__} sets no block and does not implement build()")
         return BlockStack(self, d_in, n_outputs, vocab_size)
@@ -102,3 +106,27 @@ def heads_divide_width(cfg, path: str) -> None:
     require(
         cfg.n_embd % cfg.n_head == 0, f"{path}.n_embd", f"must be divisible by model.n_head ({cfg.n_head})", cfg.n_embd
     )
+
+
+class BlockStack(nn.Module):
+    """The default network of a family that only writes a block (:meth:`ModelConfig.build`): read-in, the blocks
+    (and any n-gram layers), LayerNorm, linear read-out. Hooks: ``hook_embed``, the blocks' own, ``hook_final``."""
+
+    def __init__(self, config, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        width = config.n_embd
+        self.read_in = read_in(d_in, width, vocab_size)
+        self.hook_embed = HookPoint()
+        self.pos_embed = None
+        layers = [config.block(config, width) for _ in range(config.n_layer)]
+        self.blocks = nn.ModuleList(with_ngram_layers(layers, config, width))
+        self.ln_f = nn.LayerNorm(width)
+        self.hook_final = HookPoint()
+        self.read_out = nn.Linear(width, n_outputs)
+
+    def forward(self, tokens: torch.Tensor, layout) -> torch.Tensor:
+        x = self.hook_embed(self.read_in(tokens))  # (B, T, D)
+        for block in self.blocks:
+            x = block(x, layout)
+        return linear_read_out(self.read_out(self.hook_final(self.ln_f(x))))

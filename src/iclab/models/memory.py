@@ -52,7 +52,8 @@ from iclab.models.memory_rules import (
     poly2_features,
     recurrent,
 )
-from iclab.models.parts import MLP, learned_positions, linear_read_out, position_embeddings, read_in, with_ngram_layers
+from iclab.models.ngram_heads import with_ngram_layers
+from iclab.models.parts import MLP, learned_positions, linear_read_out, position_embeddings, read_in
 from iclab.schema import one_of, require, require_positive
 
 

@@ -72,3 +72,12 @@ class NgramBlock(nn.Module):
         x = self.hook_resid_pre(x)
         x = x + self.hook_attn_out(self.attn(self.ln1(x), layout.token_ids))
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
+
+
+def with_ngram_layers(layers: list[nn.Module], config, width: int) -> list[nn.Module]:
+    """``layers`` with one n-gram layer per order in ``config.ngram_heads`` inserted after layer
+    ``config.ngram_after`` (Akyürek et al. 2024's hybrids)."""
+    if not config.ngram_heads:
+        return layers
+    at = config.ngram_after
+    return [*layers[:at], *(NgramBlock(width, n) for n in config.ngram_heads), *layers[at:]]

@@ -22,7 +22,8 @@ from torch import nn
 from iclab.models.encoders import Layout
 from iclab.models.family import MODELS, ModelConfig
 from iclab.models.hooks import HookPoint
-from iclab.models.parts import linear_read_out, read_in, with_ngram_layers
+from iclab.models.ngram_heads import with_ngram_layers
+from iclab.models.parts import linear_read_out, read_in
 from iclab.schema import one_of, require, require_positive
 
 RNN_CELLS = {"tanh": "RNN", "lstm": "LSTM", "gru": "GRU"}  # cell -> its torch.nn class

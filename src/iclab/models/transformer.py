@@ -34,13 +34,13 @@ from torch import nn
 from iclab.models.encoders import Layout
 from iclab.models.family import MODELS, ModelConfig, heads_divide_width
 from iclab.models.hooks import HookPoint
+from iclab.models.ngram_heads import with_ngram_layers
 from iclab.models.parts import (
     MLP,
     learned_positions,
     linear_read_out,
     position_embeddings,
     read_in,
-    with_ngram_layers,
 )
 from iclab.schema import require, require_positive
 
