@@ -89,7 +89,10 @@ MODEL_BAD = [  # the model zoo's options (ids are made unique by the model name)
     (["model.name=mamba", "model.d_state=0"], "model.d_state: must be positive, got 0"),
     (["model.name=mamba", "model.form=fft"], "model.form: must be one of auto, scan, loop, got 'fft'"),
     (["model.name=mamba", "model.n_heads=2"], "model.n_heads: unknown field"),
-    (["model.name=memory", "model.rule=omega"], "model.form: omega has only the recurrent form here, got 'parallel'"),
+    (
+        ["model.name=memory", "model.rule=omega", "model.form=parallel"],
+        "model.form: the omega rule has the forms auto, chunk, recurrent, got 'parallel'",
+    ),
     (
         ["model.name=memory", "model.feature_map=cubic"],
         "model.feature_map: must be one of identity, poly2, got 'cubic'",

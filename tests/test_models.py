@@ -124,6 +124,77 @@ def test_memory_parallel_form_equals_recurrent_form(rule):
     torch.testing.assert_close(model.predict(prompts), parallel, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "rule, window", [("delta", 1), ("gated_delta", 1), ("omega", 1), ("omega", 3), ("momentum", 1)]
+)
+@pytest.mark.parametrize("t", [5, 70])  # within one chunk; across chunk boundaries (32 writes or steps)
+def test_memory_chunked_form_equals_recurrent_form_with_gradients(rule, window, t):
+    from iclab.models.memory_rules import RULES, Gates, recurrent
+
+    g = torch.Generator().manual_seed(t)
+    q, k, v = (torch.randn(2, 3, t, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    gates = [torch.rand(2, 3, t, generator=g, dtype=torch.float64).requires_grad_() for _ in range(3)]
+
+    def run(form):
+        beta, alpha, eta = gates
+        unit = torch.nn.functional.normalize(k, dim=-1) / window**0.5
+        gate = Gates(beta, None if rule == "delta" else 0.5 + 0.5 * alpha, eta, 1.0, window)
+        out = (
+            RULES[rule].chunked(q, unit, v, gate) if form == "chunk" else recurrent(RULES[rule].write, q, unit, v, gate)
+        )
+        grads = torch.autograd.grad(
+            (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(),
+            [q, k, v, *gates],
+            allow_unused=True,
+        )
+        return out, grads
+
+    (chunked, chunked_grads), (reference, reference_grads) = run("chunk"), run("recurrent")
+    torch.testing.assert_close(chunked, reference, rtol=1e-9, atol=1e-11)
+    for a, b in zip(chunked_grads, reference_grads, strict=True):
+        if b is None:
+            assert a is None or not a.any()
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("rule", ["delta", "gated_delta", "omega", "momentum"])
+def test_memory_chunked_form_is_the_recurrent_form_to_1e5_at_256_tokens(rule):
+    """In float32 at REGBENCH's length (256 tokens, four chunks), gates as the network makes them."""
+    from iclab.models.memory_rules import RULES, Gates, recurrent
+
+    g = torch.Generator().manual_seed(0)
+    window = 4 if rule == "omega" else 1
+    q, k, v = (torch.randn(2, 4, 256, 16, generator=g) for _ in range(3))
+    k = torch.nn.functional.normalize(k, dim=-1) / window**0.5
+    beta, eta = torch.rand(2, 4, 256, generator=g), torch.rand(2, 4, 256, generator=g)
+    alpha = torch.sigmoid(torch.randn(2, 4, 256, generator=g) + 3.0)
+    gates = Gates(beta, None if rule == "delta" else alpha, eta, 1.0, window)
+    torch.testing.assert_close(
+        RULES[rule].chunked(q / 4, k, v, gates), recurrent(RULES[rule].write, q / 4, k, v, gates), rtol=0, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("rule", ["delta", "gated_delta", "momentum", "omega"])
+def test_memory_network_forms_agree(rule):
+    """A whole network predicts the same in every form its rule has (auto takes the chunked one)."""
+    from iclab.models.memory_rules import RULES
+
+    cfg, model, prompts = _setup("memory", "interleaved")
+    model.config.rule = rule
+    for block in model.backbone.blocks:
+        block.mem.c = model.config
+    outputs = {}
+    for form in ("auto", "chunk", "parallel", "recurrent"):
+        if form == "parallel" and RULES[rule].parallel is None:
+            continue
+        model.config.form = form
+        outputs[form] = model.predict(prompts)
+    for form, out in outputs.items():
+        torch.testing.assert_close(out, outputs["recurrent"], rtol=1e-5, atol=1e-5, msg=form)
+    assert RULES[rule].form("auto") == "chunk"
+
+
 def test_delta_rule_recalls_what_it_stored():
     """With orthonormal keys and beta = 1, the delta rule stores each value exactly; Hebbian writes of
     repeated keys pile up instead."""

@@ -3,7 +3,7 @@
 Each layer keeps, per head, a matrix memory ``S`` (``Dk x Dv``) written once per token and read by the query: ``o_t =
 S_t q_t``. The write rule is the "learning algorithm" of the layer. The write rules (``linear``, ``decay``, ``delta``,
 ``gated_delta``, ``momentum``, ``omega``) are one function each in :mod:`iclab.models.memory_rules`, the recurrent
-definition beside the parallel form.
+definition beside the parallel and chunked forms.
 
 ``feature_map: poly2`` replaces queries and keys by degree-2 polynomial features
 ``phi(x) = [x, (x_i x_j / sqrt(2) for i <= j)]``, so ``phi(q) . phi(k) = q . k + (q . k)^2 / 2`` (the ``x_i^2``
@@ -12,12 +12,14 @@ which is the memory's capacity (ATLAS's polynomial kernels).
 
 With ``token_shift`` (the default) each token's key comes from the token before it, so on the interleaved stream the
 y-token ``y_j`` writes the association ``x_j -> y_j`` that a later query ``x_i`` reads (the role short convolutions play
-in DeltaNet). Two equal computations (``form``): ``recurrent`` (a loop over tokens, the definition) and ``parallel``
-(the whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one triangular solve,
-``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between tokens for the gated rule); the
-momentum and Omega rules have the recurrent form only. Blocks: pre-LayerNorm memory sub-layer and GELU MLP, on the
-interleaved (causal) stream; the network (:class:`MemoryNetwork`) adds the read-in, learned positions, final LayerNorm
-and read-out. The file reads top to bottom: config (:class:`MemoryConfig`), blocks, network.
+in DeltaNet). Equal computations (``form``): ``recurrent`` (a loop over tokens, the definition); ``parallel`` (the
+whole sequence at once: a masked ``Q K^T`` product, with the delta rule's writes ``U`` from one triangular solve,
+``(I + tril(diag(beta) K K^T, -1)) U = diag(beta) V``, weighted by the decay between tokens for the gated rule: the
+linear, decay, delta and gated delta rules); ``chunk`` (the same within chunks of 32 writes, the memory carried from
+chunk to chunk: the delta, gated delta, momentum and Omega rules). ``auto`` takes the chunked form where there is one.
+Blocks: pre-LayerNorm memory sub-layer and GELU MLP, on the interleaved (causal) stream; the network
+(:class:`MemoryNetwork`) adds the read-in, learned positions, final LayerNorm and read-out. The file reads top to
+bottom: config (:class:`MemoryConfig`), blocks, network.
 
 Hooks (``H`` heads)::
 
@@ -67,7 +69,10 @@ class MemoryConfig(ModelConfig):
     encoder: str = "interleaved"  # memory layers read the token stream in order
     n_layer: int = 2
     rule: str = "delta"  # the write rule: linear, decay, delta, gated_delta, momentum or omega
-    form: Literal["parallel", "recurrent"] = "parallel"  # the same function, two computations
+    # the same function, three computations: "recurrent" (token by token, the definition), "parallel" (the whole
+    # sequence at once), "chunk" (parallel within chunks of tokens, recurrent across them); "auto": chunk where the
+    # rule has a chunked form, else parallel, else recurrent
+    form: Literal["auto", "chunk", "parallel", "recurrent"] = "auto"
     n_embd: int = 64
     n_head: int = 4
     decay: float = 0.95  # gamma of the "decay" rule
@@ -92,12 +97,9 @@ class MemoryConfig(ModelConfig):
             f"must be one of {', '.join(FEATURE_MAPS)}",
             self.feature_map,
         )
-        require(
-            not (self.form == "parallel" and RULES[self.rule].parallel is None),
-            f"{path}.form",
-            f"{self.rule} has only the recurrent form here",
-            self.form,
-        )
+        rule = RULES[self.rule]
+        forms = ["auto", *(["chunk"] if rule.chunked else []), *(["parallel"] if rule.parallel else []), "recurrent"]
+        require(self.form in forms, f"{path}.form", f"the {self.rule} rule has the forms {', '.join(forms)}", self.form)
         heads_divide_width(self, path)
         require_positive(self, path, "window")
         require(0 < self.decay <= 1, f"{path}.decay", "must be in (0, 1]", self.decay)
@@ -142,11 +144,13 @@ class MemorySublayer(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         beta = torch.sigmoid(self.beta(x)).transpose(1, 2)  # (B, H, T)
         alpha = torch.sigmoid(self.alpha(x) + 3.0).transpose(1, 2)  # starts near 1: little forgetting
-        if self.c.form == "recurrent":
-            eta = torch.sigmoid(self.eta(x)).transpose(1, 2)
-            out = recurrent(rule.write, q, k, v, Gates(beta, alpha, eta, self.c.decay, self.c.window))
+        eta = torch.sigmoid(self.eta(x)).transpose(1, 2) if self.c.rule == "momentum" else None
+        gates = Gates(beta, alpha, eta, self.c.decay, self.c.window)
+        form = rule.form(self.c.form)
+        if form == "recurrent":
+            out = recurrent(rule.write, q, k, v, gates)
         else:
-            out = rule.parallel(q, k, v, Gates(beta, alpha, None, self.c.decay))
+            out = (rule.chunked if form == "chunk" else rule.parallel)(q, k, v, gates)
         return self.proj(out.transpose(1, 2).reshape(b, t, dm))
 
 

@@ -2,8 +2,15 @@
 
 Each rule is one function, its recurrent *write* ``S_t = write(S_{t-1}, ...)`` for token ``t``: the
 definition, run by :func:`recurrent` one token at a time and read as ``o_t = S_t q_t``. Where a rule has
-a parallel form (the whole sequence at once), it is defined right above the write and registered with it,
-the way flash-linear-attention keeps ``naive`` beside ``chunk``; the tests check the two agree.
+a parallel form (the whole sequence at once) or a chunked form (parallel within chunks of tokens, recurrent
+from chunk to chunk, as flash-linear-attention's ``chunk`` kernels are), it is defined beside the write and
+registered with it, the way flash-linear-attention keeps ``naive`` beside ``chunk``; the tests check they agree.
+
+The chunked forms of the delta-rule family (``delta``, ``gated_delta``, ``omega``: :func:`omega_chunked`;
+``momentum``: :func:`momentum_chunked`) follow the WY / UT-transform idea of Yang et al. 2024 ("Parallelizing
+Linear Transformers with the Delta Rule over Sequence Length") and Yang, Kautz & Hatamizadeh 2024 ("Gated Delta
+Networks"): within a chunk, every write is a linear function of the memory at the chunk's start, found for all
+of the chunk's tokens at once from one unit lower-triangular system; only the memory passes from chunk to chunk.
 
 - ``linear``: Hebbian, ``S_t = S_{t-1} + v_t k_t^T`` (linear attention);
 - ``decay``: ``S_t = gamma S_{t-1} + v_t k_t^T`` (a forgetting, RetNet-like memory);
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from iclab.lazy import F, torch
 from iclab.registry import Registry
@@ -53,16 +60,115 @@ class Rule:
     write: Callable  # (S, M, i, k, v, gates) -> (S, M): the recurrent definition
     parallel: Callable | None = None  # (q, k, v, gates) -> (B, H, T, Dv), or None
     keys: Callable | None = None  # key preprocessing (unit keys for the delta rules), (k, window) -> k
+    chunked: Callable | None = None  # (q, k, v, gates) -> (B, H, T, Dv), or None
+
+    def form(self, asked: str) -> str:
+        """The computation ``model.form`` asks for: ``auto`` is the chunked form where the rule has one, else the
+        parallel form, else the recurrent definition."""
+        if asked != "auto":
+            return asked
+        return "chunk" if self.chunked else "parallel" if self.parallel else "recurrent"
 
 
-def rule(name: str, parallel: Callable | None = None, keys: Callable | None = None):
+def rule(name: str, parallel: Callable | None = None, keys: Callable | None = None, chunked: Callable | None = None):
     """Register ``write`` as the memory rule ``name``."""
 
     def register(write):
-        RULES.register(Rule(name, write, parallel, keys), name=name)
+        RULES.register(Rule(name, write, parallel, keys, chunked), name=name)
         return write
 
     return register
+
+
+# writes per chunk in the chunked forms of the delta rules (a chunk of the omega rule holds CHUNK // window tokens),
+# and tokens per chunk of the momentum rule: the fastest at 256 tokens on a CPU (docs/benchmarks.md)
+CHUNK = 32
+MOMENTUM_CHUNK = 32
+
+
+def _chunks(x, n: int, size: int):
+    """``(B, H, T, ...) -> (B, H, n, size, ...)``, zero-padded at the end to ``n * size`` tokens."""
+    pad = n * size - x.shape[2]
+    if pad:
+        x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, pad))
+    return x.reshape(*x.shape[:2], n, size, *x.shape[3:])
+
+
+def _windowed(x, window: int):
+    """``(B, H, T, ...) -> (B, H, T, window, ...)``: at step t, the tokens t - window + 1 .. t (zeros before 0)."""
+    if window == 1:
+        return x.unsqueeze(3)
+    pad = F.pad(x, (0, 0) * (x.dim() - 3) + (window - 1, 0))
+    return pad.unfold(2, window, 1).movedim(-1, 3)
+
+
+def _log_gate(gate, like):
+    """``log gate``, kept finite (a gate of exactly 0 would make the decay between two tokens 0 / 0); no gate:
+    zeros, like ``like``."""
+    return torch.zeros_like(like) if gate is None else torch.log(gate.clamp_min(1e-30))
+
+
+def _lower(logs, inclusive: bool):
+    """``exp(logs_i - logs_j)`` where ``j <= i`` (or ``j < i``), else 0: ``(..., C) -> (..., C, C)``."""
+    c = logs.shape[-1]
+    idx = torch.arange(c, device=logs.device)
+    keep = idx.unsqueeze(1) >= idx.unsqueeze(0) if inclusive else idx.unsqueeze(1) > idx.unsqueeze(0)
+    return torch.exp((logs.unsqueeze(-1) - logs.unsqueeze(-2)).masked_fill(~keep, float("-inf")))
+
+
+def omega_chunked(q, k, v, g: Gates):
+    """The delta, gated delta and omega rules, chunk by chunk. A step ``t`` writes ``window`` times, each write
+    ``u = beta_r (v_r - alpha_t S_{t-1} k_r)`` for a token ``r`` of its window (one write, ``r = t``, for the
+    delta rules), and ``S_t = alpha_t S_{t-1} + sum_r u k_r^T``. Within a chunk, with ``g_t`` the product of the
+    gates from the chunk's start to ``t`` and ``S_0`` the memory before it, every write solves
+    ``u_m + beta_m sum_{m': step(m') < step(m)} (g_t / g_t') (k_m . k_m') u_m' = beta_m (v_m - g_t S_0 k_m)``:
+    one unit lower-triangular system per chunk whose solution is linear in ``S_0``, so both parts are solved for
+    every chunk at once and only ``S_0`` runs from chunk to chunk."""
+    b, h, t, dk = k.shape
+    w = g.window
+    size = max(1, CHUNK // w)  # steps per chunk
+    n = -(-t // size)
+    lg = torch.cumsum(_chunks(_log_gate(g.alpha, g.beta), n, size), dim=-1)  # log g_t within each chunk, (B, H, n, C)
+    qc = _chunks(q, n, size)  # (B, H, n, C, Dk)
+    kw = _chunks(_windowed(k, w), n, size).flatten(3, 4)  # the writes' keys, (B, H, n, C * W, Dk)
+    vw = _chunks(_windowed(v, w), n, size).flatten(3, 4)
+    bw = _chunks(_windowed(g.beta, w), n, size).flatten(3, 4)  # (B, H, n, C * W); 0 before the first token
+    step = torch.arange(size, device=k.device).repeat_interleave(w)  # the step of each write in its chunk
+    lw = lg[..., step]  # log g at each write's step
+    earlier = step.unsqueeze(1) > step.unsqueeze(0)  # write m' happened at an earlier step than write m
+    decay = torch.exp((lw.unsqueeze(-1) - lw.unsqueeze(-2)).masked_fill(~earlier, float("-inf")))
+    system = torch.eye(size * w, dtype=k.dtype, device=k.device) + bw.unsqueeze(-1) * decay * (
+        kw @ kw.transpose(-1, -2)
+    )
+    solve = torch.linalg.solve_triangular
+    u_free = solve(system, bw.unsqueeze(-1) * vw, upper=False, unitriangular=True)  # the writes when S_0 = 0
+    u_per_s = solve(system, (bw * torch.exp(lw)).unsqueeze(-1) * kw, upper=False, unitriangular=True)
+    upto = torch.arange(size, device=k.device).unsqueeze(1) >= step.unsqueeze(0)  # write m is at or before t
+    read = (qc @ kw.transpose(-1, -2)) * torch.exp(
+        (lg.unsqueeze(-1) - lw.unsqueeze(-2)).masked_fill(~upto, float("-inf"))
+    )
+    q_gated = qc * torch.exp(lg).unsqueeze(-1)
+    to_end = torch.exp(lg[..., -1:] - lw).unsqueeze(-1)  # the decay from each write to the chunk's end
+    last = torch.exp(lg[..., -1, None, None])  # the decay over the whole chunk
+    s = q.new_zeros(b, h, v.shape[-1], dk)
+    outs = []
+    # one chunk at a time, each taken by unbind (one backward for all chunks; indexing in the loop would write a
+    # zero-filled gradient of the whole tensor per chunk)
+    for u_f, u_s, q_g, r, e, kk, la in zip(*(x.unbind(2) for x in (u_free, u_per_s, q_gated, read, to_end, kw, last))):
+        u = u_f - u_s @ s.transpose(-1, -2)  # (B, H, C * W, Dv)
+        outs.append(q_g @ s.transpose(-1, -2) + r @ u)
+        s = la * s + (u * e).transpose(-1, -2) @ kk
+    return torch.cat(outs, dim=2)[:, :, :t]
+
+
+def delta_chunked(q, k, v, g: Gates):
+    """The delta rule: one write per step, no forgetting (:func:`omega_chunked` with a window of one, no gate)."""
+    return omega_chunked(q, k, v, replace(g, alpha=None, window=1))
+
+
+def gated_delta_chunked(q, k, v, g: Gates):
+    """The gated delta rule: one write per step (:func:`omega_chunked` with a window of one)."""
+    return omega_chunked(q, k, v, replace(g, window=1))
 
 
 def unit_keys(k, window: int):
@@ -135,7 +241,7 @@ def delta_parallel(q, k, v, g: Gates):
     return ((q @ k.transpose(-1, -2)) * causal) @ _delta_writes(k, v, g.beta, strict)
 
 
-@rule("delta", parallel=delta_parallel, keys=unit_keys)
+@rule("delta", parallel=delta_parallel, keys=unit_keys, chunked=delta_chunked)
 def delta(s, m, i, k, v, g: Gates):
     ki = k[:, :, i]
     return s + g.beta[:, :, i, None, None] * outer(v[:, :, i] - recall(s, ki), ki), m
@@ -152,21 +258,67 @@ def gated_delta_parallel(q, k, v, g: Gates):
     return ((q @ k.transpose(-1, -2)) * ratio) @ _delta_writes(k, v, g.beta, strict)
 
 
-@rule("gated_delta", parallel=gated_delta_parallel, keys=unit_keys)
+@rule("gated_delta", parallel=gated_delta_parallel, keys=unit_keys, chunked=gated_delta_chunked)
 def gated_delta(s, m, i, k, v, g: Gates):
     s = g.alpha[:, :, i, None, None] * s
     ki = k[:, :, i]
     return s + g.beta[:, :, i, None, None] * outer(v[:, :, i] - recall(s, ki), ki), m
 
 
-@rule("momentum", keys=unit_keys)
+def momentum_chunked(q, k, v, g: Gates):
+    """The momentum rule, chunk by chunk. With ``w_t = beta_t (v_t - S_{t-1} k_t)``, within a chunk from
+    ``(S_0, M_0)``: ``S_t = a_t S_0 + c_t M_0 + sum_{s <= t} D_ts w_s k_s^T``, where ``a_t`` is the product of the
+    forgetting gates, ``c_t = sum_{l <= t} alpha_{l+1..t} eta_{0..l}`` and ``D = A E`` is the product of the two
+    lower-triangular matrices of gate products (``A_tl = alpha_{l+1..t}``, ``E_ls = eta_{s+1..l}``). The writes then
+    solve one unit lower-triangular system per chunk, linear in ``S_0`` and ``M_0``."""
+    b, h, t, dk = k.shape
+    size = MOMENTUM_CHUNK
+    n = -(-t // size)
+    la = torch.cumsum(_chunks(_log_gate(g.alpha, g.beta), n, size), dim=-1)  # (B, H, n, C)
+    le = torch.cumsum(_chunks(_log_gate(g.eta, g.beta), n, size), dim=-1)
+    qc, kc, vc, bc = (_chunks(x, n, size) for x in (q, k, v, g.beta))
+    forget = _lower(la, inclusive=True)  # A_tl = alpha_{l+1..t}
+    carry = _lower(le, inclusive=True)  # E_ls = eta_{s+1..l}
+    d = forget @ carry  # D_ts
+    a = torch.exp(la)  # alpha_{0..t}
+    c = (forget @ torch.exp(le).unsqueeze(-1)).squeeze(-1)  # sum_l alpha_{l+1..t} eta_{0..l}
+    # what w_t sees is S_{t-1}: the rows of a, c and D one step back (S_{-1} = S_0: a = 1, c = 0, D = 0)
+    a_prev = torch.cat([torch.ones_like(a[..., :1]), a[..., :-1]], dim=-1)
+    c_prev = torch.cat([torch.zeros_like(c[..., :1]), c[..., :-1]], dim=-1)
+    d_prev = F.pad(d, (0, 0, 1, 0))[..., :-1, :]
+    system = torch.eye(size, dtype=k.dtype, device=k.device) + bc.unsqueeze(-1) * d_prev * (kc @ kc.transpose(-1, -2))
+    solve = torch.linalg.solve_triangular
+    w_free = solve(system, bc.unsqueeze(-1) * vc, upper=False, unitriangular=True)
+    w_per_s = solve(system, (bc * a_prev).unsqueeze(-1) * kc, upper=False, unitriangular=True)
+    w_per_m = solve(system, (bc * c_prev).unsqueeze(-1) * kc, upper=False, unitriangular=True)
+    read = (qc @ kc.transpose(-1, -2)) * d
+    q_s, q_m = qc * a.unsqueeze(-1), qc * c.unsqueeze(-1)
+    m_to_end = torch.exp(le[..., -1:] - le).unsqueeze(-1)  # eta_{s+1..end}
+    s_from_s, s_from_m = a[..., -1, None, None], c[..., -1, None, None]  # the chunk's end, (B, H, n, 1, 1)
+    m_from_m = torch.exp(le[..., -1, None, None])
+    s_from_w = d[..., -1, None, :]  # D at the chunk's last row, (B, H, n, 1, C)
+    m_from_w = m_to_end.transpose(-1, -2)
+    s = q.new_zeros(b, h, v.shape[-1], dk)
+    m = torch.zeros_like(s)
+    outs = []
+    chunks = (w_free, w_per_s, w_per_m, q_s, q_m, read, kc, s_from_s, s_from_m, m_from_m, s_from_w, m_from_w)
+    for w_f, w_s, w_m, qs, qm, r, kk, ss, sm, mm, sw, mw in zip(*(x.unbind(2) for x in chunks)):  # see omega_chunked
+        st, mt = s.transpose(-1, -2), m.transpose(-1, -2)
+        w = w_f - w_s @ st - w_m @ mt  # (B, H, C, Dv)
+        outs.append(qs @ st + qm @ mt + r @ w)
+        wk = w.transpose(-1, -2)
+        s, m = ss * s + sm * m + (wk * sw) @ kk, mm * m + (wk * mw) @ kk
+    return torch.cat(outs, dim=2)[:, :, :t]
+
+
+@rule("momentum", keys=unit_keys, chunked=momentum_chunked)
 def momentum(s, m, i, k, v, g: Gates):
     ki = k[:, :, i]
     m = g.eta[:, :, i, None, None] * m + g.beta[:, :, i, None, None] * outer(v[:, :, i] - recall(s, ki), ki)
     return g.alpha[:, :, i, None, None] * s + m, m
 
 
-@rule("omega", keys=windowed_unit_keys)
+@rule("omega", keys=windowed_unit_keys, chunked=omega_chunked)
 def omega(s, m, i, k, v, g: Gates):
     lo = max(0, i - g.window + 1)
     kw, vw, bw = k[:, :, lo : i + 1], v[:, :, lo : i + 1], g.beta[:, :, lo : i + 1]  # the window
