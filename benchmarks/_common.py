@@ -48,3 +48,18 @@ def scratch(name: str) -> str:
     """Where a benchmark keeps its runs: /tmp/<name>, or under $ICLAB_BENCH_DIR; with --smoke, <name>-smoke, so
     a smoke run (the test suite makes them) never replaces a real run kept for --reuse."""
     return os.path.join(os.environ.get("ICLAB_BENCH_DIR", "/tmp"), name + ("-smoke" if SMOKE else ""))
+
+
+def interleaved_rates(steps: dict, n_steps: int, rounds: int, start: int = 0) -> dict[str, float]:
+    """Steps per second of each ``steps[name](i)``, timed in interleaved rounds of ``n_steps`` so machine noise hits
+    every contender alike: the median over rounds, by name."""
+    import statistics
+
+    rates = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for i in range(start, start + n_steps):
+                step(i)
+            rates[name].append(n_steps / (time.perf_counter() - t0))
+    return {name: statistics.median(r) for name, r in rates.items()}

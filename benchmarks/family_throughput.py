@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
-from _common import small
+from _common import interleaved_rates, small
 from iclab.config import load_config
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -104,21 +102,14 @@ def main() -> None:
     for step in steps.values():  # warm-up
         for i in range(small(3, 1)):
             step(i)
-    rates = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t0 = time.perf_counter()
-            for i in range(args.steps):
-                step(i)
-            rates[name].append(args.steps / (time.perf_counter() - t0))
+    rates = interleaved_rates(steps, args.steps, args.rounds, start=0)
     print(
         f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
         f"d = 5, {args.points} points, batch 64, width 64, 2 layers"
     )
-    base = statistics.median(rates["transformer (interleaved)"])
+    base = rates["transformer (interleaved)"]
     print("| family | steps/s | vs transformer (interleaved) |\n|---|---|---|")
-    for name, r in rates.items():
-        m = statistics.median(r)
+    for name, m in rates.items():
         print(f"| {name} | {m:.1f} | {m / base:.2f}x |")
 
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 
-from _common import small
+from _common import SMOKE, interleaved_rates, small
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.kinds import build_for_task
 from iclab.recipes import akyurek2024_regbench
 from iclab.tasks import make_task
 
-SIZE = ["model.n_layer=2", "model.n_embd=64", "task.n_train=2000"]
+SIZE = ["model.n_layer=2", "model.n_embd=64", "task.n_train=2000"] + (["task.max_length=60"] if SMOKE else [])
 MEMORY = ["model.name=memory", "model.n_head=4"]
 FAMILIES = {
     "transformer": ["model.name=transformer", "model.qkv_conv=0", "model.n_head=4"],
@@ -80,21 +78,14 @@ def main() -> None:
         steps[name], shape = make_step(FAMILIES[name])
     for step in steps.values():  # warm-up
         step(0)
-    rates = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t0 = time.perf_counter()
-            for i in range(args.steps):
-                step(1 + i)
-            rates[name].append(args.steps / (time.perf_counter() - t0))
+    rates = interleaved_rates(steps, args.steps, args.rounds, start=1)
     print(
         f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
         f"REGBENCH batch {tuple(shape)[0]} x {tuple(shape)[1]} tokens, width 64, 2 layers"
     )
-    base = statistics.median(rates["transformer"])
+    base = rates["transformer"]
     print("| model | steps/s | vs transformer |\n|---|---|---|")
-    for name, r in rates.items():
-        m = statistics.median(r)
+    for name, m in rates.items():
         print(f"| {name} | {m:.2f} | {m / base:.2f}x |", flush=True)
 
 
