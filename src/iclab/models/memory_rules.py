@@ -133,20 +133,19 @@ def omega_chunked(q, k, v, g: Gates):
     kw = _chunks(_windowed(k, w), n, size).flatten(3, 4)  # the writes' keys, (B, H, n, C * W, Dk)
     vw = _chunks(_windowed(v, w), n, size).flatten(3, 4)
     bw = _chunks(_windowed(g.beta, w), n, size).flatten(3, 4)  # (B, H, n, C * W); 0 before the first token
-    step = torch.arange(size, device=k.device).repeat_interleave(w)  # the step of each write in its chunk
-    lw = lg[..., step]  # log g at each write's step
-    earlier = step.unsqueeze(1) > step.unsqueeze(0)  # write m' happened at an earlier step than write m
-    decay = torch.exp((lw.unsqueeze(-1) - lw.unsqueeze(-2)).masked_fill(~earlier, float("-inf")))
-    system = torch.eye(size * w, dtype=k.dtype, device=k.device) + bw.unsqueeze(-1) * decay * (
-        kw @ kw.transpose(-1, -2)
-    )
+
+    def per_write(x):  # a step's quantity for each of its writes, along the last dimension
+        return x if w == 1 else x.repeat_interleave(w, dim=-1)
+
+    lw = per_write(lg)  # log g at each write's step
+    # g_t / g_t' for each pair of writes at steps t' < t (0 otherwise), formed per step and repeated per write
+    decay = per_write(per_write(_lower(lg, inclusive=False)).transpose(-1, -2)).transpose(-1, -2)
+    eye = torch.eye(size * w, dtype=k.dtype, device=k.device)
+    system = eye + bw.unsqueeze(-1) * decay * (kw @ kw.transpose(-1, -2))
     solve = torch.linalg.solve_triangular
     u_free = solve(system, bw.unsqueeze(-1) * vw, upper=False, unitriangular=True)  # the writes when S_0 = 0
     u_per_s = solve(system, (bw * torch.exp(lw)).unsqueeze(-1) * kw, upper=False, unitriangular=True)
-    upto = torch.arange(size, device=k.device).unsqueeze(1) >= step.unsqueeze(0)  # write m is at or before t
-    read = (qc @ kw.transpose(-1, -2)) * torch.exp(
-        (lg.unsqueeze(-1) - lw.unsqueeze(-2)).masked_fill(~upto, float("-inf"))
-    )
+    read = (qc @ kw.transpose(-1, -2)) * per_write(_lower(lg, inclusive=True))  # g_t / g_step(m), step(m) <= t
     q_gated = qc * torch.exp(lg).unsqueeze(-1)
     to_end = torch.exp(lg[..., -1:] - lw).unsqueeze(-1)  # the decay from each write to the chunk's end
     last = torch.exp(lg[..., -1, None, None])  # the decay over the whole chunk
