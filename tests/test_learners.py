@@ -81,7 +81,7 @@ def _np_online_gd(xs, ys, lr=0.1):
 REFERENCES = {
     "zero": (_np_zero, [{}]),
     "averaging": (_np_averaging, [{}]),
-    "knn": (_np_knn, [{"k": 1}, {"k": 3}]),
+    "knn": (_np_knn, [{"k": 1}, {"k": 3}, {"k": 10}]),  # k = 10: past SELECT_BY_MIN, by topk
     "least_squares": (_np_least_squares, [{}]),
     "ridge": (_np_ridge, [{"lam": 0.25}, {"lam": 3.0}]),
     "gd": (_np_gd, [{"steps": 1, "lr": 0.5}, {"steps": 7, "lr": 0.2}]),

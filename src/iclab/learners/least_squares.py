@@ -31,14 +31,10 @@ def min_norm_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tenso
     return _greville_solutions(xs, ys)
 
 
-def _full_rank_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor | None:
-    """The common case in one shot: when every prompt's first ``d`` inputs are linearly independent,
-    the first ``d`` prefixes come from one Cholesky factor ``X_d X_d^T = L L^T`` (Gram–Schmidt: the
-    rows of ``Q = L^{-1} X_d`` are orthonormal and ``w_i = sum_{j<i} z_j q_j`` with ``z = L^{-1} y``),
-    and the rest from recursive least squares started at ``M = (X_d^T X_d)^{-1}``.
-    Returns None when some prompt is (nearly) rank-deficient; Greville's recursion handles those.
-    """
-    b, n, d = xs.shape
+def _first_inputs_factor(xs: torch.Tensor, ys: torch.Tensor):
+    """``(L, Q, z)`` for the first ``d`` inputs of every prompt: ``X_d X_d^T = L L^T``, ``Q = L^{-1} X_d`` (orthonormal
+    rows: Gram–Schmidt) and ``z = L^{-1} y_d``; None when some prompt's first ``d`` inputs are (nearly) dependent."""
+    d = xs.shape[2]
     xd, yd = xs[:, :d], ys[:, :d]  # (B, d, d), (B, d)
     chol, info = torch.linalg.cholesky_ex(xd @ xd.transpose(1, 2))
     if bool(info.any()):
@@ -47,8 +43,22 @@ def _full_rank_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor | N
     new = torch.diagonal(chol, dim1=-2, dim2=-1) ** 2 > NEW_DIRECTION_RTOL * (xd * xd).sum(-1)
     if not bool(new.all()):
         return None
-    q = torch.linalg.solve_triangular(chol, xd, upper=False)  # (B, d, d), orthonormal rows
-    z = torch.linalg.solve_triangular(chol, yd.unsqueeze(-1), upper=False)  # (B, d, 1)
+    q = torch.linalg.solve_triangular(chol, xd, upper=False)  # (B, d, d)
+    return chol, q, torch.linalg.solve_triangular(chol, yd.unsqueeze(-1), upper=False)  # z: (B, d, 1)
+
+
+def _full_rank_solutions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor | None:
+    """The common case in one shot: when every prompt's first ``d`` inputs are linearly independent,
+    the first ``d`` prefixes come from one Cholesky factor ``X_d X_d^T = L L^T`` (Gram–Schmidt: the
+    rows of ``Q = L^{-1} X_d`` are orthonormal and ``w_i = sum_{j<i} z_j q_j`` with ``z = L^{-1} y``),
+    and the rest from recursive least squares started at ``M = (X_d^T X_d)^{-1}``.
+    Returns None when some prompt is (nearly) rank-deficient; Greville's recursion handles those.
+    """
+    b, n, d = xs.shape
+    factor = _first_inputs_factor(xs, ys)
+    if factor is None:
+        return None
+    chol, q, z = factor
     out = xs.new_zeros(b, n, d)
     out[:, 1 : d + 1] = torch.cumsum(z * q, dim=1)
     v = torch.linalg.solve_triangular(chol.transpose(1, 2), q, upper=True)
@@ -122,7 +132,36 @@ class LeastSquares(ReferenceLearner):
         return min_norm_prefix_solutions(xs, ys)
 
     def _predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        if xs.shape[1] > xs.shape[2]:
+            fast = _full_rank_predictions(xs, ys)
+            if fast is not None:
+                return fast
         return (self.weights(xs, ys) * xs).sum(-1)
+
+
+def _full_rank_predictions(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor | None:
+    """Every prefix's prediction without the weights, when every prompt's first ``d`` inputs are independent
+    (else None). Up to ``d`` examples, Gram–Schmidt as in :func:`_full_rank_solutions`: ``y_hat_i = sum_{j<i}
+    (x_i . q_j) z_j``. After them, least squares on the prefix is the posterior mean under the prior
+    ``w ~ N(w_d, M)`` (``w_d`` the interpolant of the first ``d``, ``M = (X_d^T X_d)^{-1}``) with unit noise, so the
+    predictions are the Gaussian conditional means of the later labels: with ``K = Z M Z^T + I = L L^T`` over the
+    later inputs ``Z`` and ``z = L^{-1} (y - Z w_d)``, ``y_hat_i = x_i . w_d + sum_{j<i} L_ij z_j`` (one Cholesky
+    factor for all of them, as ridge's predictions)."""
+    b, n, d = xs.shape
+    factor = _first_inputs_factor(xs, ys)
+    if factor is None:
+        return None
+    chol, q, z = factor
+    first = (torch.tril(xs[:, :d] @ q.transpose(1, 2), diagonal=-1) @ z).squeeze(-1)  # (B, d): predictions 0 .. d-1
+    w_d = (z * q).sum(1)  # (B, d)
+    v = torch.linalg.solve_triangular(chol.transpose(1, 2), q, upper=True)  # M = v^T v
+    later = xs[:, d:]  # (B, n - d, d)
+    a = later @ v.transpose(1, 2)
+    kernel = a @ a.transpose(1, 2) + torch.eye(n - d, dtype=xs.dtype, device=xs.device)
+    chol_k = torch.linalg.cholesky(kernel)
+    mean = (later @ w_d.unsqueeze(-1)).squeeze(-1)  # (B, n - d)
+    z_k = torch.linalg.solve_triangular(chol_k, (ys[:, d:] - mean).unsqueeze(-1), upper=False)
+    return torch.cat([first, mean + (torch.tril(chol_k, diagonal=-1) @ z_k).squeeze(-1)], dim=1)
 
 
 def ridge_prefix_solutions(xs: torch.Tensor, ys: torch.Tensor, lam: float) -> torch.Tensor:
