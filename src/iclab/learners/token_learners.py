@@ -58,10 +58,11 @@ class NGram(TokenLearner):
     def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
         out = torch.empty(prompts.batch_size, prompts.length, len(prompts.vocab), dtype=torch.float64)
         for i in range(0, prompts.batch_size, self.chunk):
-            out[i : i + self.chunk] = self._chunk(prompts.tokens[i : i + self.chunk].cpu(), prompts.vocab)
+            self._chunk(prompts.tokens[i : i + self.chunk].cpu(), prompts.vocab, out[i : i + self.chunk])
         return out
 
-    def _chunk(self, tokens: torch.Tensor, vocab) -> torch.Tensor:
+    def _chunk(self, tokens: torch.Tensor, vocab, out: torch.Tensor) -> None:
+        """The distributions of the prompts ``tokens`` (B, T), written into ``out`` (B, T, V)."""
         big_n = self.n
         b, t = tokens.shape
         v = len(vocab)
@@ -98,7 +99,7 @@ class NGram(TokenLearner):
             seen_counts, same = counts[..., :v], counts[..., v].to(f64)
             den = same + (ctx == 0).to(f64) * (big_n - m) * n_strings.to(f64)
             seen = seen_counts > 0
-            pn = seen_counts.to(f64).div_(den.clamp_min(1).unsqueeze(-1))
+            pn = torch.div(seen_counts, den.clamp_min(1).unsqueeze(-1))  # float64, in one pass
             # the symbols seen in the prompt but not after h share the left-over mass 1 - sum(pn) in
             # proportion to the lower order (pn is 0 there, and seen symbols are symbols of the prompt)
             lower = p.masked_fill_(~(vocab_seen ^ seen), 0)
@@ -108,7 +109,7 @@ class NGram(TokenLearner):
             p = lower.mul_(scale).add_(pn)
         # when every symbol seen so far has followed the context, the left-over mass has nowhere to go and the
         # reference's values sum to less than 1; like seq_icl's distance code, normalise them
-        return p.div_(p.sum(-1, keepdim=True).clamp_min(1e-300))
+        torch.div(p, p.sum(-1, keepdim=True).clamp_min(1e-300), out=out)
 
 
 def _group_running_counts(
