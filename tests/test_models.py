@@ -215,6 +215,29 @@ def test_mamba_hook_names_are_pinned():
     assert list(hook_points(model)) == MAMBA_HOOKS_1_LAYER
 
 
+def test_the_loops_written_out_backward_equals_autograd():
+    """_SelectiveLoop (the loop with its backward written out, used in training) against autograd through the
+    same loop (``keep_states=True`` takes it): forward and every input's gradient, and gradcheck."""
+    from iclab.models.ssm import _SelectiveLoop, selective_ssm_loop
+
+    g = torch.Generator().manual_seed(0)
+    for t in (1, 2, 19):
+        delta = (0.3 * torch.rand(3, t, 5, generator=g, dtype=torch.float64)).requires_grad_()
+        A = (-4 * torch.rand(5, 4, generator=g, dtype=torch.float64)).requires_grad_()
+        drive, bmat, cmat = (torch.randn(3, t, k, generator=g, dtype=torch.float64).requires_grad_() for k in (5, 4, 4))
+        inputs = (delta, A, drive, bmat, cmat)
+        weight = torch.randn(3, t, 5, generator=g, dtype=torch.float64)
+        ours = _SelectiveLoop.apply(*inputs)
+        theirs = selective_ssm_loop(*inputs, keep_states=True)[0]
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+        for a, b in zip(
+            torch.autograd.grad((ours * weight).sum(), inputs), torch.autograd.grad((theirs * weight).sum(), inputs)
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        assert torch.autograd.gradcheck(_SelectiveLoop.apply, inputs)
+    assert selective_ssm_loop(*inputs)[0].grad_fn.name() == "_SelectiveLoopBackward"  # training takes it
+
+
 def test_selective_scan_equals_the_loop():
     from iclab.models.ssm import selective_scan, selective_ssm_loop
 
