@@ -1,6 +1,7 @@
 """Training: exact resume, atomic checkpoints, non-finite loss, signals, and that it learns."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -49,6 +50,66 @@ def test_resume_is_bitwise_exact(tmp_path, tiny_overrides):
     # the metrics log is continuous: each step logged once
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines() if "loss" in line]
     assert steps == sorted(set(steps)) == [5, 10, 15, 20, 24]
+
+
+def test_fused_adamw_is_the_default_and_trains_like_foreach(tmp_path, tiny_overrides):
+    """train.adamw: auto takes the fused kernel on the CPU; it rounds differently from foreach, nothing more."""
+    from iclab.models import build_model
+    from iclab.training.loop import make_optimizer
+
+    runs = {}
+    for impl in ("auto", "fused", "foreach"):
+        cfg = load_config(None, tiny_overrides + [f"train.adamw={impl}"])
+        fused = make_optimizer(build_model(cfg.model, 3), cfg).defaults.get("fused")
+        assert bool(fused) == (impl != "foreach")
+        train(cfg, tmp_path / impl, progress_bar=False)
+        runs[impl] = _params(tmp_path / impl)
+    _assert_same_params(runs["auto"], runs["fused"])
+    moved = max((runs["fused"][k] - runs["foreach"][k]).abs().max().item() for k in runs["fused"])
+    assert 0 <= moved < 1e-5, moved  # 20 steps of lr 1e-3: float rounding apart, not a different update
+
+
+def test_fused_adamw_where_there_is_none(monkeypatch, tiny_overrides):
+    """adamw: fused is refused in one line naming the field where torch has no fused kernel; auto falls back."""
+    from iclab.errors import ConfigError
+    from iclab.models import build_model
+    from iclab.training.loop import make_optimizer
+
+    real = torch.optim.AdamW
+
+    def no_fused(params, fused=None, **kw):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    auto = load_config(None, tiny_overrides)
+    assert make_optimizer(build_model(auto.model, 3), auto).defaults["foreach"]
+    fused = load_config(None, tiny_overrides + ["train.adamw=fused"])
+    with pytest.raises(ConfigError, match="^train.adamw: fused AdamW is not available here"):
+        make_optimizer(build_model(fused.model, 3), fused)
+
+
+def test_bf16_autocast_trains_and_resumes_bitwise(tmp_path, tiny_overrides):
+    """train.precision: bf16 runs the forward pass in bfloat16 (the weights move differently from float32's) and
+    keeps float32 weights and AdamW state, and resume stays exact."""
+    cfg = load_config(None, tiny_overrides + ["train.precision=bf16", "train.checkpoint_every=5"])
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    train(cfg, tmp_path / "split", stop_after=12, progress_bar=False)
+    train(cfg, tmp_path / "split", resume=True, progress_bar=False)
+    bf16 = _params(tmp_path / "straight")
+    _assert_same_params(bf16, _params(tmp_path / "split"))
+    assert all(t.dtype == torch.float32 for t in bf16.values())
+    train(load_config(None, tiny_overrides), tmp_path / "fp32", progress_bar=False)
+    fp32 = _params(tmp_path / "fp32")
+    gap = max((bf16[k] - fp32[k]).abs().max().item() for k in bf16)
+    assert 1e-6 < gap < 0.05, gap  # bfloat16's rounding (8 bits of mantissa) shows, and stays small
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+        if "loss" in line
+    ]
+    assert all(map(math.isfinite, losses))
 
 
 def test_resume_can_extend_steps_but_not_change_the_model(tmp_path, tiny_overrides):

@@ -71,6 +71,12 @@ class TrainConfig:
     seed: int = 0  # the training batch at step t is a function of (seed, t)
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
     threads: int | None = None  # torch CPU threads; null leaves torch's default
+    # "bf16": the forward pass and loss under bfloat16 autocast (weights, gradients and AdamW stay float32);
+    # "fp32": float32 throughout
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # AdamW's implementation: "fused" (one kernel over every parameter: CPU and CUDA), "foreach", or "auto"
+    # (fused where this torch has it for the device). The same update, rounded differently: about 1e-7 apart.
+    adamw: Literal["auto", "fused", "foreach"] = "auto"
     log_every: int = 50  # steps between metrics.jsonl lines (and plain progress lines)
     eval_every: int = 250  # steps between quick held-out evaluations logged to metrics.jsonl; 0 = never
     eval_prompts: int = 512  # prompts in that quick held-out evaluation

@@ -9,6 +9,7 @@ to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -80,11 +81,28 @@ def check_resumable(saved: RunConfig, new: RunConfig) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the matrices only, in ``train.adamw``'s implementation: the fused kernel (one
+    pass over every parameter: about a tenth of a small CPU step saved, docs/benchmarks.md) or ``foreach``."""
     t = cfg.train
     decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices; not biases, norms
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
+    options = {"lr": t.lr, "betas": (t.beta1, t.beta2)}
+    if t.adamw != "foreach":
+        try:
+            return torch.optim.AdamW(groups, **options, fused=True)
+        except RuntimeError as e:  # no fused kernel for this device or dtype in this torch
+            if t.adamw == "fused":
+                why = f"fused AdamW is not available here ({e}); use auto or foreach"
+                raise ConfigError(f"train.adamw: {why}") from None
+    return torch.optim.AdamW(groups, **options, foreach=True)
+
+
+def autocast(cfg: RunConfig, device: torch.device):
+    """The context the forward pass and loss run in: bfloat16 autocast under ``train.precision: bf16``."""
+    if cfg.train.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class _StopSignal:
@@ -254,12 +272,14 @@ def _step_loss(cfg: RunConfig, s: _Setup, batch, stop_requested: bool) -> tuple[
     batch, its loss weighted by its share of the batch's loss terms, so the averaged gradient is the whole batch's."""
     t = cfg.train
     if s.ctx is None:
-        loss = s.task.batch_loss(s.net, batch.to(s.device), t.loss_on)
+        with autocast(cfg, s.device):
+            loss = s.task.batch_loss(s.net, batch.to(s.device), t.loss_on).float()
         return loss, loss.item(), False
     size = t.batch_size // s.ctx.world
     part = batch[s.ctx.rank * size : (s.ctx.rank + 1) * size]
     weight = s.ctx.world * s.task.loss_terms(part, t.loss_on) / max(s.task.loss_terms(batch, t.loss_on), 1)
-    loss = s.task.batch_loss(s.net, part.to(s.device), t.loss_on) * weight
+    with autocast(cfg, s.device):
+        loss = s.task.batch_loss(s.net, part.to(s.device), t.loss_on).float() * weight
     value, agreed = _reduce_step(loss, stop_requested, s.ctx)
     return loss, value, agreed
 
