@@ -158,6 +158,25 @@ def test_memory_chunked_form_equals_recurrent_form_with_gradients(rule, window, 
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("rule, window", [("gated_delta", 1), ("omega", 3)])
+def test_memory_chunked_form_with_gates_near_zero(rule, window):
+    """Gates so small that exp(-log g) over a chunk would overflow: the decays are formed pair by pair instead of
+    folded into the keys, and the result is still the recurrent definition."""
+    from iclab.models import memory_rules
+    from iclab.models.memory_rules import RULES, Gates, recurrent
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 2, 40, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    k = torch.nn.functional.normalize(k, dim=-1) / window**0.5
+    beta = torch.rand(2, 2, 40, generator=g, dtype=torch.float64)
+    alpha = torch.full((2, 2, 40), 1e-4, dtype=torch.float64)  # log 1e-4 = -9.2 a step: past SAFE_LOG in a chunk
+    assert 9.2 * memory_rules.CHUNK // window > memory_rules.SAFE_LOG
+    gates = Gates(beta, alpha, None, 1.0, window)
+    chunked = RULES[rule].chunked(q, k, v, gates)
+    assert torch.isfinite(chunked).all()
+    torch.testing.assert_close(chunked, recurrent(RULES[rule].write, q, k, v, gates), rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("rule", ["delta", "gated_delta", "omega", "momentum"])
 def test_memory_chunked_form_is_the_recurrent_form_to_1e5_at_256_tokens(rule):
     """In float32 at REGBENCH's length (256 tokens, four chunks), gates as the network makes them."""

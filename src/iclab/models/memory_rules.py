@@ -84,6 +84,9 @@ def rule(name: str, parallel: Callable | None = None, keys: Callable | None = No
 # and tokens per chunk of the momentum rule: the fastest at 256 tokens on a CPU (docs/benchmarks.md)
 CHUNK = 32
 MOMENTUM_CHUNK = 32
+# within a chunk, decays g_t / g_t' are folded into the keys as exp(lg_t) and exp(-lg_t') while every log g in the
+# batch stays above -SAFE_LOG (exp(SAFE_LOG) is far below float32's and bfloat16's largest number); else formed pairwise
+SAFE_LOG = 60.0
 
 
 def _chunks(x, n: int, size: int):
@@ -138,14 +141,23 @@ def omega_chunked(q, k, v, g: Gates):
         return x if w == 1 else x.repeat_interleave(w, dim=-1)
 
     lw = per_write(lg)  # log g at each write's step
-    # g_t / g_t' for each pair of writes at steps t' < t (0 otherwise), formed per step and repeated per write
-    decay = per_write(per_write(_lower(lg, inclusive=False)).transpose(-1, -2)).transpose(-1, -2)
-    eye = torch.eye(size * w, dtype=k.dtype, device=k.device)
-    system = eye + bw.unsqueeze(-1) * decay * (kw @ kw.transpose(-1, -2))
-    solve = torch.linalg.solve_triangular
-    u_free = solve(system, bw.unsqueeze(-1) * vw, upper=False, unitriangular=True)  # the writes when S_0 = 0
-    u_per_s = solve(system, (bw * torch.exp(lw)).unsqueeze(-1) * kw, upper=False, unitriangular=True)
-    read = (qc @ kw.transpose(-1, -2)) * per_write(_lower(lg, inclusive=True))  # g_t / g_step(m), step(m) <= t
+    step = torch.arange(size, device=k.device)
+    earlier = per_write(per_write(step.unsqueeze(1) > step.unsqueeze(0)).transpose(-1, -2)).transpose(-1, -2)
+    upto = per_write(step.unsqueeze(1) >= step.unsqueeze(0))  # (C, C * W): write m is at a step <= t
+    if lg.is_meta or bool(lg.min() > -SAFE_LOG):  # g_t / g_t' = exp(lg_t) exp(-lg_t'), folded into the keys
+        k_in, k_out = kw * torch.exp(lw).unsqueeze(-1), kw * torch.exp(-lw).unsqueeze(-1)
+        gram = (k_in @ k_out.transpose(-1, -2)).masked_fill(~earlier, 0)  # (g_t / g_t') (k_m . k_m'), t' < t
+        read = ((qc * torch.exp(lg).unsqueeze(-1)) @ k_out.transpose(-1, -2)).masked_fill(~upto, 0)
+    else:  # gates small enough that exp(-lg) could overflow: the decays between steps, each formed on its own
+        decay = per_write(per_write(_lower(lg, inclusive=False)).transpose(-1, -2)).transpose(-1, -2)
+        gram = decay * (kw @ kw.transpose(-1, -2))
+        read = (qc @ kw.transpose(-1, -2)) * per_write(_lower(lg, inclusive=True))  # g_t / g_step(m), step(m) <= t
+    system = torch.eye(size * w, dtype=k.dtype, device=k.device) + bw.unsqueeze(-1) * gram
+    # the writes when S_0 = 0, and what S_0 k takes off them: one solve for both right-hand sides
+    rhs = torch.cat([bw.unsqueeze(-1) * vw, (bw * torch.exp(lw)).unsqueeze(-1) * kw], dim=-1)
+    u_free, u_per_s = torch.linalg.solve_triangular(system, rhs, upper=False, unitriangular=True).split(
+        [v.shape[-1], dk], dim=-1
+    )
     q_gated = qc * torch.exp(lg).unsqueeze(-1)
     to_end = torch.exp(lg[..., -1:] - lw).unsqueeze(-1)  # the decay from each write to the chunk's end
     last = torch.exp(lg[..., -1, None, None])  # the decay over the whole chunk
@@ -286,10 +298,10 @@ def momentum_chunked(q, k, v, g: Gates):
     c_prev = torch.cat([torch.zeros_like(c[..., :1]), c[..., :-1]], dim=-1)
     d_prev = F.pad(d, (0, 0, 1, 0))[..., :-1, :]
     system = torch.eye(size, dtype=k.dtype, device=k.device) + bc.unsqueeze(-1) * d_prev * (kc @ kc.transpose(-1, -2))
-    solve = torch.linalg.solve_triangular
-    w_free = solve(system, bc.unsqueeze(-1) * vc, upper=False, unitriangular=True)
-    w_per_s = solve(system, (bc * a_prev).unsqueeze(-1) * kc, upper=False, unitriangular=True)
-    w_per_m = solve(system, (bc * c_prev).unsqueeze(-1) * kc, upper=False, unitriangular=True)
+    rhs = torch.cat([bc.unsqueeze(-1) * vc, (bc * a_prev).unsqueeze(-1) * kc, (bc * c_prev).unsqueeze(-1) * kc], -1)
+    w_free, w_per_s, w_per_m = torch.linalg.solve_triangular(system, rhs, upper=False, unitriangular=True).split(
+        [v.shape[-1], dk, dk], dim=-1
+    )  # one solve for the three right-hand sides
     read = (qc @ kc.transpose(-1, -2)) * d
     q_s, q_m = qc * a.unsqueeze(-1), qc * c.unsqueeze(-1)
     m_to_end = torch.exp(le[..., -1:] - le).unsqueeze(-1)  # eta_{s+1..end}
