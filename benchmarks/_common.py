@@ -63,3 +63,15 @@ def interleaved_rates(steps: dict, n_steps: int, rounds: int, start: int = 0) ->
                 step(i)
             rates[name].append(n_steps / (time.perf_counter() - t0))
     return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def print_rates(rates: dict[str, float], threads: int, setting: str, base: str, first_column: str = "model") -> None:
+    """The machine line and a markdown table of steps per second with each contender's ratio to ``base``."""
+    import platform
+
+    import torch
+
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} thread(s), {setting}")
+    print(f"| {first_column} | steps/s | vs {base} |\n|---|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.2f} | {rate / rates[base]:.2f}x |", flush=True)

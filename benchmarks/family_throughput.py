@@ -12,11 +12,10 @@ over rounds and the ratio to the transformer measured in the same run.
 from __future__ import annotations
 
 import argparse
-import platform
 
 import torch
 
-from _common import interleaved_rates, small
+from _common import interleaved_rates, print_rates, small
 from iclab.config import load_config
 from iclab.models import build_model
 from iclab.tasks import make_task
@@ -103,14 +102,13 @@ def main() -> None:
         for i in range(small(3, 1)):
             step(i)
     rates = interleaved_rates(steps, args.steps, args.rounds, start=0)
-    print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-        f"d = 5, {args.points} points, batch 64, width 64, 2 layers"
+    print_rates(
+        rates,
+        args.threads,
+        f"d = 5, {args.points} points, batch 64, width 64, 2 layers",
+        "transformer (interleaved)",
+        "family",
     )
-    base = rates["transformer (interleaved)"]
-    print("| family | steps/s | vs transformer (interleaved) |\n|---|---|---|")
-    for name, m in rates.items():
-        print(f"| {name} | {m:.1f} | {m / base:.2f}x |")
 
 
 if __name__ == "__main__":

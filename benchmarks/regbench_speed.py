@@ -11,11 +11,10 @@ table gives the median over rounds and the ratio to the transformer measured in 
 from __future__ import annotations
 
 import argparse
-import platform
 
 import torch
 
-from _common import SMOKE, interleaved_rates, small
+from _common import SMOKE, interleaved_rates, print_rates, small
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.kinds import build_for_task
 from iclab.recipes import akyurek2024_regbench
@@ -79,14 +78,13 @@ def main() -> None:
     for step in steps.values():  # warm-up
         step(0)
     rates = interleaved_rates(steps, args.steps, args.rounds, start=1)
-    print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-        f"REGBENCH batch {tuple(shape)[0]} x {tuple(shape)[1]} tokens, width 64, 2 layers"
+    print_rates(
+        rates,
+        args.threads,
+        f"REGBENCH batch {tuple(shape)[0]} x {tuple(shape)[1]} tokens, width 64, 2 layers",
+        "transformer",
+        "model",
     )
-    base = rates["transformer"]
-    print("| model | steps/s | vs transformer |\n|---|---|---|")
-    for name, m in rates.items():
-        print(f"| {name} | {m:.2f} | {m / base:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

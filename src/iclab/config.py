@@ -75,7 +75,7 @@ class TrainConfig:
     # "fp32": float32 throughout
     precision: Literal["fp32", "bf16"] = "fp32"
     # AdamW's implementation: "fused" (one kernel over every parameter: CPU and CUDA), "foreach", or "auto"
-    # (fused where this torch has it for the device). The same update, rounded differently: about 1e-7 apart.
+    # (fused where this torch has it for the device). The same update, rounded differently.
     adamw: Literal["auto", "fused", "foreach"] = "auto"
     log_every: int = 50  # steps between metrics.jsonl lines (and plain progress lines)
     eval_every: int = 250  # steps between quick held-out evaluations logged to metrics.jsonl; 0 = never

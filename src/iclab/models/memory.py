@@ -144,8 +144,8 @@ class MemorySublayer(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         beta = torch.sigmoid(self.beta(x)).transpose(1, 2)  # (B, H, T)
         alpha = torch.sigmoid(self.alpha(x) + 3.0).transpose(1, 2)  # starts near 1: little forgetting
-        eta = torch.sigmoid(self.eta(x)).transpose(1, 2) if self.c.rule == "momentum" else None
-        gates = Gates(beta, alpha, eta, self.c.decay, self.c.window)
+        eta = torch.sigmoid(self.eta(x)).transpose(1, 2)  # momentum (the momentum rule)
+        gates = Gates(beta, alpha, eta, self.c.decay, self.c.window)  # each rule reads the gates it has
         form = rule.form(self.c.form)
         if form == "recurrent":
             out = recurrent(rule.write, q, k, v, gates)

@@ -81,7 +81,7 @@ def rule(name: str, parallel: Callable | None = None, keys: Callable | None = No
 
 
 # writes per chunk in the chunked forms of the delta rules (a chunk of the omega rule holds CHUNK // window tokens),
-# and tokens per chunk of the momentum rule: the fastest at 256 tokens on a CPU (docs/benchmarks.md)
+# and tokens per chunk of the momentum rule: chosen by measurement at 256 tokens on a CPU (docs/benchmarks.md)
 CHUNK = 32
 MOMENTUM_CHUNK = 32
 # within a chunk, decays g_t / g_t' are folded into the keys as exp(lg_t) and exp(-lg_t') while every log g in the
@@ -137,20 +137,22 @@ def omega_chunked(q, k, v, g: Gates):
     vw = _chunks(_windowed(v, w), n, size).flatten(3, 4)
     bw = _chunks(_windowed(g.beta, w), n, size).flatten(3, 4)  # (B, H, n, C * W); 0 before the first token
 
-    def per_write(x):  # a step's quantity for each of its writes, along the last dimension
-        return x if w == 1 else x.repeat_interleave(w, dim=-1)
+    def per_write(x, dims=(-1,)):  # a step's quantity for each of its writes, along the given dimensions
+        for dim in dims if w > 1 else ():
+            x = x.repeat_interleave(w, dim=dim)
+        return x
 
     lw = per_write(lg)  # log g at each write's step
+    q_gated = qc * torch.exp(lg).unsqueeze(-1)
     step = torch.arange(size, device=k.device)
-    earlier = per_write(per_write(step.unsqueeze(1) > step.unsqueeze(0)).transpose(-1, -2)).transpose(-1, -2)
-    upto = per_write(step.unsqueeze(1) >= step.unsqueeze(0))  # (C, C * W): write m is at a step <= t
+    earlier = per_write(step.unsqueeze(1) > step.unsqueeze(0), dims=(-1, -2))  # (C W, C W): step(m') < step(m)
+    upto = per_write(step.unsqueeze(1) >= step.unsqueeze(0))  # (C, C W): write m is at a step <= t
     if lg.is_meta or bool(lg.min() > -SAFE_LOG):  # g_t / g_t' = exp(lg_t) exp(-lg_t'), folded into the keys
         k_in, k_out = kw * torch.exp(lw).unsqueeze(-1), kw * torch.exp(-lw).unsqueeze(-1)
         gram = (k_in @ k_out.transpose(-1, -2)).masked_fill(~earlier, 0)  # (g_t / g_t') (k_m . k_m'), t' < t
-        read = ((qc * torch.exp(lg).unsqueeze(-1)) @ k_out.transpose(-1, -2)).masked_fill(~upto, 0)
+        read = (q_gated @ k_out.transpose(-1, -2)).masked_fill(~upto, 0)
     else:  # gates small enough that exp(-lg) could overflow: the decays between steps, each formed on its own
-        decay = per_write(per_write(_lower(lg, inclusive=False)).transpose(-1, -2)).transpose(-1, -2)
-        gram = decay * (kw @ kw.transpose(-1, -2))
+        gram = per_write(_lower(lg, inclusive=False), dims=(-1, -2)) * (kw @ kw.transpose(-1, -2))
         read = (qc @ kw.transpose(-1, -2)) * per_write(_lower(lg, inclusive=True))  # g_t / g_step(m), step(m) <= t
     system = torch.eye(size * w, dtype=k.dtype, device=k.device) + bw.unsqueeze(-1) * gram
     # the writes when S_0 = 0, and what S_0 k takes off them: one solve for both right-hand sides
@@ -158,7 +160,6 @@ def omega_chunked(q, k, v, g: Gates):
     u_free, u_per_s = torch.linalg.solve_triangular(system, rhs, upper=False, unitriangular=True).split(
         [v.shape[-1], dk], dim=-1
     )
-    q_gated = qc * torch.exp(lg).unsqueeze(-1)
     to_end = torch.exp(lg[..., -1:] - lw).unsqueeze(-1)  # the decay from each write to the chunk's end
     last = torch.exp(lg[..., -1, None, None])  # the decay over the whole chunk
     s = q.new_zeros(b, h, v.shape[-1], dk)

@@ -117,8 +117,8 @@ def selective_ssm_loop(
 class _SelectiveLoop(torch.autograd.Function):
     """:func:`selective_ssm_loop`'s recurrence with its backward written out: one pass back through time on
     ``(B, E, N)`` tensors that stay in cache, six small operations a token where autograd's graph of the loop takes
-    about a dozen (about 1.4x faster at 256 tokens, docs/benchmarks.md). Keeps every state and decay, as autograd's
-    graph of the loop does. Equal to the autograd loop to float rounding (tests, and gradcheck in float64)."""
+    about a dozen (its speed: docs/benchmarks.md). Keeps every state and decay, as autograd's graph of the loop
+    does. Equal to the autograd loop to float rounding (tests, and gradcheck in float64)."""
 
     @staticmethod
     def forward(ctx, delta, A, drive, bmat, cmat):

@@ -82,7 +82,7 @@ def check_resumable(saved: RunConfig, new: RunConfig) -> None:
 
 def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     """AdamW with weight decay on the matrices only, in ``train.adamw``'s implementation: the fused kernel (one
-    pass over every parameter: about a tenth of a small CPU step saved, docs/benchmarks.md) or ``foreach``."""
+    pass over every parameter; what it saves: docs/benchmarks.md) or ``foreach``."""
     t = cfg.train
     decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices; not biases, norms
     no_decay = [p for p in model.parameters() if p.dim() < 2]
