@@ -37,6 +37,14 @@ def real_valued(registry) -> list[str]:
     return sorted(n for n, cls in registry.items() if getattr(cls, "prompt_kind", "real") == "real")
 
 
+def real_families() -> list[str]:
+    """The registered model families that read real-valued prompts (the Transformer Program reads token ids only: its
+    tests are in test_programs.py)."""
+    from iclab.models import MODELS
+
+    return sorted(n for n, cls in MODELS.items() if cls.real_valued)
+
+
 def tiny_model(name: str, width: int = 16) -> list[str]:
     """``--set`` overrides for a small network of the registered family ``name``, derived from its config's
     fields (so every registered family, built-in or not, gets one)."""

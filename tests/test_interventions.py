@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from conftest import real_families, tiny_model
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.models import (
@@ -75,7 +75,7 @@ def test_ablating_a_heads_values_removes_the_head(layer, head):
     assert (ablated - clean).abs().max() > 1e-4  # and the head mattered
 
 
-@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("family", real_families())
 def test_patching_every_hook_of_every_family(family):
     model, prompts = _setup(family, MODELS[family].encoders[-1], n_layer=1)
     other = make_task(load_config(None, ["task.n_dims=3", "task.n_points=8"]).task).eval_prompts(6, seed=7)

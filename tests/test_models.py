@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import quick_model, tiny_model
+from conftest import quick_model, real_families, tiny_model
 from iclab.config import load_config
 from iclab.errors import UserError
 from iclab.models import ENCODERS, MODELS, build_model, capture, hook_points
@@ -36,7 +36,7 @@ LSA_HOOKS_2_LAYERS = [
     for name in ("hook_resid_pre", "attn.hook_scores", "hook_attn_out", "hook_resid_post")
 ]
 
-COMBOS = [(m, e) for m in sorted(MODELS) for e in MODELS[m].encoders]
+COMBOS = [(m, e) for m in real_families() for e in MODELS[m].encoders]
 MEMORY_HOOKS_1_LAYER = [
     "hook_embed",
     "hook_pos_embed",
@@ -309,7 +309,7 @@ def test_mamba_state_follows_the_recurrence():
     torch.testing.assert_close(ratio, ratio[..., :1].expand_as(ratio), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", real_families())
 def test_every_family_names_its_hooks_by_layer(name):
     """The hook contract every registered family keeps: hook names are ``hook_*`` on the shell or
     ``blocks.{l}.(...)hook_*`` in block l, and every block has at least one."""
@@ -412,7 +412,7 @@ def test_prompt_longer_than_positions_is_a_clear_error():
 
 
 # every registered family with its own ``quick`` settings; then the other recurrent cells
-FAMILY_RUNS = {name: (quick_model(name), 0.5) for name in MODELS}
+FAMILY_RUNS = {name: (quick_model(name), 0.5) for name in real_families()}
 FAMILY_RUNS.update(
     {"gru": (["model.name=rnn", "model.cell=gru"], 0.5), "tanh_rnn": (["model.name=rnn", "model.cell=tanh"], 0.9)}
 )  # measured 0.76 / 1.01: the weakest
@@ -595,7 +595,7 @@ def test_checkpoints_from_before_the_shared_mlp_still_load(family):
     torch.testing.assert_close(fresh.predict(p), model.predict(p), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("family", real_families())
 def test_memory_counts_from_two_layers_equal_the_direct_count(family):
     """The step's memory is counted from networks of one and two layers and extrapolated (so a million layers are
     refused at once); that is exact for every family."""

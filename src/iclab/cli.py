@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write RUN_DIR/report.html from the run's files")
     r.add_argument("run_dir")
 
+    dc = sub.add_parser(
+        "decompile", help="write a trained transformer_program run as Python: RUN_DIR/program/program.py"
+    )
+    dc.add_argument("run_dir")
+
     a = sub.add_parser(
         "analyze",
         help="probes, alignment metrics, weight recovery, attention, order sensitivity, "
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "train": cmd_train,
             "eval": cmd_eval,
             "report": cmd_report,
+            "decompile": cmd_decompile,
             "analyze": cmd_analyze,
             "sweep": cmd_sweep,
             "compare": cmd_compare,
@@ -385,6 +391,24 @@ def cmd_report(args) -> int:
     from iclab.report import write_report
 
     print(f"report: {write_report(args.run_dir)}")
+    return 0
+
+
+def cmd_decompile(args) -> int:
+    from iclab.decompile import check_program, decompile_run
+
+    path = decompile_run(Path(args.run_dir))
+    print(f"program: {path}  (run(tokens) predicts; its read-out weights: {path.parent / 'readout.csv'})")
+    c = check_program(Path(args.run_dir))
+    same = "the program is the model" if c["agree"] == c["positions"] else "MISMATCH: please report it"
+    print(
+        f"held-out check: the program and the model agree on {c['agree']} of {c['positions']} positions of "
+        f"{c['prompts']} held-out inputs ({same}); the program's accuracy {c['accuracy']:.4f}"
+    )
+    if (Path(args.run_dir) / "eval" / "curves.csv").is_file():
+        from iclab.report import write_report
+
+        print(f"report: {write_report(args.run_dir)}")
     return 0
 
 

@@ -12,6 +12,7 @@
 - :mod:`~iclab.analysis.memory_capacity`, :mod:`~iclab.analysis.step_size`: a memory rule's capacity, GD step sizes.
 """
 
+import iclab.analysis.program_instruments  # noqa: F401  (registers the circuit instrument)
 import iclab.analysis.token_instruments  # noqa: F401  (registers the token instruments after the built-ins)
 from iclab.analysis.alignment import (
     alignment_table,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iclab.registry import Registry
+from iclab.schema import require
 
 KINDS = Registry("prompt kind")  # name -> PromptKind subclass; a task's ``prompt_kind`` names its entry
 
@@ -119,6 +120,21 @@ class NetworkLearner:
 def kind_of(task) -> PromptKind:
     """The kind of a built task's prompts: ``kind_of(make_task(cfg.task)).evaluate(...)``."""
     return KINDS[task.prompt_kind]()
+
+
+def fit_positions(model_config, needed: int, why: str) -> None:
+    """Resolve a null ``model.n_positions`` to ``needed``, or refuse a smaller one (``why``: what needs them)."""
+    if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
+        return
+    if model_config.n_positions is None:
+        model_config.n_positions = needed
+    else:
+        require(
+            model_config.n_positions >= needed,
+            "model.n_positions",
+            f"must be at least {needed} {why}",
+            model_config.n_positions,
+        )
 
 
 def build_for_task(model_config, task):

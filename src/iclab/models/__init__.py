@@ -1,6 +1,7 @@
 """Model families. ``MODELS`` maps a config's ``model.name`` to the family's config class; each family is one
 file that reads top to bottom (its config, its blocks, its network): :mod:`~iclab.models.transformer`,
-:mod:`~iclab.models.memory`, :mod:`~iclab.models.ssm`, :mod:`~iclab.models.rnn`, :mod:`~iclab.models.lsa`. The
+:mod:`~iclab.models.memory`, :mod:`~iclab.models.ssm`, :mod:`~iclab.models.rnn`, :mod:`~iclab.models.lsa`,
+:mod:`~iclab.models.program` (Transformer Programs, token tasks only). The
 parts they share are imported by name from :mod:`~iclab.models.parts`; :func:`build_model` puts a family's
 network behind a prompt encoder (:mod:`~iclab.models.encoders`), and a token task reads it as a
 :class:`LanguageModel`. Every family exposes named hooks (:mod:`~iclab.models.hooks`): record them with
@@ -26,6 +27,7 @@ from iclab.models.lsa import LinearSelfAttentionConfig, gd_construction
 from iclab.models.memory import MemoryConfig
 from iclab.models.ngram_heads import NgramBlock
 from iclab.models.parts import MLP
+from iclab.models.program import TransformerProgramConfig
 from iclab.models.rnn import RNNConfig
 from iclab.models.ssm import MambaConfig
 from iclab.models.transformer import TransformerConfig
@@ -52,6 +54,7 @@ __all__ = [
     "NgramBlock",
     "RNNConfig",
     "TransformerConfig",
+    "TransformerProgramConfig",
     "build_model",
     "capture",
     "gd_construction",

@@ -45,6 +45,9 @@ class ModelConfig:
     read_in: ClassVar[bool] = True  # reads tokens through a read-in (so it can be a language model)
     quick: ClassVar[dict] = {}  # field overrides for a seconds-long CPU run that learns in context (the tests')
     block: ClassVar[Any] = None  # for the default build(): the block class, Block(config, width)
+    real_valued: ClassVar[bool] = True  # reads real-valued prompts (False: token ids only)
+    bidirectional: ClassVar[bool] = False  # can read a whole input at once (tasks with ``bidirectional``)
+    ngram_layers: ClassVar[bool] = True  # takes n-gram layers (model.ngram_heads)
 
     def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None):
         """The network: ``forward(tokens, layout)`` maps ``(B, T, d_in)`` real-valued tokens (or ``(B, T)`` token
@@ -76,6 +79,9 @@ class ModelConfig:
             f"must be between 0 and model.n_layer ({self.n_layer})",
             self.ngram_after,
         )
+
+    def check_token_task(self, task) -> None:
+        """Anything the family needs to know of a token task before it is built (resolved in place), or refuses."""
 
     def parameters_lower_bound(self) -> int:
         """A closed-form lower bound on the blocks' parameters (read-in, read-out and biases left out), so that a

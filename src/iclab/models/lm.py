@@ -1,6 +1,7 @@
 """A network as a causal language model over a token task's vocabulary: token embedding, the family's blocks
 (and any n-gram layers), a vocabulary read-out. ``model(tokens) -> logits (B, T, V)``, the logits at ``t`` from
-``tokens[:, : t + 1]``; :meth:`LanguageModel.predict` gives next-token probabilities, so a trained network is a
+``tokens[:, : t + 1]`` (or, for a task that reads its whole input, ``bidirectional``, from every non-pad token);
+:meth:`LanguageModel.predict` gives next-token probabilities, so a trained network is a
 token learner like the reference ones."""
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from iclab.types import TokenPrompts
 class LanguageModel(nn.Module):
     label = "model"
 
-    def __init__(self, config, vocab_size: int) -> None:
+    def __init__(self, config, vocab_size: int, bidirectional: bool = False, pad: int = 0) -> None:
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
+        self.bidirectional, self.pad = bidirectional, pad
         if not type(config).read_in:
             raise ValueError(f"{config.name} has no read-in, so it cannot read tokens")
         self.backbone = config.build(vocab_size, n_outputs=vocab_size, vocab_size=vocab_size)
@@ -31,13 +33,15 @@ class LanguageModel(nn.Module):
             raise UserError(f"prompts of {t} tokens need {t} positions, but model.n_positions is {budget}")
         if not self.training and tokens.numel() and int(tokens.max()) >= self.vocab_size:  # no sync per training step
             raise UserError(f"token id {int(tokens.max())} is outside the model's vocabulary of {self.vocab_size}")
-        layout = Layout(
-            positions=torch.arange(t, device=tokens.device),
-            readout=torch.arange(t, device=tokens.device),
-            attn_mask=None,
-            token_ids=tokens,
-        )
-        return self.backbone(tokens, layout)
+        return self.backbone(tokens, self._layout(tokens))
+
+    def _layout(self, tokens: torch.Tensor) -> Layout:
+        """Positions and read-outs at every token; causal attention, or (``bidirectional``) every non-pad key as a
+        ``(B, 1, 1, T)`` mask."""
+        t = tokens.shape[1]
+        mask = (tokens != self.pad)[:, None, None, :] if self.bidirectional else None
+        positions = torch.arange(t, device=tokens.device)
+        return Layout(positions=positions, readout=positions, attn_mask=mask, token_ids=tokens)
 
     def forward_prompts(self, prompts: TokenPrompts) -> torch.Tensor:
         """``self(prompts.tokens)``: the logits ``(B, T, V)`` of a batch of prompts."""
@@ -45,8 +49,7 @@ class LanguageModel(nn.Module):
 
     def layout(self, prompts: TokenPrompts) -> Layout:
         """A language model reads out at every token."""
-        positions = torch.arange(prompts.length)
-        return Layout(positions=positions, readout=positions, attn_mask=None, token_ids=prompts.tokens)
+        return self._layout(prompts.tokens)
 
     def predict(self, prompts: TokenPrompts, batch_size: int = 256) -> torch.Tensor:
         """Next-token probabilities ``(B, T, V)`` in float64 on the CPU."""

@@ -71,6 +71,7 @@ class TransformerConfig(ModelConfig):
 
     encoders: ClassVar[tuple[str, ...]] = ("interleaved", "stacked", "set")
     quick: ClassVar[dict] = {"encoder": "stacked", "n_layer": 2, "n_embd": 32, "n_head": 2}
+    bidirectional: ClassVar[bool] = True  # attention takes a padding mask (a task that reads its whole input)
 
     def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> Transformer:
         return Transformer(self, d_in, n_outputs, vocab_size)

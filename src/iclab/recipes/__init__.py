@@ -406,6 +406,83 @@ def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
     )
 
 
+# Friedman et al. 2023, the paper's appendix (and its scripts): layers, categorical / numerical heads, categorical /
+# numerical MLPs per task; epochs of 16.2k inputs at batch 512
+PROGRAM_SETTINGS = {
+    "reverse": (3, 4, 4, 1, 1),
+    "sort": (3, 4, 4, 2, 2),
+    "hist": (1, 2, 2, 1, 1),
+    "double_hist": (3, 2, 2, 1, 1),
+    "most_freq": (3, 4, 4, 2, 2),
+    "dyck1": (3, 4, 4, 1, 1),
+    "dyck2": (3, 2, 2, 2, 2),
+    "induction": (2, 1, 0, 0, 0),
+}
+
+
+@RECIPES.register
+def friedman2023_program(
+    program: str = "sort", seed: int = 0, epochs: int = 250, family: str = "transformer_program"
+) -> RunConfig:
+    """Table 1 of Friedman et al. 2023 ("Learning Transformer Programs"): one task of the RASP suite on the paper's
+    data (``task.data: paper``: 16,200 distinct training inputs, 15,800 for sort and reverse), a Transformer Program
+    of the paper's size for that task (its appendix: ``PROGRAM_SETTINGS``), Adam at lr 0.05 with no schedule, batch
+    512, the Gumbel temperature annealed from 3 to 0.01, ``epochs`` passes over the training set (the paper: 250;
+    500 for induction); token accuracy on 2,000 held-out inputs. ``family: transformer`` trains a standard
+    transformer of the same depth (width 64, 4 heads, AdamW 1e-3) on the same data. ``iclab sweep friedman2023``
+    runs the suite over seeds; ``iclab decompile RUN`` writes the program."""
+    from iclab.errors import ConfigError
+    from iclab.tasks.rasp import PROGRAMS
+
+    if program not in PROGRAMS:
+        raise ConfigError(f"program: must be one of {', '.join(PROGRAMS)}, got {program!r}")
+    if family not in ("transformer_program", "transformer"):
+        raise ConfigError(f"family: must be transformer_program or transformer, got {family!r}")
+    if epochs < 1:
+        raise ConfigError(f"epochs: must be a positive integer, got {epochs}")
+    n_train = 15800 if program in ("sort", "reverse") else 16200
+    steps = epochs * -(-n_train // 512)
+    layers, heads_cat, heads_num, mlps_cat, mlps_num = PROGRAM_SETTINGS[program]
+    if family == "transformer_program":
+        model = {
+            "name": "transformer_program",
+            "n_layer": layers,
+            "n_heads_cat": heads_cat,
+            "n_heads_num": heads_num,
+            "n_cat_mlps": mlps_cat,
+            "n_num_mlps": mlps_num,
+            "d_mlp": 64,
+            "tau_start": 3.0,
+            "tau_end": 0.01,
+        }
+        optim = {"lr": 0.05, "weight_decay": 0.0}
+    else:
+        model = {"name": "transformer", "n_layer": layers, "n_embd": 64, "n_head": 4}
+        optim = {"lr": 1e-3, "weight_decay": 0.0}
+    return run_config_from_dict(
+        {
+            "name": f"friedman2023_{program}_{'program' if family == 'transformer_program' else 'transformer'}",
+            "task": {"name": "rasp", "program": program, "data": "paper", "n_train": n_train},
+            "model": model,
+            "train": {
+                "steps": steps,
+                "batch_size": 512,
+                **optim,
+                "warmup_steps": 0,
+                "min_lr_ratio": 1.0,
+                "grad_clip": 0.0,
+                "seed": seed,
+                "threads": 1,
+                "log_every": max(steps // 50, 1),
+                "eval_every": max(steps // 10, 1),
+                "eval_prompts": 500,
+                "checkpoint_every": max(steps // 4, 1),
+            },
+            "eval": {"n_prompts": 2000, "batch_size": 500},
+        }
+    )
+
+
 # Zoology's families at CPU scale: two layers each. The memory layers keep their token shift (keys from the
 # previous token, like the short convolution of Zoology's attention-free models), and attention gets the same
 # (`token_shift`) and rotary positions: without them a 2-layer transformer sits on MQAR's plateau for
@@ -458,6 +535,7 @@ __all__ = [
     "akyurek2024_regbench_paper",
     "arora2023_mqar",
     "demo",
+    "friedman2023_program",
     "friedman2023_rasp",
     "garg2022_linear_regression",
     "garg2022_sparse_regression",

@@ -32,6 +32,7 @@ def write_report(run_dir: str | Path) -> Path:
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
     ]
     parts += kind.report_sections(cfg, run_dir, read_metrics(run_dir))
+    parts += _program_section(run_dir)
     parts += _analysis_section(run_dir, getattr(cfg.task, "n_dims", 0))
     parts.append("<h2>Config</h2><pre>" + html.escape(config_to_yaml(cfg)) + "</pre>")
     footer = kind.report_footer(cfg, task)
@@ -40,6 +41,25 @@ def write_report(run_dir: str | Path) -> Path:
     out = run_dir / "report.html"
     atomic_write_text(out, document(f"iclab: {cfg.name}", parts))
     return out
+
+
+def _program_section(run_dir: Path) -> list[str]:
+    """A decompiled Transformer Program (``iclab decompile``: ``RUN/program/program.py``), highlighted, in a
+    collapsible block (open when it is short)."""
+    from iclab.page import highlight_python
+
+    path = run_dir / "program" / "program.py"
+    if not path.is_file():
+        return []
+    source = path.read_text(errors="replace")
+    n = source.count("\n")
+    state = " open" if n <= 400 else ""
+    return [
+        "<h2>Program (iclab decompile)</h2>",
+        f'<p class="muted">{html.escape(str(path))}: {n} lines; standard-library Python that predicts exactly as the '
+        "discretised model does (its read-out weights in readout.csv beside it).</p>",
+        f"<details{state}><summary>program.py</summary><pre>{highlight_python(source)}</pre></details>",
+    ]
 
 
 def _analysis_section(run_dir: Path, d: int) -> list[str]:

@@ -68,6 +68,7 @@ class TokenTask(Task):
     curve_axis = "strings seen in the prompt"  # what the x-axis of the task's curves counts (string_index)
     generates = False  # whether evaluation also decodes answers (see iclab.kinds.tokens.generation)
     scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
+    bidirectional = False  # True: labels depend on the whole input, so the model reads every non-pad token at once
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -95,6 +96,11 @@ class TokenTask(Task):
     @property
     def error_label(self) -> str:
         return "1 - accuracy"
+
+    def input_symbols(self) -> list[str]:
+        """The symbols a prompt can hold (the vocabulary less the pad; a task whose labels have symbols of their own
+        names only its inputs), for programs that enumerate them."""
+        return [s for i, s in enumerate(self.vocab.symbols) if i != self.vocab.pad]
 
     def training_data(self, item: str = "prompt") -> str:
         """``"a fresh prompt every item"`` or ``"1000 training prompts cycled in epochs"`` (for :meth:`describe`)."""

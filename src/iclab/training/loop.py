@@ -323,12 +323,15 @@ def train(
 
     status = "finished"
     s.model.train()
+    annealed = [m for m in s.model.modules() if hasattr(m, "at_step")]  # e.g. a Gumbel-softmax temperature
     try:
         with _StopSignal() as stop:
             while step < t.steps:
                 lr = lr_at(step, lr=t.lr, steps=t.steps, warmup_steps=t.warmup_steps, min_lr_ratio=t.min_lr_ratio)
                 for group in s.optimizer.param_groups:
                     group["lr"] = lr
+                for module in annealed:  # a pure function of the step, as the learning rate
+                    module.at_step(step, t.steps)
                 batch = s.task.train_batch(t.batch_size, t.seed, step)
                 loss, loss_value, stop_agreed = _step_loss(cfg, s, batch, stop.received is not None)
                 if not math.isfinite(loss_value):

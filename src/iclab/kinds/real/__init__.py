@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from iclab.kinds.base import KINDS, NetworkLearner, PromptKind
+from iclab.kinds.base import KINDS, NetworkLearner, PromptKind, fit_positions
 from iclab.models.size import FLOAT, MemoryEstimate
 from iclab.schema import require
 
@@ -33,24 +33,20 @@ class RealKind(PromptKind):
         from iclab.models.encoders import ENCODERS
 
         require(
+            type(model_config).real_valued,
+            "model.name",
+            f"{model_config.name} reads token ids only; task {task.name} has real-valued prompts",
+            model_config.name,
+        )
+        require(
             not model_config.ngram_heads,
             "model.ngram_heads",
             f"n-gram layers read token ids; task {task.name} has real-valued prompts (leave it empty)",
             model_config.ngram_heads,
         )
-        if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
-            return
         needed = ENCODERS[model_config.encoder].positions_needed(task.n_points)
-        if model_config.n_positions is None:
-            model_config.n_positions = needed
-        else:
-            require(
-                model_config.n_positions >= needed,
-                "model.n_positions",
-                f"must be at least {needed} for prompts of task.n_points={task.n_points} "
-                f"with the {model_config.encoder} encoder",
-                model_config.n_positions,
-            )
+        why = f"for prompts of task.n_points={task.n_points} with the {model_config.encoder} encoder"
+        fit_positions(model_config, needed, why)
 
     def build_model(self, model_config, task):
         from iclab.models import build_model

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from iclab.kinds.base import KINDS, NetworkLearner, PromptKind
+from iclab.kinds.base import KINDS, NetworkLearner, PromptKind, fit_positions
 from iclab.models.size import FLOAT, MemoryEstimate
 from iclab.schema import require
 
@@ -40,18 +40,16 @@ class TokenKind(PromptKind):
             f"{task.name} ({model_config.name} reads stacked real-valued prompts only)",
             model_config.name,
         )
-        if not hasattr(model_config, "n_positions"):  # a family without position embeddings has no budget
-            return
-        needed = task.max_tokens
-        if model_config.n_positions is None:
-            model_config.n_positions = needed
-        else:
+        if task.bidirectional:
             require(
-                model_config.n_positions >= needed,
-                "model.n_positions",
-                f"must be at least {needed}: task {task.name}'s prompts have up to {needed} input tokens",
-                model_config.n_positions,
+                family.bidirectional,
+                "model.name",
+                f"must be a family that reads a whole input at once (transformer, transformer_program): task "
+                f"{task.name} labels every position from the whole input",
+                model_config.name,
             )
+        fit_positions(model_config, task.max_tokens, f"(task {task.name}'s prompts have up to that many input tokens)")
+        model_config.check_token_task(task)
 
     def check_config(self, cfg, task) -> None:
         require(
@@ -64,7 +62,8 @@ class TokenKind(PromptKind):
     def build_model(self, model_config, task):
         from iclab.models.lm import LanguageModel
 
-        return LanguageModel(model_config, task.vocab_size)
+        model_config.check_token_task(task)  # (resolves what a family sizes from the task; a no-op when resolved)
+        return LanguageModel(model_config, task.vocab_size, bidirectional=task.bidirectional, pad=task.vocab.pad)
 
     def network_label(self, model_config) -> str:
         return model_config.label(tokens=True) + model_config.ngram_label()
