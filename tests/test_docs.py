@@ -38,7 +38,14 @@ TINY = [
     "train.threads=1",
     "train.device=cpu",
 ]
-RUN_PLACEHOLDERS = ("RUN_DIR", "RUN", "runs/demo", "DIGITS_RUN", "runs/akyurek2024_regbench")
+RUN_PLACEHOLDERS = (
+    "RUN_DIR",
+    "RUN",
+    "runs/demo",
+    "DIGITS_RUN",
+    "runs/akyurek2024_regbench",
+    "runs/friedman2023_sort_program",
+)
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -74,7 +81,15 @@ def commands() -> list[tuple[str, str, str | None]]:
         cmd = cmd.split(" > ")[0]  # `iclab list --markdown > docs/registry.md`: the command, not the redirection
         if any(s in cmd for s in ("[", "...", "|", "COMMAND", "NAME", "CONFIG", "my_ext.py", "toy", "SPEC")):
             continue  # a synopsis or an extension example (tests/test_architecture.py runs those)
-        if len(cmd.split()) == 2 and cmd.split()[1] in ("train", "eval", "analyze", "report", "sweep", "compare"):
+        if len(cmd.split()) == 2 and cmd.split()[1] in (
+            "train",
+            "eval",
+            "analyze",
+            "report",
+            "sweep",
+            "compare",
+            "decompile",
+        ):
             continue  # the command's name in a sentence, not an example
         runnable.append((doc, cmd, expected))
     return list(dict.fromkeys(runnable))
@@ -137,6 +152,19 @@ def workspace(tmp_path_factory):
             timeout=600,
         )
         assert out.returncode == 0, out.stderr
+    program = ["--set", "task.name=rasp", "--set", "task.program=hist", "--set", "task.n_train=100"]
+    program += ["--set", "model.name=transformer_program", "--set", "model.n_layer=1", "--set", "model.d_mlp=8"]
+    out = subprocess.run(  # a Transformer Program, for iclab decompile and the circuit instrument
+        [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", "tiny_program"]
+        + [x for s in TINY for x in ("--set", s)]
+        + program,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
     for path in DOCS:  # sweep files the docs show: YAML blocks that open with `# NAME.yaml`
         for lang, block in code_blocks(path):
             first = block.splitlines()[0] if block.strip() else ""
@@ -195,6 +223,7 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
         argv += [x for s in TINY for x in ("--set", s)]  # later --set values win
     else:  # a command on an existing run: the placeholders name a tiny trained copy
         source = "tiny_repr" if "phi" in command else "tiny_tokens" if "regbench" in command else "tiny_run"
+        source = "tiny_program" if any(w in command for w in ("decompile", "program", "circuit")) else source
         shutil.copytree(workspace / source, run)
         argv = [str(run) if a in RUN_PLACEHOLDERS or a.startswith("/tmp/iclab-") else a for a in argv]
         if argv[0] == "train":
