@@ -194,7 +194,7 @@ def test_the_program_is_the_model_on_the_held_out_split_of_an_encoder_task(tmp_p
     assert check["accuracy"] > 0.9  # measured 0.98 at 300 steps of batch 256
 
 
-def test_the_program_is_the_model_on_a_causal_task_with_numerical_mlps(tmp_path):
+def test_the_program_is_the_model_on_a_causal_task_with_numerical_mlps(tmp_path, monkeypatch):
     run = _program_run(
         tmp_path,
         "dyck",
@@ -208,6 +208,12 @@ def test_the_program_is_the_model_on_a_causal_task_with_numerical_mlps(tmp_path)
     source = (run / "program" / "program.py").read_text()
     assert "import torch" not in source and "iclab" not in source.split('"""', 2)[2]
     assert "def num_mlp_1_0(" in source and "select_closest(" in source
+    # numerical MLPs over large domains are written as runs of equal outputs: exact too
+    monkeypatch.setattr("iclab.decompile.NUMERIC_SET_LIMIT", 1)
+    decompile_run(run)
+    assert "NUM_MLP_1_0_RUNS" in (run / "program" / "program.py").read_text()
+    check = check_program(run, 300)
+    assert check["agree"] == check["positions"]
 
 
 def test_a_program_run_resumes_bitwise(tmp_path):

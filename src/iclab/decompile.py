@@ -138,29 +138,96 @@ def _numeric_domain(types: _Types, name: str) -> list[int]:
     return list(range(int(types.bound[name]) + 1))
 
 
+NUMERIC_SET_LIMIT = 4096  # a numerical MLP with more inputs than this is written as runs of equal outputs
+
+
+def _table(mlp, da: list[int], db: list[int], diagonal: bool, numerical: bool) -> torch.Tensor:
+    """The MLP's outputs on every pair of ``da x db`` (``diagonal``: the pairs ``(x, x)``), in chunks."""
+    if diagonal:
+        ga = gb = torch.tensor(da)
+    else:
+        ga, gb = torch.tensor(da).repeat_interleave(len(db)), torch.tensor(db).repeat(len(da))
+    if numerical:
+        ga, gb = ga.double(), gb.double()
+    return torch.cat([mlp.table(ga[i : i + 2**16], gb[i : i + 2**16]) for i in range(0, len(ga), 2**16)])
+
+
+def _runs(values: list[int], outs: list[int]) -> list[tuple[int, int, int]]:
+    """``(first, last, output)`` for each run of equal outputs over consecutive ``values``."""
+    runs: list[list[int]] = []
+    for v, o in zip(values, outs):
+        if runs and runs[-1][2] == o:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v, o])
+    return [tuple(r) for r in runs]
+
+
 def _mlp_source(m: dict, mlp, types: _Types) -> list[str]:
     a, b = m["inputs"]
     numerical = m["kind"] == "num_mlp"
     da = _numeric_domain(types, a) if numerical else types.domain(a)
     db = _numeric_domain(types, b) if numerical else types.domain(b)
-    ga = torch.tensor(da).repeat_interleave(len(db))
-    gb = torch.tensor(db).repeat(len(da))
-    if numerical:
-        ga, gb = ga.double(), gb.double()
-    outputs = mlp.table(ga, gb).tolist()
-    lit = (lambda name, v: str(v)) if numerical else types.literal
-    pairs = [(lit(a, int(x)), lit(b, int(y))) for x, y in zip(ga.tolist(), gb.tolist())]
-    default = Counter(outputs).most_common(1)[0][0]
-    branches: dict[int, list[str]] = {}
-    for key, out in zip(pairs, outputs):
-        if out != default:
-            branches.setdefault(out, []).append(f"({key[0]}, {key[1]})")
+    diagonal = a == b  # one variable read twice: the model only ever sees (x, x)
+    outputs = _table(mlp, da, db, diagonal, numerical).tolist()
     pa, pb = _param(a), _param(b)
     if pa == pb:
         pb = pb + "_2"
-    lines = [f"def {m['name']}({pa}, {pb}):", f"    key = ({pa}, {pb})"]
-    lines += _grouped(branches, lambda keys: f"key in {_set_literal(keys)}", f"return {default}")
-    return lines
+    head = [f"def {m['name']}({pa}, {pb}):"]
+    if numerical and len(outputs) > NUMERIC_SET_LIMIT:
+        return _runs_source(m["name"], pa, pb, da, db, outputs, diagonal)
+    lit = (lambda name, v: str(v)) if numerical else types.literal
+    if diagonal:
+        keys = [lit(a, x) for x in da]
+        head.append(f"    key = {pa}  # the same variable twice")
+    else:
+        keys = [f"({lit(a, x)}, {lit(b, y)})" for x in da for y in db]
+        head.append(f"    key = ({pa}, {pb})")
+    default = Counter(outputs).most_common(1)[0][0]
+    branches: dict[int, list[str]] = {}
+    for key, out in zip(keys, outputs):
+        if out != default:
+            branches.setdefault(out, []).append(key)
+    return head + _grouped(branches, lambda ks: f"key in {_set_literal(ks)}", f"return {default}")
+
+
+def _runs_source(name: str, pa: str, pb: str, da, db, outputs: list[int], diagonal: bool) -> list[str]:
+    """A numerical MLP over a large integer domain, exactly, as runs: for the first input in ``[lo, hi]``, the second
+    in ``[first, last]`` gives ``output`` (the MLP is piecewise linear, so its argmax changes rarely along a line)."""
+    table = f"{name.upper()}_RUNS"
+    if diagonal:
+        runs = _runs(da, outputs)
+        return [
+            f"{table} = {runs!r}  # (first, last, output) over {pa}",
+            "",
+            "",
+            f"def {name}({pa}, {pb}):",
+            f"    for first, last, output in {table}:",
+            f"        if first <= {pa} <= last:",
+            "            return output",
+            '    raise ValueError(f"{' + pa + '} is outside every value this variable can take")',
+        ]
+    rows = [_runs(db, outputs[i * len(db) : (i + 1) * len(db)]) for i in range(len(da))]
+    groups: list[list] = []  # consecutive values of the first input with the same runs over the second
+    for x, r in zip(da, rows):
+        if groups and groups[-1][2] == r:
+            groups[-1][1] = x
+        else:
+            groups.append([x, x, r])
+    literal = "[\n" + "".join(f"    ({lo}, {hi}, {r!r}),\n" for lo, hi, r in groups) + "]"
+    return [
+        f"# for {pa} in [lo, hi]: runs (first, last, output) over {pb}",
+        f"{table} = {literal}",
+        "",
+        "",
+        f"def {name}({pa}, {pb}):",
+        f"    for lo, hi, runs in {table}:",
+        f"        if lo <= {pa} <= hi:",
+        "            for first, last, output in runs:",
+        f"                if first <= {pb} <= last:",
+        "                    return output",
+        '    raise ValueError(f"({' + pa + "}, {" + pb + '}) is outside every value these variables can take")',
+    ]
 
 
 def program_source(network, vocab, inputs: list[int], causal: bool, title: str) -> tuple[str, str]:
