@@ -341,3 +341,22 @@ def test_paper_layouts_and_scoring():
             if x.isalpha():
                 assert labels[i] == ("?" if x not in xs[:i] else xs[xs.index(x) + 1])
     assert not t.bidirectional
+
+
+def test_numerical_mlps_written_as_runs_equal_their_tables():
+    from iclab.decompile import _runs_source, _table
+
+    torch.manual_seed(3)
+    mlp = CategoricalMLP(3, 6, 16, numerical=True)
+    da, db = list(range(40)), list(range(25))
+    outputs = _table(mlp, da, db, False, True).tolist()
+    ns: dict = {}
+    exec("\n".join(_runs_source("num_mlp_2_0", "x", "y", da, db, outputs, False)), ns)
+    assert [ns["num_mlp_2_0"](x, y) for x in da for y in db] == outputs
+    assert len(set(outputs)) > 1
+    ns = {}
+    diagonal = _table(mlp, da, da, True, True).tolist()
+    exec("\n".join(_runs_source("num_mlp_2_0", "x", "x_2", da, da, diagonal, True)), ns)
+    assert [ns["num_mlp_2_0"](x, x) for x in da] == diagonal
+    with pytest.raises(ValueError, match="outside every value"):
+        ns["num_mlp_2_0"](99, 99)
