@@ -360,3 +360,19 @@ def test_numerical_mlps_written_as_runs_equal_their_tables():
     assert [ns["num_mlp_2_0"](x, x) for x in da] == diagonal
     with pytest.raises(ValueError, match="outside every value"):
         ns["num_mlp_2_0"](99, 99)
+
+
+def test_the_circuit_reads_predicates_as_a_researcher_would():
+    from iclab.analysis.program_instruments import describe_predicate
+
+    symbols = [".", "<s>", "a", "b", "c"]
+    inputs = {1, 2, 3, 4}
+    assert describe_predicate([0, 1, 2, 3, 4], "token", "token", symbols, inputs, 8) == "q == k"
+    assert describe_predicate([0, 0, 2, 3, 0], "token", "token", symbols, inputs, 8).startswith(
+        "q == k for q in {a, b}"
+    )
+    previous = [5, 0, 1, 2, 3, 4, 5, 6]
+    assert describe_predicate(previous, "position", "position", symbols, inputs, 8).startswith(
+        "k == q - 1 (the previous position); except 0->5"
+    )
+    assert describe_predicate([1] * 5, "token", "token", symbols, inputs, 8) == "k == <s>"

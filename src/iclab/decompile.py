@@ -310,7 +310,7 @@ def program_source(network, vocab, inputs: list[int], causal: bool, title: str) 
         f"CAUSAL = {causal!r}",
         "",
     ]
-    source = "\n".join(head) + PRIMITIVES + READOUT_LOADER + "\n\n" + "\n".join(body) + "\n".join(run) + "\n"
+    source = "\n".join(head) + PRIMITIVES + READOUT_LOADER + "\n\n" + "\n".join(body) + "\n" + "\n".join(run) + "\n"
     return source, _readout_csv(network, structure, types, symbols)
 
 

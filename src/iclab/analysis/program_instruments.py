@@ -31,6 +31,15 @@ def describe_predicate(
     pairs = [(q, k) for q, k in enumerate(mapping) if occurs(query_kind, q)]
     if query_kind == key_kind and all(q == k for q, k in pairs):
         return "q == k"
+    same = [q for q, k in pairs if q == k]
+    if query_kind == key_kind and same and all(q == k or not occurs(key_kind, k) for q, k in pairs):
+        return f"q == k for q in {{{', '.join(name(query_kind, q) for q in same)}}}, nothing (<s>) otherwise"
+    if query_kind == key_kind == "position":
+        for offset, words in ((-1, "the previous position"), (1, "the next position")):
+            exceptions = [(q, k) for q, k in pairs if k != q + offset]
+            if len(exceptions) <= len(pairs) // 3:
+                rest = ", ".join(f"{q}->{k if occurs(key_kind, k) else '-'}" for q, k in exceptions)
+                return f"k == q {'-' if offset < 0 else '+'} 1 ({words})" + (f"; except {rest}" if rest else "")
     targets = {k for _, k in pairs}
     if len(targets) == 1:
         k = next(iter(targets))
