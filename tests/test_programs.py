@@ -376,3 +376,18 @@ def test_the_circuit_reads_predicates_as_a_researcher_would():
         "k == q - 1 (the previous position); except 0->5"
     )
     assert describe_predicate([1] * 5, "token", "token", symbols, inputs, 8) == "k == <s>"
+
+
+def test_a_program_recipe_switched_to_another_task_refits_its_width():
+    """The sort recipe resolves d_var = 8; --set task.program=hist needs 15 (its labels join the vocabulary)."""
+    from iclab.config import apply_overrides, release_fitted_positions, run_config_from_dict, to_dict
+    from iclab.recipes import RECIPES
+
+    base = to_dict(RECIPES["friedman2023_program"]())
+    assert base["model"]["d_var"] == 8
+    overrides = ["task.program=hist"]
+    cfg = run_config_from_dict(apply_overrides(release_fitted_positions(base, overrides), overrides))
+    assert cfg.model.d_var == 15
+    chosen = ["task.program=reverse", "model.d_var=12"]  # a width the user chose stays
+    cfg = run_config_from_dict(apply_overrides(release_fitted_positions(base, chosen), chosen))
+    assert cfg.model.d_var == 12

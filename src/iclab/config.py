@@ -295,22 +295,30 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+FITTED_TO_TASK = ("n_positions", "d_var")  # model fields a null resolves from the task
+
+
 def release_fitted_positions(data: dict, keys: list[str]) -> dict:
-    """A recipe's config with ``model.n_positions`` back to null when it is exactly what the recipe's own task
-    needs (resolved, not chosen) and ``keys`` (the overrides about to apply) change the task: the positions are
-    then fitted to the changed task (``--set task.program=hist`` on a recipe built for ``sort``)."""
+    """A recipe's config with the model fields fitted to its task (``model.n_positions``, a Transformer Program's
+    ``model.d_var``) back to null when each is exactly what the recipe's own task needs (resolved, not chosen) and
+    ``keys`` (the overrides about to apply) change the task: they are then fitted to the changed task
+    (``--set task.program=hist`` on a recipe built for ``sort``)."""
     model = data.get("model")
-    if not any(k.startswith("task.") for k in keys) or not isinstance(model, dict) or model.get("n_positions") is None:
+    if not any(k.startswith("task.") for k in keys) or not isinstance(model, dict):
         return data
-    probe = _deep_copy(data)
-    probe["model"]["n_positions"] = None
-    try:
-        fitted = run_config_from_dict(probe).model.n_positions
-    except ConfigError:
-        return data
-    if fitted == model["n_positions"]:
-        data = _deep_copy(data)
-        data["model"]["n_positions"] = None
+    for name in FITTED_TO_TASK:
+        if model.get(name) is None or f"model.{name}" in keys:
+            continue
+        probe = _deep_copy(data)
+        probe["model"][name] = None
+        try:
+            fitted = getattr(run_config_from_dict(probe).model, name)
+        except ConfigError:
+            continue
+        if fitted == model[name]:
+            data = _deep_copy(data)
+            data["model"][name] = None
+            model = data["model"]
     return data
 
 
