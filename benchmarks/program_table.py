@@ -24,6 +24,7 @@ from iclab.config import apply_overrides, read_run_config, run_config_from_dict,
 from iclab.decompile import check_program, decompile_run
 from iclab.recipes import RECIPES
 from iclab.rundir import load_model
+from iclab.sweeps.store import last_step
 from iclab.tasks import make_task
 
 # Friedman et al. 2023, Table 1: Transformer Program accuracy, best of 5 seeds
@@ -93,13 +94,9 @@ def main() -> None:
     runs = sorted(p.parent for p in root.glob("*/checkpoints") if (p.parent / "config.yaml").is_file())
     rows = []
     for run in runs:
-        cfg = read_run_config(run)
-        if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
-            from iclab.training.checkpoint import latest_checkpoint
-
-            if latest_checkpoint(run).step < cfg.train.steps:
-                print(f"skipped {run.name}: unfinished")
-                continue
+        if last_step(run) < read_run_config(run).train.steps:
+            print(f"skipped {run.name}: unfinished")
+            continue
         rows.append(describe(run, 32 if SMOKE else args.val))
     print(
         "| task | paper | program, best on val | every seed | transformer, best on val | epochs | program time "

@@ -125,26 +125,23 @@ def workspace(tmp_path_factory):
     shutil.copytree(ROOT / "benchmarks", root / "benchmarks")
     (root / "docs").mkdir()  # benchmarks that draw a figure for the docs draw it here
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    sets = [x for s in TINY + ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
-    for name, extra in (
-        ("tiny_run", []),
-        ("tiny_repr", ["--set", "task.name=representation", "--set", "model.n_positions=null"]),
+    tiny = [x for s in TINY for x in ("--set", s)]
+    sets = tiny + [x for s in ["model.n_layer=4", "model.n_embd=16", "model.n_head=2"] for x in ("--set", s)]
+    program = ["task.name=rasp", "task.program=hist", "task.n_train=100", "model.name=transformer_program"]
+    program += ["model.n_layer=1", "model.d_mlp=8"]  # for iclab decompile and the circuit instrument
+    for name, arguments in (
+        ("tiny_run", sets),
+        ("tiny_repr", [*sets, "--set", "task.name=representation", "--set", "model.n_positions=null"]),
         (
             "tiny_tokens",
-            [
-                "--set",
-                "task.name=regbench",
-                "--set",
-                "task.n_train=16",
-                "--set",
-                "task.max_length=48",
-                "--set",
-                "model.n_positions=null",
-            ],
+            [*sets]
+            + ["--set", "task.name=regbench", "--set", "task.n_train=16", "--set", "task.max_length=48"]
+            + ["--set", "model.n_positions=null"],
         ),
+        ("tiny_program", tiny + [x for s in program for x in ("--set", s)]),
     ):
         out = subprocess.run(
-            [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *sets, *extra],
+            [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *arguments],
             capture_output=True,
             text=True,
             cwd=root,
@@ -152,19 +149,6 @@ def workspace(tmp_path_factory):
             timeout=600,
         )
         assert out.returncode == 0, out.stderr
-    program = ["--set", "task.name=rasp", "--set", "task.program=hist", "--set", "task.n_train=100"]
-    program += ["--set", "model.name=transformer_program", "--set", "model.n_layer=1", "--set", "model.d_mlp=8"]
-    out = subprocess.run(  # a Transformer Program, for iclab decompile and the circuit instrument
-        [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", "tiny_program"]
-        + [x for s in TINY for x in ("--set", s)]
-        + program,
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
     for path in DOCS:  # sweep files the docs show: YAML blocks that open with `# NAME.yaml`
         for lang, block in code_blocks(path):
             first = block.splitlines()[0] if block.strip() else ""

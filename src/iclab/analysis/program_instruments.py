@@ -12,10 +12,6 @@ from pathlib import Path
 from iclab.analysis.instruments import Context, Figure, Inapplicable, Result, Table, instrument, read_csv
 
 
-def _value_names(task, kind: str) -> list[str]:
-    return list(task.vocab.symbols) if kind == "token" else []
-
-
 def describe_predicate(
     mapping: list[int], query_kind: str, key_kind: str, symbols: list[str], inputs: set[int], n_positions: int
 ) -> str:

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iclab.errors import UserError
 from iclab.models.family import MODELS, ModelConfig
 from iclab.models.hooks import HookPoint
 from iclab.schema import require, require_positive
@@ -402,8 +403,6 @@ class ProgramNetwork(nn.Module):
     def forward(self, tokens: torch.Tensor, layout) -> torch.Tensor:
         b, t = tokens.shape
         if t > self.config.n_positions:
-            from iclab.errors import UserError
-
             raise UserError(
                 f"prompts of {t} tokens need {t} positions, but model.n_positions is {self.config.n_positions}"
             )
@@ -445,8 +444,7 @@ class ProgramNetwork(nn.Module):
     def structure(self) -> dict:
         """The discretised program: for every module, what it reads and its predicate (see :mod:`iclab.decompile`)."""
         cat_names, num_names = self.cat_names, self.num_names
-        out, n_cat, n_num = [], 2, 1
-        c = self.config
+        out = []
         for layer, block in enumerate(self.blocks):
             for kind, a, values in (("attn", block.cat_attn, cat_names), ("num_attn", block.num_attn, num_names)):
                 if a is None:
@@ -470,6 +468,4 @@ class ProgramNetwork(nn.Module):
             for m, mlp in enumerate(block.num_mlps):
                 r = mlp.read.choice()
                 out.append({"kind": "num_mlp", "name": f"num_mlp_{layer}_{m}", "inputs": [num_names[i] for i in r]})
-            n_cat += c.n_heads_cat + c.n_cat_mlps + c.n_num_mlps
-            n_num += c.n_heads_num
         return {"modules": out, "categorical": cat_names, "numerical": num_names}
