@@ -5,6 +5,7 @@
     iclab train CONFIG.yaml [--set key=value ...] [--resume] [--out DIR]
     iclab eval RUN_DIR [--shift NAME ...] [--learner SPEC ...]
     iclab report RUN_DIR
+    iclab finetune RUN_DIR --method METHOD [--set key=value ...] [--out DIR]
     iclab sweep SWEEP.yaml [--dry-run] [--executor local|slurm] [--jobs N] [--threads N]
     iclab compare SWEEP_OR_RUN_DIR ... [--x KEY] [--by KEY] [--panel KEY] [--metric NAME] [--k K] [--out DIR]
     iclab list
@@ -80,6 +81,20 @@ def _parser() -> argparse.ArgumentParser:
         "decompile", help="write a trained transformer_program run as Python: RUN_DIR/program/program.py"
     )
     dc.add_argument("run_dir")
+
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a trained run with a parameter-efficient method (He et al. 2022) into a new run folder",
+    )
+    ft.add_argument("run_dir", help="the finished run to start from (left unchanged)")
+    ft.add_argument(
+        "--method",
+        default="full",
+        help="full, readout, lora, adapter, parallel_adapter, prefix or mam, with its settings as a call: "
+        "'lora(r=4, alpha=8, targets=[qkv, mlp.fc])', 'adapter(bottleneck=8)', 'mam(prefix_length=4, scale=4)'",
+    )
+    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field (task.name=...)")
+    ft.add_argument("--out", help="the new run folder (default: next to RUN_DIR, named <run>-<method>)")
 
     a = sub.add_parser(
         "analyze",
@@ -166,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             "eval": cmd_eval,
             "report": cmd_report,
             "decompile": cmd_decompile,
+            "finetune": cmd_finetune,
             "analyze": cmd_analyze,
             "sweep": cmd_sweep,
             "compare": cmd_compare,
@@ -322,6 +338,37 @@ def cmd_train(args) -> int:
 
         replaced = on_main(ctx, lambda: prepare_new_run(run_dir, args.overwrite, cfg))
     return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced, ctx=ctx)
+
+
+def _changed_run(cfg, base_dir: Path, out: str | None, what: str) -> Path:
+    """The folder of a run changed from ``base_dir``: ``--out``, else ``<base>-<what>`` beside it; refuses one that
+    exists (nothing on disk changes) and checks the run can train here."""
+    from iclab.errors import RunFolderError
+    from iclab.rundir import check_run_location
+    from iclab.tasks import make_task
+    from iclab.training.start import check_start
+
+    run_dir = Path(out) if out else base_dir.parent / f"{base_dir.name}-{what}"
+    check_run_location(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunFolderError(f"--out: {run_dir} exists; choose a new folder for the changed run")
+    _check_run(cfg)
+    check_start(cfg, make_task(cfg.task))
+    return run_dir
+
+
+def cmd_finetune(args) -> int:
+    from iclab.change import finetune_config
+
+    base_dir = Path(args.run_dir)
+    cfg = finetune_config(base_dir, args.method, args.set)
+    run_dir = _changed_run(cfg, base_dir, args.out, cfg.finetune.method)
+    print(
+        f"iclab finetune: {cfg.finetune.method} on {base_dir} -> {cfg.task.name}, {cfg.train.steps} steps; "
+        f"writing {run_dir}",
+        file=sys.stderr,
+    )
+    return _train_evaluate_report(cfg, run_dir, resume=False)
 
 
 def _set_keys(overrides: list[str] | None) -> list[str]:

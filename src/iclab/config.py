@@ -27,6 +27,7 @@ from iclab.schema import (
     convert,
     family_config,
     from_dict,
+    one_of,
     require,
     require_finite,
     require_non_negative,
@@ -38,6 +39,9 @@ from iclab.tasks.shifts import check_shift, parse_shift
 
 __all__ = [
     "EvalConfig",
+    "FinetuneConfig",
+    "PruneConfig",
+    "StartConfig",
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
@@ -133,6 +137,67 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------------------------
+# changing a trained run: where the weights start, which of them train, which units are pruned
+
+PETL_METHODS = ("full", "readout", "lora", "adapter", "parallel_adapter", "prefix", "mam")
+PRUNE_METHODS = ("optin", "magnitude", "random")
+
+
+@dataclass
+class StartConfig:
+    """A run that starts from another run's weights instead of a fresh initialisation (``iclab finetune``,
+    ``iclab prune``, ``iclab grow`` write it; the run folder's ``start.json`` records what was loaded)."""
+
+    run: str = ""  # the finished run folder whose weights this run starts from
+    step: int | None = None  # its checkpoint at this step; null = its last
+
+    def validate(self, path: str = "start") -> None:
+        require(bool(self.run), f"{path}.run", "must name the run folder to start from", self.run)
+        if self.step is not None:
+            require_non_negative(self, path, "step")
+
+
+@dataclass
+class FinetuneConfig:
+    """Parameter-efficient fine-tuning (He et al. 2022): the started-from weights frozen, only the method's
+    parameters trained. Every method starts as the base network (prefix: see docs/changing.md)."""
+
+    method: str = "full"  # full, readout, lora, adapter, parallel_adapter, prefix, mam
+    r: int = 4  # lora: rank of the update B A
+    alpha: float = 8.0  # lora: the update is scaled by alpha / r
+    # lora: the blocks' linear maps it adapts, by name or dotted suffix (qkv = attention's fused q, k, v map;
+    # attn.proj, mlp.fc, mlp.proj; a memory layer's mem.qkv; the SSM's ssm.in_proj)
+    targets: list[str] = field(default_factory=lambda: ["qkv"])
+    bottleneck: int = 8  # adapter, parallel_adapter, mam: the adapter's hidden width
+    scale: float = 4.0  # parallel_adapter, mam: the parallel adapter's output scale s (He et al.: 4)
+    prefix_length: int = 4  # prefix, mam: learned key/value vectors prepended in every attention layer
+
+    def validate(self, path: str = "finetune") -> None:
+        require(self.method in PETL_METHODS, f"{path}.method", one_of(PETL_METHODS), self.method)
+        require_positive(self, path, "r", "bottleneck", "prefix_length")
+        require_finite(self, path, "alpha", "scale")
+        require(len(self.targets) >= 1, f"{path}.targets", "must name at least one linear map", self.targets)
+
+
+@dataclass
+class PruneConfig:
+    """One-shot pruning without retraining: attention heads and MLP neurons ranked on one batch, the least
+    important removed (masks beside the weights) until ``keep`` of the prunable FLOPs remain."""
+
+    method: str = "optin"  # optin (Khaki & Plataniotis 2024), magnitude, random
+    keep: float = 0.5  # share of the heads' and neurons' FLOPs kept, in (0, 1]
+    batch_size: int = 64  # prompts in the batch that ranks the units
+    kl_weight: float = 1.0  # optin: weight of the output term against the later layers' Gram-matrix term
+    seed: int = 0  # the ranking batch (and the random method's order)
+
+    def validate(self, path: str = "prune") -> None:
+        require(self.method in PRUNE_METHODS, f"{path}.method", one_of(PRUNE_METHODS), self.method)
+        require(0 < self.keep <= 1, f"{path}.keep", "must be in (0, 1]", self.keep)
+        require_positive(self, path, "batch_size")
+        require_non_negative(self, path, "kl_weight", "seed")
+
+
+# ----------------------------------------------------------------------------------------------
 # the run config
 
 
@@ -156,6 +221,9 @@ class RunConfig:
     model: Any = field(default_factory=_default_model)  # a model family's Config, chosen by model.name
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    start: StartConfig | None = None  # null: fresh weights from train.seed; else another run's
+    finetune: FinetuneConfig | None = None  # null: every parameter trains
+    prune: PruneConfig | None = None  # null: nothing pruned
 
     def validate(self, path: str = "") -> None:
         require(
@@ -177,6 +245,13 @@ class RunConfig:
             check_shift(shift, task, f"eval.shifts[{i}]")
         for i, spec in enumerate(self.eval.learners or []):
             parse_learner_spec(spec, f"eval.learners[{i}]", task=task)
+        for section in ("finetune", "prune"):
+            require(
+                getattr(self, section) is None or self.start is not None,
+                section,
+                "changes a trained network: set start.run to the run it starts from",
+                to_dict(getattr(self, section)) if getattr(self, section) is not None else None,
+            )
 
 
 def run_config_from_dict(data: Any) -> RunConfig:
@@ -189,7 +264,7 @@ def run_config_from_dict(data: Any) -> RunConfig:
     imports = import_extensions(data.get("imports", []))
     task = family_config(TASKS, "task", data.pop("task", None), "linear_regression")
     model = family_config(MODELS, "model", data.pop("model", None), "transformer")
-    known = ["name", "task", "model", "train", "eval", "imports"]
+    known = ["name", "task", "model", "train", "eval", "imports", "start", "finetune", "prune"]
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(known)}")
@@ -200,9 +275,17 @@ def run_config_from_dict(data: Any) -> RunConfig:
         model=model,
         train=from_dict(TrainConfig, data.get("train"), "train"),
         eval=from_dict(EvalConfig, data.get("eval"), "eval"),
+        start=_optional(StartConfig, data.get("start"), "start"),
+        finetune=_optional(FinetuneConfig, data.get("finetune"), "finetune"),
+        prune=_optional(PruneConfig, data.get("prune"), "prune"),
     )
     cfg.validate()
     return cfg
+
+
+def _optional(cls: type, data: Any, path: str) -> Any:
+    """An optional section: null stays null, a mapping is parsed strictly."""
+    return None if data is None else from_dict(cls, data, path)
 
 
 def import_extensions(entries: Any, field: str = "imports") -> list[str]:
@@ -305,6 +388,8 @@ def release_fitted_positions(data: dict, keys: list[str]) -> dict:
     (``--set task.program=hist`` on a recipe built for ``sort``)."""
     model = data.get("model")
     if not any(k.startswith("task.") for k in keys) or not isinstance(model, dict):
+        return data
+    if data.get("start"):  # the started-from weights fix the model's sizes
         return data
     for name in FITTED_TO_TASK:
         if model.get(name) is None or f"model.{name}" in keys:

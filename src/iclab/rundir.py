@@ -43,14 +43,14 @@ def load_model(run_dir: Path, device=None):
 
     Returns ``(config, model, step)``.
     """
-    from iclab.kinds import kind_of
+    from iclab.kinds import build_run_network
     from iclab.tasks import make_task
     from iclab.training.checkpoint import latest_checkpoint
 
     cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(Path(run_dir))
     task = make_task(cfg.task)
-    model = kind_of(task).build_model(cfg.model, task)
+    model = build_run_network(cfg, task)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError:

@@ -144,6 +144,22 @@ def build_for_task(model_config, task):
     return kind_of(task).build_model(model_config, task)
 
 
+def build_run_network(cfg, task):
+    """The network of run config ``cfg`` on ``task`` (a built task): the family's network, with what
+    ``cfg.finetune`` adds (its other parameters frozen) and ``cfg.prune``'s masks; the weights are fresh, to be
+    loaded from a checkpoint or from ``cfg.start``'s run."""
+    model = kind_of(task).build_model(cfg.model, task)
+    if getattr(cfg, "finetune", None) is not None:
+        from iclab.models.petl import apply_petl
+
+        apply_petl(model, cfg.finetune)
+    if getattr(cfg, "prune", None) is not None:
+        from iclab.models.pruning import add_unit_masks
+
+        add_unit_masks(model)
+    return model
+
+
 def kind_of_config(task_config) -> PromptKind:
     """The kind of the prompts a task config describes (without building the task)."""
     from iclab.tasks import TASKS

@@ -16,9 +16,13 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(width, hidden)
         self.proj = nn.Linear(hidden, width)
+        self.register_buffer("neuron_mask", None)  # (hidden,) when pruned (iclab.models.pruning)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        h = F.gelu(self.fc(x), approximate="tanh")
+        if self.neuron_mask is not None:
+            h = h * self.neuron_mask
+        return self.proj(h)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the shared MLP kept it as nn.Sequential(Linear, GELU, Linear): "0." and "2."

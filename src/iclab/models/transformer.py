@@ -151,6 +151,11 @@ class Attention(nn.Module):
             if c.qkv_conv
             else None
         )
+        # prefix tuning (Li & Liang 2021; He et al. 2022): learned keys and values every query also attends to,
+        # (H, l, Dh) each; set by iclab.models.petl, None otherwise
+        self.register_parameter("prefix_k", None)
+        self.register_parameter("prefix_v", None)
+        self.register_buffer("head_mask", None)  # (H,) when pruned (iclab.models.pruning)
 
     def forward(self, x: torch.Tensor, layout: Layout) -> torch.Tensor:
         b, t, dm = x.shape
@@ -166,7 +171,9 @@ class Attention(nn.Module):
             q, k = rotary(q, layout.positions), rotary(k, layout.positions)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         p = self.dropout if self.training else 0.0
-        if self.hook_pattern.active:
+        if self.prefix_k is not None:
+            y = self._with_prefix(q, k, v, mask, p)
+        elif self.hook_pattern.active:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
             allowed = mask if mask is not None else torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
             pattern = self.hook_pattern(scores.masked_fill(~allowed, float("-inf")).softmax(-1))
@@ -175,8 +182,27 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if self.head_mask is not None:
+            y = y * self.head_mask.view(1, h, 1, 1)
         y = y.transpose(1, 2).reshape(b, t, dm)  # (B, T, D)
         return self.proj(y)
+
+    def _with_prefix(self, q, k, v, mask, p: float) -> torch.Tensor:
+        """Attention over the prefix's keys and values (visible to every query, no position) and then the
+        tokens': ``(B, H, T, Dh)``. ``hook_pattern`` records the tokens' share, ``(B, H, T, T)``, whose rows sum to
+        1 - lambda (the prefix's share, He et al.'s gate)."""
+        b, t, n = q.shape[0], q.shape[2], self.prefix_k.shape[1]
+        pk = self.prefix_k.unsqueeze(0).expand(b, -1, -1, -1).to(k.dtype)
+        pv = self.prefix_v.unsqueeze(0).expand(b, -1, -1, -1).to(v.dtype)
+        allowed = mask if mask is not None else torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+        allowed = torch.cat([torch.ones(*allowed.shape[:-1], n, dtype=torch.bool, device=q.device), allowed], -1)
+        k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
+        if self.hook_pattern.active:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+            pattern = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+            self.hook_pattern(pattern[..., n:])
+            return F.dropout(pattern, p, self.training) @ v
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
 
 
 class TransformerBlock(nn.Module):

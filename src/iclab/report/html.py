@@ -31,6 +31,7 @@ def write_report(run_dir: str | Path) -> Path:
         f'<p class="muted">{html.escape(str(run_dir))} &middot; report written '
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
     ]
+    parts += _origin_section(run_dir, cfg)
     parts += kind.report_sections(cfg, run_dir, read_metrics(run_dir))
     parts += _program_section(run_dir)
     parts += _analysis_section(run_dir, getattr(cfg.task, "n_dims", 0))
@@ -41,6 +42,45 @@ def write_report(run_dir: str | Path) -> Path:
     out = run_dir / "report.html"
     atomic_write_text(out, document(f"iclab: {cfg.name}", parts))
     return out
+
+
+def _origin_section(run_dir: Path, cfg) -> list[str]:
+    """Where a changed run came from (``start.json``): the started-from run and step, what the fine-tuning method
+    trains (count and formula) and what pruning removed (``prune.json``)."""
+    import json
+
+    try:
+        start = json.loads((run_dir / "start.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(start, dict):
+        return []
+    rows = [["started from", f"{start.get('run', '?')} at step {start.get('step', '?')}"]]
+    tune = start.get("finetune")
+    if isinstance(tune, dict):
+        share = 100 * tune.get("trainable", 0) / max(tune.get("total", 1), 1)
+        rows.append(["fine-tuning method", str(tune.get("method"))])
+        rows.append(
+            ["trainable parameters", f"{tune.get('trainable', 0):,} of {tune.get('total', 0):,} ({share:.2f}%)"]
+        )
+        rows.append(["by formula", str(tune.get("formula", ""))])
+    grow = start.get("grow")
+    if isinstance(grow, dict):
+        rows.append(["grown", f"{grow.get('from_tokens')} -> {grow.get('to_tokens')} parameter tokens per layer"])
+    try:
+        pruned = json.loads((run_dir / "prune.json").read_text())
+    except (OSError, ValueError):
+        pruned = None
+    if isinstance(pruned, dict):
+        rows.append(
+            [
+                "pruned",
+                f"{pruned.get('method')}: kept {pruned.get('kept_flops_share', 0):.3f} of the units' FLOPs "
+                f"({pruned.get('heads_kept')} heads, {pruned.get('neurons_kept')} neurons kept)",
+            ]
+        )
+    cells = [[html.escape(a), html.escape(b)] for a, b in rows]
+    return ["<h2>Started from</h2>", table(["", ""], cells)]
 
 
 def _program_section(run_dir: Path) -> list[str]:

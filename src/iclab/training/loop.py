@@ -84,8 +84,9 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimi
     """AdamW with weight decay on the matrices only, in ``train.adamw``'s implementation: the fused kernel (one
     pass over every parameter; what it saves: docs/benchmarks.md) or ``foreach``."""
     t = cfg.train
-    decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices; not biases, norms
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # a fine-tuned run's base is frozen
+    decay = [p for p in trained if p.dim() >= 2]  # matrices; not biases, norms
+    no_decay = [p for p in trained if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     options = {"lr": t.lr, "betas": (t.beta1, t.beta2)}
     if t.adamw != "foreach":
@@ -156,15 +157,18 @@ class _Setup:
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
+    start: dict | None = None  # what start.json records (a new run that starts from another run's weights)
 
     @property
     def main(self) -> bool:  # rank 0 writes the run folder
         return self.ctx is None or self.ctx.main
 
 
-def _setup(cfg: RunConfig, run_dir: Path) -> _Setup:
+def _setup(cfg: RunConfig, run_dir: Path, resume: bool = False) -> _Setup:
     """Everything that can be checked (threads, device, trackers, memory, the folder) before the first file is
-    written; then the task, the initial weights (a function of ``train.seed``) and the optimiser."""
+    written; then the task, the initial weights (a function of ``train.seed``, or ``start.run``'s weights in a new
+    run that starts from another) and the optimiser."""
+    from iclab.kinds import build_run_network
     from iclab.training.distributed import context
 
     t = cfg.train
@@ -189,13 +193,27 @@ def _setup(cfg: RunConfig, run_dir: Path) -> _Setup:
     task = make_task(cfg.task)
     kind = kind_of(task)
     torch.manual_seed(derive_seed(t.seed, INIT_STREAM))  # initial weights (and dropout) follow train.seed
-    model = kind.build_model(cfg.model, task).to(device)
+    model = build_run_network(cfg, task)
+    start = None
+    if cfg.start is not None and not resume:
+        from iclab.training.start import load_start
+
+        start = load_start(cfg, model)
+        if cfg.finetune is not None:
+            from iclab.models.petl import petl_formula, trainable_parameters
+
+            count, formula = petl_formula(model, cfg.finetune)
+            total = sum(p.numel() for p in model.parameters())
+            start["finetune"] = {"method": cfg.finetune.method, "trainable": count, "total": total, "formula": formula}
+            if count != trainable_parameters(model):  # the formula is the documented count: it must be the real one
+                raise TrainingError(f"{cfg.finetune.method}: formula {formula} but {trainable_parameters(model)} train")
+    model = model.to(device)
     net = model
     if ctx is not None:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return _Setup(device, ctx, task, kind, model, net, make_optimizer(model, cfg))
+    return _Setup(device, ctx, task, kind, model, net, make_optimizer(model, cfg), start)
 
 
 def _restore(cfg: RunConfig, run_dir: Path, s: _Setup) -> tuple[RunConfig, int, float, Path]:
@@ -239,6 +257,8 @@ def _begin(cfg: RunConfig, run_dir: Path, s: _Setup) -> RunConfig:
     if s.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "metrics.jsonl", "")
+        if s.start is not None:
+            atomic_write_text(run_dir / "start.json", json.dumps(s.start, indent=1) + "\n")
         cfg = replace(cfg, task=keep_pool_with_run(cfg.task, run_dir))
     return cfg
 
@@ -303,7 +323,7 @@ def train(
     """
     run_dir = Path(run_dir)
     t = cfg.train
-    s = _setup(cfg, run_dir)
+    s = _setup(cfg, run_dir, resume)
     step, elapsed, last_ckpt = 0, 0.0, None
     if resume:
         cfg, step, elapsed, last_ckpt = _restore(cfg, run_dir, s)
@@ -323,7 +343,8 @@ def train(
 
     status = "finished"
     s.model.train()
-    annealed = [m for m in s.model.modules() if hasattr(m, "at_step")]  # e.g. a Gumbel-softmax temperature
+    annealed = [m for m in s.model.modules() if hasattr(m, "at_step")]
+    trained = [p for p in s.model.parameters() if p.requires_grad]  # e.g. a Gumbel-softmax temperature
     try:
         with _StopSignal() as stop:
             while step < t.steps:
@@ -343,7 +364,7 @@ def train(
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(
-                    s.model.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"), foreach=True
+                    trained, t.grad_clip if t.grad_clip > 0 else float("inf"), foreach=True
                 )
                 s.optimizer.step()
                 step += 1

@@ -1,0 +1,75 @@
+"""Changing a trained run: fine-tune it (:func:`finetune_config`, He et al. 2022's methods in
+:mod:`iclab.models.petl`), prune it (:mod:`iclab.change.prune`) or grow it (:mod:`iclab.change.grow`). Each result
+is a run folder like any other (config, checkpoints, eval, report) whose ``start`` section and ``start.json``
+record the run it came from, so ``eval``, ``analyze``, ``report``, ``compare`` and sweeps work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from iclab.config import (
+    PETL_METHODS,
+    RunConfig,
+    apply_overrides,
+    read_run_config,
+    run_config_from_dict,
+    to_dict,
+)
+from iclab.errors import ConfigError
+
+__all__ = ["changed_config", "finetune_config", "parse_call"]
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
+
+
+def parse_call(spec: str, what: str) -> tuple[str, dict[str, Any]]:
+    """``"lora(r=4, targets=[qkv, mlp.fc])"`` -> ``("lora", {"r": 4, "targets": ["qkv", "mlp.fc"]})``; values are
+    read as YAML. ``what`` names the option in messages (``--method``)."""
+    import yaml
+
+    m = _CALL.match(spec)
+    if not m:
+        raise ConfigError(f"{what}: expected a name or a call like 'lora(r=4, alpha=8)', got {spec!r}")
+    name, args = m.group(1), (m.group(2) or "").strip()
+    if not args:
+        return name, {}
+    try:
+        kwargs = yaml.safe_load("{" + re.sub(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*", r"\1: ", args) + "}")
+    except yaml.YAMLError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{what}: cannot read the arguments of {spec!r}; write them as key=value, key=[a, b]")
+    return name, kwargs
+
+
+def changed_config(run_dir: str | Path, overrides: list[str], **sections: Any) -> RunConfig:
+    """The config of a run that starts from ``run_dir``: its config, ``start.run`` set to it, ``sections`` (e.g.
+    ``finetune={...}``) merged in and ``overrides`` (``--set``) applied. Changing the task resets the reference
+    learners and shifts to the new task's own (unless the overrides name them); the model stays the base's."""
+    base = read_run_config(Path(run_dir))
+    data = to_dict(base)
+    data["start"] = {"run": str(run_dir), "step": None}
+    data["finetune"] = None
+    for key, value in sections.items():
+        data[key] = value
+    keys = [item.partition("=")[0] for item in overrides]
+    if any(k.startswith("task.") for k in keys):
+        if not any(k.startswith("eval.learners") for k in keys):
+            data["eval"]["learners"] = None
+        if not any(k.startswith("eval.shifts") for k in keys):
+            data["eval"]["shifts"] = ["standard"]
+    return run_config_from_dict(apply_overrides(data, overrides))
+
+
+def finetune_config(run_dir: str | Path, method: str, overrides: list[str] | None = None) -> RunConfig:
+    """``iclab finetune RUN --method METHOD``: the base's config with ``finetune`` set from ``method`` (a name or a
+    call, ``lora(r=4, alpha=8)``), named ``<base>-<method>``, then ``overrides``."""
+    name, kwargs = parse_call(method, "--method")
+    if name not in PETL_METHODS:
+        raise ConfigError(f"--method: {name!r} is not a fine-tuning method; methods: {', '.join(PETL_METHODS)}")
+    base = read_run_config(Path(run_dir))
+    named = [f"name={base.name}-{name}"]
+    return changed_config(run_dir, named + list(overrides or []), finetune={"method": name, **kwargs})
