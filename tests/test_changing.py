@@ -15,8 +15,21 @@ from iclab.config import PETL_METHODS, FinetuneConfig, load_config
 from iclab.errors import ConfigError
 from iclab.models import build_model
 from iclab.models.petl import LoRALinear, apply_petl, merge_lora, petl_formula, trainable_parameters
+from iclab.tasks import make_task
 from iclab.training.loop import train
 
+SMALL_RUN = [  # a small transformer run on linear regression (d = 3), a few seconds on one core
+    "task.n_dims=3",
+    "task.n_points=7",
+    "model.n_layer=2",
+    "model.n_embd=16",
+    "model.n_head=2",
+    "train.batch_size=16",
+    "train.warmup_steps=2",
+    "train.device=cpu",
+    "train.eval_every=0",
+    "eval.n_prompts=32",
+]
 EXACT = [m for m in PETL_METHODS if m != "prefix" and m != "mam"]  # start as the base network, bit for bit
 
 
@@ -137,23 +150,7 @@ def test_prefix_equals_he_et_al_gated_form():
 def base_run(tmp_path_factory):
     """A small finished transformer run on linear regression (d = 3)."""
     folder = tmp_path_factory.mktemp("change") / "base"
-    cfg = load_config(
-        None,
-        [
-            "task.n_dims=3",
-            "task.n_points=7",
-            "model.n_layer=2",
-            "model.n_embd=16",
-            "model.n_head=2",
-            "train.steps=30",
-            "train.batch_size=16",
-            "train.warmup_steps=2",
-            "train.device=cpu",
-            "train.eval_every=0",
-            "train.checkpoint_every=15",
-            "eval.n_prompts=32",
-        ],
-    )
+    cfg = load_config(None, [*SMALL_RUN, "train.steps=30", "train.checkpoint_every=15"])
     train(cfg, folder, progress_bar=False)
     return folder
 
@@ -324,3 +321,299 @@ def test_task_change_without_start_keeps_refitting_positions():
     data = to_dict(load_config(None, ["model.n_positions=40"]))
     data["start"] = {"run": "x", "step": None}
     assert release_fitted_positions(data, ["task.n_points=5"])["model"]["n_positions"] == 40
+
+
+# ---------------------------------------------------------------------------------------------- TokenFormer
+
+
+def _np_gelu(a):
+    from scipy.special import erf
+
+    return 0.5 * a * (1 + erf(a / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("norm", ["gelu_l2", "softmax"])
+def test_pattention_is_the_papers_formula(norm):
+    """Against numpy: w = GELU(x K^T) / ||.||_2 * sqrt(n) (or softmax * n), output w V."""
+    import numpy as np
+
+    from iclab.models.pattention import Pattention
+
+    torch.manual_seed(0)
+    layer = Pattention(6, 5, tokens=9, norm=norm).double()
+    with torch.no_grad():
+        layer.param_keys.normal_()
+        layer.param_values.normal_()
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    a = x.numpy() @ layer.param_keys.detach().numpy().T
+    if norm == "gelu_l2":
+        g = _np_gelu(a)
+        w = g / np.linalg.norm(g, axis=-1, keepdims=True) * math.sqrt(9)
+    else:
+        e = np.exp(a - a.max(-1, keepdims=True))
+        w = e / e.sum(-1, keepdims=True) * 9
+    np.testing.assert_allclose(layer(x).detach().numpy(), w @ layer.param_values.detach().numpy(), rtol=1e-10)
+
+
+def _pattention_run(folder: Path, *overrides: str) -> Path:
+    cfg = load_config(
+        None, [*SMALL_RUN, "model.linear=pattention", "model.param_tokens=8", "train.steps=20", *overrides]
+    )
+    train(cfg, folder, progress_bar=False)
+    return folder
+
+
+def test_a_pattention_transformer_is_causal(tmp_path):
+    cfg = load_config(None, ["task.n_dims=3", "task.n_points=7", "model.linear=pattention", "model.param_tokens=8"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 3).eval()
+    xs, ys = _prompts()
+    later = ys.clone()
+    later[:, 4:] += 1.0
+    with torch.no_grad():
+        a, b = model(xs, ys), model(xs, later)
+    assert torch.equal(a[:, :5], b[:, :5]) and not torch.equal(a[:, 5:], b[:, 5:])
+
+
+def test_growth_keeps_the_function_exactly_and_the_reference_scaling_would_not(tmp_path):
+    """A grown network (N zero tokens appended, normalised at the old count) predicts what the base predicts to 1e-6
+    before its first step; normalising at the new count (the reference code) scales every Pattention output by
+    sqrt((n + N) / n)."""
+    from iclab.change import grow_config
+    from iclab.kinds import build_run_network
+    from iclab.rundir import load_model
+    from iclab.training.start import load_start
+
+    base = _pattention_run(tmp_path / "base")
+    cfg = grow_config(base, 24, ["train.steps=5"])
+    assert (cfg.model.param_tokens, cfg.model.param_scale_tokens) == (32, 8)
+    grown = build_run_network(cfg, make_task(cfg.task))
+    record = load_start(cfg, grown)
+    assert record["grow"] == {"from_tokens": 8, "to_tokens": 32}
+    _, before, _ = load_model(base)
+    xs, ys = _prompts()
+    with torch.no_grad():
+        torch.testing.assert_close(grown.eval()(xs, ys), before(xs, ys), rtol=0, atol=1e-6)
+        layer = grown.backbone.blocks[0].mlp
+        x = torch.randn(5, 16)
+        exact = layer(x)
+        layer.scale_tokens = 32  # the reference code's normalisation: the current count
+        torch.testing.assert_close(layer(x), exact * math.sqrt(32 / 8))
+
+
+def test_growing_trains_on_and_records_where_it_came_from(tmp_path, capsys):
+    base = _pattention_run(tmp_path / "base")
+    out = tmp_path / "grown"
+    assert main(["grow", str(base), "--param-tokens", "8", "--set", "train.steps=6", "--out", str(out)]) == 0
+    record = json.loads((out / "start.json").read_text())
+    assert record["grow"] == {"from_tokens": 8, "to_tokens": 16} and "16 parameter tokens" in (
+        out / "report.html"
+    ).read_text().replace("-&gt; ", "")
+
+
+@pytest.mark.parametrize(
+    "change, args, message",
+    [
+        ("dense", ["--param-tokens", "4"], "has no Pattention layers (model.linear: dense)"),
+        ("softmax", ["--param-tokens", "4"], "growth keeps the function only under gelu_l2"),
+        ("ok", ["--param-tokens", "0"], "--param-tokens: must be a positive number"),
+        ("ok", ["--param-tokens", "4", "--set", "model.n_embd=32"], "model.n_embd: 32 here but 16"),
+    ],
+)
+def test_bad_growth_is_one_line_and_leaves_the_base_alone(tmp_path, capsys, change, args, message, base_run):
+    if change == "dense":
+        base = base_run
+    else:
+        norm = ["model.pattention_norm=softmax"] if change == "softmax" else []
+        base = _pattention_run(tmp_path / "base", *norm)
+    before = _tree_digest(base)
+    capsys.readouterr()  # the base's training log
+    code = main(["grow", str(base), *args, "--out", str(tmp_path / "new")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert _tree_digest(base) == before and not (tmp_path / "new").exists()
+
+
+# ---------------------------------------------------------------------------------------------- pruning (OPTIN)
+def _masked_network_and_batch():
+    from iclab.models.pruning import add_unit_masks
+
+    cfg, model = _network("transformer")
+    add_unit_masks(model)
+    task = make_task(cfg.task)
+    return model, task, task.train_batch(6, 11, 0)
+
+
+def _without(model, unit, fn):
+    """``fn()`` with ``unit`` removed by zeroing its weights (not its mask): the independent way to ablate it."""
+    block = model.backbone.blocks[unit.layer]
+    if unit.kind == "head":
+        d = block.attn.proj.in_features
+        dh = d // block.attn.n_head
+        weight = block.attn.proj.weight
+        cols = slice(unit.index * dh, (unit.index + 1) * dh)
+    else:
+        weight, cols = block.mlp.proj.weight, slice(unit.index, unit.index + 1)
+    saved = weight[:, cols].clone()
+    with torch.no_grad():
+        weight[:, cols] = 0
+        out = fn()
+        weight[:, cols] = saved
+    return out
+
+
+def test_optin_scores_are_the_papers_definition():
+    """OPTIN's importance of a unit, computed independently in numpy: the sum over later layers of the squared
+    Frobenius distance between normalised-feature Gram matrices with and without the unit, plus the output change
+    (squared error for regression), each term divided by its mean over the units."""
+    import numpy as np
+
+    from iclab.change.prune import score_units
+
+    model, task, batch = _masked_network_and_batch()
+    units, scores = score_units(model, batch, "optin", kl_weight=0.5, error_scale=2.0)
+    blocks = list(model.backbone.blocks)
+
+    def features_and_output():
+        feats = []
+        handles = [b.register_forward_hook(lambda m, i, o: feats.append(o.detach().numpy().copy())) for b in blocks]
+        with torch.no_grad():
+            out = model(batch.xs, batch.ys).double().numpy()
+        for h in handles:
+            h.remove()
+        grams = []
+        for f in feats:
+            f = f.reshape(-1, f.shape[-1]).astype(np.float64)
+            f /= np.linalg.norm(f, axis=1, keepdims=True)
+            grams.append(f @ f.T)
+        return grams, out
+
+    base_grams, base_out = features_and_output()
+    gram, change = [], []
+    for u in units:
+        grams, out = _without(model, u, features_and_output)
+        gram.append(sum(((grams[i] - base_grams[i]) ** 2).sum() for i in range(u.layer + 1, len(blocks))))
+        change.append(((out - base_out) ** 2).mean() / 2.0)
+    expected = np.array(gram) / np.mean(gram) + 0.5 * np.array(change) / np.mean(change)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-7)
+    assert len({round(s, 6) for s in scores}) > len(scores) // 2  # the scores tell units apart
+
+
+def test_optin_output_term_for_logits_is_the_kl_divergence():
+    import numpy as np
+    from scipy.special import log_softmax
+
+    from iclab.change.prune import _output_change
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g)
+    p, q = log_softmax(a.double().numpy(), -1), log_softmax(b.double().numpy(), -1)
+    expected = (np.exp(p) * (p - q)).sum(-1).mean()
+    assert _output_change(a.double(), b.double(), 1.0) == pytest.approx(expected, rel=1e-9)
+
+
+def test_magnitude_and_random_scores():
+    from iclab.change.prune import score_units
+
+    model, _, batch = _masked_network_and_batch()
+    units, scores = score_units(model, batch, "magnitude")
+    block = model.backbone.blocks[1]
+    d = block.attn.proj.in_features
+    dh = d // block.attn.n_head
+    head1 = [i for i, u in enumerate(units) if u.kind == "head" and u.layer == 1 and u.index == 1][0]
+    w = block.attn.qkv.weight.detach()
+    rows = torch.cat([w[j * d + dh : j * d + 2 * dh] for j in range(3)])
+    assert scores[head1] == pytest.approx(float(rows.norm() * block.attn.proj.weight.detach()[:, dh:].norm()), rel=1e-6)
+    neuron = [i for i, u in enumerate(units) if u.kind == "neuron" and u.layer == 0 and u.index == 7][0]
+    mlp = model.backbone.blocks[0].mlp
+    fc, proj = mlp.fc.weight.detach(), mlp.proj.weight.detach()
+    assert scores[neuron] == pytest.approx(float(fc[7].norm() * proj[:, 7].norm()), rel=1e-6)
+    _, first = score_units(model, batch, "random", seed=3)
+    _, again = score_units(model, batch, "random", seed=3)
+    _, other = score_units(model, batch, "random", seed=4)
+    assert first == again and first != other
+
+
+def test_choose_keeps_the_budget_per_kind_by_score():
+    """Per kind, the highest scores until the kept share of that kind's FLOPs reaches ``keep``, and no more."""
+    from iclab.change.prune import choose
+    from iclab.models.pruning import Unit
+
+    units = [Unit("head", 0, i, 10.0) for i in range(4)] + [Unit("neuron", 0, i, 1.0) for i in range(10)]
+    scores = [4.0, 1.0, 3.0, 2.0] + [float(i) for i in range(10)]
+    kept = choose(units, scores, 0.5)
+    assert kept[:4] == [True, False, True, False]
+    assert kept[4:] == [False] * 5 + [True] * 5
+    assert choose(units, scores, 1.0) == [True] * len(units)
+    assert sum(choose(units, scores, 0.3)[:4]) == 2  # rounds up to the next whole unit: at least the budget
+
+
+def test_pruning_a_run_writes_a_run_folder_that_evaluates_and_reports(base_run, tmp_path, capsys):
+    """The pruned run holds the masks beside the weights at the base's step; its kept shares are the budget's; the
+    evaluation sees the masked network; the report says where it came from; the base is untouched."""
+    from iclab.training.checkpoint import latest_checkpoint
+
+    before = _tree_digest(base_run)
+    out = tmp_path / "pruned"
+    assert main(["prune", str(base_run), "--method", "optin", "--keep", "0.5", "--out", str(out)]) == 0
+    summary = json.loads((out / "prune.json").read_text())
+    assert (summary["heads"], summary["neurons"]) == (4, 128)
+    assert (summary["heads_kept"], summary["neurons_kept"]) == (2, 64)
+    assert set(summary["score_vs_ablation_spearman"]) == {"head", "neuron"}
+    state = latest_checkpoint(out)
+    assert state.step == 30
+    masks = {k: v for k, v in state.model.items() if k.endswith(("head_mask", "neuron_mask"))}
+    assert sum(int(v.sum()) for v in masks.values()) == 66
+    kept = {u["unit"] for u in summary["units"] if u["kept"]}
+    for u in summary["units"]:
+        name = f"backbone.blocks.{u['layer']}.{'attn.head_mask' if u['kind'] == 'head' else 'mlp.neuron_mask'}"
+        assert bool(masks[name][u["index"]]) == (u["unit"] in kept)
+    page = (out / "report.html").read_text()
+    assert "Started from" in page and "optin" in page
+    assert "model" in (out / "eval" / "curves.csv").read_text()
+    assert _tree_digest(base_run) == before
+    assert main(["eval", str(out), "--prompts", "16"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--keep", "0"], "--keep: must be a share of the FLOPs in (0, 1], got 0.0"),
+        (["--keep", "1.5"], "--keep: must be a share of the FLOPs in (0, 1], got 1.5"),
+        (["--keep", "0.5", "--method", "banana"], "--method: 'banana' is not a pruning method"),
+        (["--keep", "0.5", "--method", "optin(kl=2)"], "prune.kl: unknown field"),
+    ],
+)
+def test_bad_pruning_is_one_line_and_leaves_the_base_alone(base_run, tmp_path, capsys, args, message):
+    before = _tree_digest(base_run)
+    code = main(["prune", str(base_run), *args, "--out", str(tmp_path / "new")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert _tree_digest(base_run) == before and not (tmp_path / "new").exists()
+
+
+def test_pruning_refuses_families_without_units_pruned_runs_and_existing_folders(base_run, tmp_path, capsys):
+    lstm = tmp_path / "lstm"
+    cfg = load_config(
+        None,
+        ["task.n_dims=3", "task.n_points=7", *tiny_model("rnn"), "train.steps=4", "train.batch_size=8"]
+        + ["train.warmup_steps=1", "train.eval_every=0", "train.device=cpu"],
+    )
+    train(cfg, lstm, progress_bar=False)
+    assert main(["prune", str(lstm), "--keep", "0.5", "--out", str(tmp_path / "a")]) == 2
+    assert "has no attention heads or MLP neurons to prune" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    pruned = tmp_path / "p"
+    assert main(["prune", str(base_run), "--method", "random", "--keep", "0.5", "--out", str(pruned)]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(pruned), "--keep", "0.5", "--out", str(tmp_path / "b")]) == 2
+    assert "is already pruned; prune the run it came from" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("keep")
+    assert main(["prune", str(base_run), "--keep", "0.5", "--out", str(tmp_path / "taken")]) == 2
+    assert "exists" in capsys.readouterr().err and (tmp_path / "taken" / "x").read_text() == "keep"
+    tokens = _pattention_run(tmp_path / "pat")
+    capsys.readouterr()
+    assert main(["prune", str(tokens), "--method", "magnitude", "--keep", "0.5", "--out", str(tmp_path / "c")]) == 2
+    assert "magnitude reads the heads' and neurons' weight rows" in capsys.readouterr().err

@@ -6,6 +6,8 @@
     iclab eval RUN_DIR [--shift NAME ...] [--learner SPEC ...]
     iclab report RUN_DIR
     iclab finetune RUN_DIR --method METHOD [--set key=value ...] [--out DIR]
+    iclab grow RUN_DIR --param-tokens N [--set key=value ...] [--out DIR]
+    iclab prune RUN_DIR --method optin|magnitude|random --keep FRACTION [--out DIR]
     iclab sweep SWEEP.yaml [--dry-run] [--executor local|slurm] [--jobs N] [--threads N]
     iclab compare SWEEP_OR_RUN_DIR ... [--x KEY] [--by KEY] [--panel KEY] [--metric NAME] [--k K] [--out DIR]
     iclab list
@@ -82,19 +84,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     dc.add_argument("run_dir")
 
-    ft = sub.add_parser(
+    def changer(name: str, what: str, run_help: str, set_help: str, out_default: str) -> argparse.ArgumentParser:
+        """A command that changes a finished run into a new run folder: RUN_DIR, --set and --out."""
+        parser = sub.add_parser(name, help=what)
+        parser.add_argument("run_dir", help=run_help)
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+        parser.add_argument("--out", help=f"the new run folder (default: next to RUN_DIR, named {out_default})")
+        return parser
+
+    ft = changer(
         "finetune",
-        help="fine-tune a trained run with a parameter-efficient method (He et al. 2022) into a new run folder",
+        "fine-tune a trained run with a parameter-efficient method (He et al. 2022) into a new run folder",
+        "the finished run to start from (left unchanged)",
+        "override a field (task.name=...)",
+        "<run>-<method>",
     )
-    ft.add_argument("run_dir", help="the finished run to start from (left unchanged)")
     ft.add_argument(
         "--method",
         default="full",
         help="full, readout, lora, adapter, parallel_adapter, prefix or mam, with its settings as a call: "
         "'lora(r=4, alpha=8, targets=[qkv, mlp.fc])', 'adapter(bottleneck=8)', 'mam(prefix_length=4, scale=4)'",
     )
-    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field (task.name=...)")
-    ft.add_argument("--out", help="the new run folder (default: next to RUN_DIR, named <run>-<method>)")
+    pr = changer(
+        "prune",
+        "prune attention heads and MLP neurons in one shot, without retraining, into a new run folder",
+        "the finished run to prune (left unchanged)",
+        "override a field",
+        "<run>-<method><keep>",
+    )
+    pr.add_argument(
+        "--method", default="optin", help="optin, magnitude or random (settings as a call: 'optin(kl_weight=2)')"
+    )
+    pr.add_argument("--keep", type=float, required=True, help="share of the heads' and neurons' FLOPs kept, in (0, 1]")
+    g = changer(
+        "grow",
+        "append zero parameter tokens to a Pattention network (TokenFormer) and continue training in a new run",
+        "the finished run to grow (left unchanged; model.linear must be pattention)",
+        "override a field (train.steps=...)",
+        "<run>-grown",
+    )
+    g.add_argument("--param-tokens", type=int, required=True, help="parameter tokens to append to every layer")
 
     a = sub.add_parser(
         "analyze",
@@ -182,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             "report": cmd_report,
             "decompile": cmd_decompile,
             "finetune": cmd_finetune,
+            "grow": cmd_grow,
+            "prune": cmd_prune,
             "analyze": cmd_analyze,
             "sweep": cmd_sweep,
             "compare": cmd_compare,
@@ -220,8 +251,6 @@ def _check_run(cfg) -> None:
 
 def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | None = None, ctx=None) -> int:
     """Train, then evaluate and report. Under torchrun (``ctx``) every rank trains and rank 0 alone does the rest."""
-    from iclab.evaluate import evaluate_run
-    from iclab.report import write_report
     from iclab.rundir import discard_replaced, restore_replaced
     from iclab.training.distributed import finish
     from iclab.training.loop import train
@@ -248,12 +277,21 @@ def _train_evaluate_report(cfg, run_dir: Path, resume: bool, replaced: Path | No
     if result.status == "interrupted":
         return 0
     print(f"trained {result.step} steps; checkpoint {result.checkpoint}", file=sys.stderr)
+    _evaluate_and_report(cfg, run_dir, t0)
+    return 0
+
+
+def _evaluate_and_report(cfg, run_dir: Path, t0: float) -> None:
+    """After training (or pruning): evaluate, write the report and print the summary, unless eval.after_train is
+    off."""
+    from iclab.evaluate import evaluate_run
+    from iclab.report import write_report
+
     if cfg.eval.after_train:
         rows = evaluate_run(run_dir)
         report = write_report(run_dir)
         _print_summary(rows, cfg, run_dir)
         print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
-    return 0
 
 
 def _print_summary(rows: list[dict], cfg, run_dir: Path) -> None:
@@ -366,6 +404,47 @@ def cmd_finetune(args) -> int:
     print(
         f"iclab finetune: {cfg.finetune.method} on {base_dir} -> {cfg.task.name}, {cfg.train.steps} steps; "
         f"writing {run_dir}",
+        file=sys.stderr,
+    )
+    return _train_evaluate_report(cfg, run_dir, resume=False)
+
+
+def cmd_prune(args) -> int:
+    from iclab.change.prune import prune_config, prune_run
+
+    base_dir = Path(args.run_dir)
+    cfg = prune_config(base_dir, args.method, args.keep, args.set)
+    run_dir = _changed_run(cfg, base_dir, args.out, f"{cfg.prune.method}{cfg.prune.keep:g}")
+    t0 = time.perf_counter()
+    print(
+        f"iclab prune: {cfg.prune.method} on {base_dir}, keeping {cfg.prune.keep:g}; writing {run_dir}", file=sys.stderr
+    )
+    try:
+        summary = prune_run(cfg, run_dir)
+    except BaseException:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # nothing half-made stays behind
+        raise
+    rho = summary["score_vs_ablation_spearman"]
+    print(
+        f"kept {summary['heads_kept']}/{summary['heads']} heads, {summary['neurons_kept']}/{summary['neurons']} "
+        f"neurons ({summary['kept_flops_share']:.3f} of their FLOPs); score vs single-unit ablation, Spearman: "
+        + ", ".join(f"{k}s {v}" for k, v in rho.items()),
+        file=sys.stderr,
+    )
+    _evaluate_and_report(cfg, run_dir, t0)
+    return 0
+
+
+def cmd_grow(args) -> int:
+    from iclab.change import grow_config
+
+    base_dir = Path(args.run_dir)
+    cfg = grow_config(base_dir, args.param_tokens, args.set)
+    run_dir = _changed_run(cfg, base_dir, args.out, "grown")
+    print(
+        f"iclab grow: {base_dir} to {cfg.model.param_tokens} parameter tokens per layer (normalised at "
+        f"{cfg.model.param_scale_tokens}), {cfg.train.steps} steps; writing {run_dir}",
         file=sys.stderr,
     )
     return _train_evaluate_report(cfg, run_dir, resume=False)

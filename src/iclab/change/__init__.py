@@ -20,7 +20,7 @@ from iclab.config import (
 )
 from iclab.errors import ConfigError
 
-__all__ = ["changed_config", "finetune_config", "parse_call"]
+__all__ = ["changed_config", "finetune_config", "grow_config", "parse_call"]
 
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
 
@@ -73,3 +73,30 @@ def finetune_config(run_dir: str | Path, method: str, overrides: list[str] | Non
     base = read_run_config(Path(run_dir))
     named = [f"name={base.name}-{name}"]
     return changed_config(run_dir, named + list(overrides or []), finetune={"method": name, **kwargs})
+
+
+def grow_config(run_dir: str | Path, new_tokens: int, overrides: list[str] | None = None) -> RunConfig:
+    """``iclab grow RUN --param-tokens N``: the base's config with ``N`` more parameter tokens in every Pattention
+    layer (TokenFormer), the normalisation kept at the old count so that the grown network starts as the base
+    (exactly: :mod:`iclab.models.pattention`), named ``<base>-grown``, then ``overrides`` (``train.steps``...)."""
+    base = read_run_config(Path(run_dir))
+    model = base.model
+    if getattr(model, "linear", None) != "pattention":
+        raise ConfigError(
+            f"{run_dir}: model {model.name} has no Pattention layers (model.linear: "
+            f"{getattr(model, 'linear', 'none')}); only a transformer with model.linear=pattention grows"
+        )
+    if model.pattention_norm != "gelu_l2":
+        raise ConfigError(
+            f"{run_dir}: model.pattention_norm is {model.pattention_norm}; growth keeps the function only under "
+            f"gelu_l2 (a zero key still takes exp(0) of a softmax)"
+        )
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 1:
+        raise ConfigError(f"--param-tokens: must be a positive number of tokens to append, got {new_tokens!r}")
+    scale = model.param_scale_tokens if model.param_scale_tokens is not None else model.param_tokens
+    grown = [
+        f"name={base.name}-grown",
+        f"model.param_tokens={model.param_tokens + new_tokens}",
+        f"model.param_scale_tokens={scale}",
+    ]
+    return changed_config(run_dir, grown + list(overrides or []))

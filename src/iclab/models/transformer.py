@@ -42,6 +42,7 @@ from iclab.models.parts import (
     position_embeddings,
     read_in,
 )
+from iclab.models.pattention import Pattention
 from iclab.schema import require, require_positive
 
 
@@ -68,6 +69,12 @@ class TransformerConfig(ModelConfig):
     qkv_conv: int = 0
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     dropout: float = 0.0
+    # "pattention": TokenFormer's layers (Wang et al. 2024) in place of the q/k/v and output projections and of the
+    # MLP (one Pattention layer, as TokenFormer's feed-forward), each over param_tokens key-value parameter tokens
+    linear: Literal["dense", "pattention"] = "dense"
+    param_tokens: int = 128  # parameter tokens per Pattention layer (iclab grow appends more)
+    param_scale_tokens: int | None = None  # the count the normalisation scales by; null = param_tokens (grown: old)
+    pattention_norm: Literal["gelu_l2", "softmax"] = "gelu_l2"  # the reference code's default, or softmax
 
     encoders: ClassVar[tuple[str, ...]] = ("interleaved", "stacked", "set")
     quick: ClassVar[dict] = {"encoder": "stacked", "n_layer": 2, "n_embd": 32, "n_head": 2}
@@ -98,6 +105,10 @@ class TransformerConfig(ModelConfig):
                 "does not go with the set encoder (its demonstrations have no order to convolve along)",
                 self.qkv_conv,
             )
+        if self.linear == "pattention":
+            require_positive(self, path, "param_tokens")
+            if self.param_scale_tokens is not None:
+                require_positive(self, path, "param_scale_tokens")
         if self.positional == "rope":
             require(
                 (self.n_embd // self.n_head) % 2 == 0,
@@ -107,6 +118,8 @@ class TransformerConfig(ModelConfig):
             )
 
     def parameters_lower_bound(self) -> int:
+        if self.linear == "pattention":  # q/k/v (D -> 3D), out and feed-forward (D -> D): n (d_in + d_out) each
+            return self.n_layer * 8 * self.param_tokens * self.n_embd
         return self.n_layer * (4 + 2 * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP's two matrices
 
     def activations_lower_bound(self) -> int:
@@ -118,6 +131,7 @@ class TransformerConfig(ModelConfig):
             + (["rope"] if self.positional == "rope" else [])
             + (["token shift"] if self.token_shift else [])
             + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
+            + ([f"pattention {self.param_tokens} tokens"] if self.linear == "pattention" else [])
         )
         return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
@@ -133,14 +147,22 @@ def rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> t
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def linear(c: TransformerConfig, d_in: int, d_out: int) -> nn.Module:
+    """A projection of the block: ``nn.Linear``, or a :class:`~iclab.models.pattention.Pattention` layer under
+    ``linear: pattention``."""
+    if c.linear == "dense":
+        return nn.Linear(d_in, d_out)
+    return Pattention(d_in, d_out, c.param_tokens, c.pattention_norm, c.param_scale_tokens)
+
+
 class Attention(nn.Module):
     def __init__(self, c: TransformerConfig) -> None:
         super().__init__()
         self.n_head = c.n_head
-        self.qkv = nn.Linear(c.n_embd, 3 * c.n_embd)
+        self.qkv = linear(c, c.n_embd, 3 * c.n_embd)
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_pattern = HookPoint()
-        self.proj = nn.Linear(c.n_embd, c.n_embd)
+        self.proj = linear(c, c.n_embd, c.n_embd)
         self.dropout = c.dropout
         self.rope = c.positional == "rope"
         self.token_shift = c.token_shift
@@ -217,7 +239,7 @@ class TransformerBlock(nn.Module):
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
         self.ln2 = nn.LayerNorm(c.n_embd)
-        self.mlp = MLP(c.n_embd, c.mlp_ratio * c.n_embd)
+        self.mlp = MLP(c.n_embd, c.mlp_ratio * c.n_embd) if c.linear == "dense" else linear(c, c.n_embd, c.n_embd)
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(c.dropout)
@@ -270,5 +292,6 @@ class Transformer(nn.Module):
         for block in self.blocks:
             if not isinstance(block, TransformerBlock):  # inserted n-gram layers have no projection to scale
                 continue
-            for proj in (block.attn.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.n_layer))
+            for proj in (block.attn.proj, getattr(block.mlp, "proj", block.mlp)):
+                out = proj.weight if isinstance(proj, nn.Linear) else proj.param_values
+                nn.init.normal_(out, std=0.02 / math.sqrt(2 * self.config.n_layer))

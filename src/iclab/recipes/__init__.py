@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from iclab.config import RunConfig, run_config_from_dict
+from iclab.config import RunConfig, run_config_from_dict, to_dict
 from iclab.registry import Registry
 
 RECIPES = Registry("recipe")  # name -> function returning a RunConfig; named by the function
@@ -546,3 +546,73 @@ __all__ = [
     "raventos2023_task_pool",
     "von_oswald2022_lsa",
 ]
+
+
+# He et al. 2022 at CPU scale: the budget knob of each method (its rank, bottleneck or prefix length)
+PETL_BUDGET = {
+    "lora": ("r",),
+    "adapter": ("bottleneck",),
+    "parallel_adapter": ("bottleneck",),
+    "prefix": ("prefix_length",),
+    "mam": ("prefix_length", "bottleneck"),
+}
+# the families fine-tuned to from linear regression (d = 5, 11 points, as the base): sparse, nonlinear, noisy
+PETL_TASKS = {
+    "sparse": {"name": "sparse_linear_regression", "sparsity": 2},
+    "nonlinear": {"name": "monomial_regression", "n_monomials": 5},
+    "noisy": {"name": "linear_regression", "noise_std": 0.5},
+}
+
+
+@RECIPES.register
+def he2022_base() -> RunConfig:
+    """The network He et al. 2022's recipe fine-tunes: the demo's (linear regression, d = 5, 11 points, a 4 x 64
+    transformer on stacked tokens, 3000 steps), written to ``runs/he2022_base``."""
+    cfg = demo()
+    cfg.name = "he2022_base"
+    return cfg
+
+
+@RECIPES.register
+def he2022_petl(
+    method: str = "lora", budget: int = 4, family: str = "sparse", base: str = "runs/he2022_base", steps: int = 1000
+) -> RunConfig:
+    """He et al. 2022 ("Towards a Unified View of Parameter-Efficient Transfer Learning") at CPU scale: the
+    ``he2022_base`` run (train it first: ``iclab train --recipe he2022_base``) fine-tuned to another task
+    ``family`` (sparse: 2 of 5 coordinates; nonlinear: 5 degree-2 monomials; noisy: sigma = 0.5) with ``method``
+    at ``budget`` (LoRA's rank, the adapters' bottleneck, the prefix length; both for mam; unused by full and
+    readout), the base frozen, ``steps`` steps of AdamW at 2e-3. ``iclab sweep he2022_petl`` runs every method at
+    three budgets on the three families; ``python benchmarks/petl_figure.py sweeps/he2022_petl`` plots error
+    against trainable parameters (docs/changing.md)."""
+    from iclab.config import PETL_METHODS
+    from iclab.errors import ConfigError
+
+    if method not in PETL_METHODS:
+        raise ConfigError(f"method: must be one of {', '.join(PETL_METHODS)}, got {method!r}")
+    if family not in PETL_TASKS:
+        raise ConfigError(f"family: must be one of {', '.join(PETL_TASKS)}, got {family!r}")
+    if budget < 1:
+        raise ConfigError(f"budget: must be a positive integer, got {budget}")
+    data = to_dict(he2022_base())
+    data["name"] = f"he2022_{family}_{method}" + (f"{budget}" if method in PETL_BUDGET else "")
+    data["task"] = {**PETL_TASKS[family], "n_dims": 5, "n_points": 11}
+    data["start"] = {"run": base, "step": None}
+    data["finetune"] = {"method": method, **{knob: budget for knob in PETL_BUDGET.get(method, ())}}
+    data["train"].update(steps=steps, lr=2e-3, warmup_steps=50, eval_every=steps // 4, checkpoint_every=steps)
+    data["eval"] = {"n_prompts": 640}
+    return run_config_from_dict(data)
+
+
+@RECIPES.register
+def wang2024_tokenformer(param_tokens: int = 16, steps: int = 3000) -> RunConfig:
+    """TokenFormer (Wang et al. 2024, "TokenFormer: Rethinking Transformer Scaling with Tokenized Model Parameters")
+    at CPU scale: the demo's task and transformer (linear regression, d = 5, 11 points, 4 x 64 on stacked tokens)
+    with every projection and the feed-forward a Pattention layer of ``param_tokens`` parameter tokens.
+    ``iclab grow RUN --param-tokens N`` grows a finished run; ``python benchmarks/grow_compare.py`` grows one at
+    half its steps and compares it with the larger network trained from scratch for as many steps in all
+    (docs/changing.md)."""
+    data = to_dict(demo())
+    data["name"] = f"wang2024_tokenformer{param_tokens}"
+    data["model"].update(linear="pattention", param_tokens=param_tokens)
+    data["train"].update(steps=steps, eval_every=100, checkpoint_every=steps)
+    return run_config_from_dict(data)

@@ -115,9 +115,13 @@ def load_start(cfg, model: torch.nn.Module) -> dict:
     for name in sorted(ckpt.model):
         digest.update(name.encode())
         digest.update(ckpt.model[name].detach().cpu().contiguous().numpy().tobytes())
-    return {
+    record = {
         "run": str(Path(cfg.start.run).resolve()),
         "step": ckpt.step,
         "weights_sha256": digest.hexdigest(),
         "added": missing,
     }
+    before, after = getattr(base.model, "param_tokens", None), getattr(cfg.model, "param_tokens", None)
+    if getattr(cfg.model, "linear", None) == "pattention" and before != after:
+        record["grow"] = {"from_tokens": before, "to_tokens": after}
+    return record
