@@ -174,10 +174,11 @@ def ablation_effects(model, task, batch, units: list[Unit]) -> list[float]:
     return effects
 
 
-def rank_units(model, task, cfg: RunConfig) -> tuple[list[Unit], list[float], list[float]]:
+def rank_units(model, task, cfg: RunConfig, effects: list[float] | None = None):
     """Score every unit of the masked ``model`` with ``cfg.prune``'s method on one batch of the training
     distribution, and measure each unit's single-unit ablation effect on other, held-out prompts (not the
-    evaluation's): ``(units, scores, effects)``."""
+    evaluation's): ``(units, scores, effects)``. ``effects`` already measured (they do not depend on the method)
+    are passed through."""
     from iclab.utils import derive_seed
 
     p = cfg.prune
@@ -185,7 +186,7 @@ def rank_units(model, task, cfg: RunConfig) -> tuple[list[Unit], list[float], li
     held_out = task.eval_prompts(p.batch_size, cfg.eval.seed + 1)
     scale = float(getattr(task, "error_scale", 1.0) or 1.0)
     units, scores = score_units(model, batch, p.method, p.kl_weight, p.seed, scale)
-    return units, scores, ablation_effects(model, task, held_out, units)
+    return units, scores, effects if effects is not None else ablation_effects(model, task, held_out, units)
 
 
 def rank_correlation(units: list[Unit], scores: list[float], effects: list[float]) -> dict[str, float | None]:

@@ -75,12 +75,16 @@ def _origin_section(run_dir: Path, cfg) -> list[str]:
         rows.append(
             [
                 "pruned",
-                f"{pruned.get('method')}: kept {pruned.get('kept_flops_share', 0):.3f} of the units' FLOPs "
-                f"({pruned.get('heads_kept')} heads, {pruned.get('neurons_kept')} neurons kept)",
+                f"{pruned.get('method')}, no retraining: kept {pruned.get('kept_flops_share', 0):.3f} of the "
+                f"heads' and neurons' FLOPs ({pruned.get('heads_kept')} of {pruned.get('heads')} heads, "
+                f"{pruned.get('neurons_kept')} of {pruned.get('neurons')} neurons)",
             ]
         )
-    cells = [[html.escape(a), html.escape(b)] for a, b in rows]
-    return ["<h2>Started from</h2>", table(["", ""], cells)]
+        rho = pruned.get("score_vs_ablation_spearman")
+        if isinstance(rho, dict) and rho:
+            shown = ", ".join(f"{kind}s {value}" for kind, value in rho.items())
+            rows.append(["score vs single-unit ablation effect (Spearman)", shown])
+    return ["<h2>Started from</h2>", table(["", ""], rows)]
 
 
 def _program_section(run_dir: Path) -> list[str]:
