@@ -1,7 +1,7 @@
 """TokenFormer's growth at CPU scale (Wang et al. 2024): a Pattention transformer of ``--small`` parameter tokens per
-layer trained for ``--at`` steps, grown to ``--large`` tokens (zero tokens appended, the function kept exactly) and
-trained on to ``--total`` steps, against the ``--large`` network trained from scratch for ``--total`` steps. Prints
-each network's held-out error at k = 2d and the training seconds, and plots the validation curves.
+layer trained for ``--at`` steps, grown to ``--large`` tokens (tokens with zero keys appended, the function kept
+exactly) and trained on to ``--total`` steps, against the ``--large`` network trained from scratch for ``--total``
+steps. Prints each network's held-out error at k = 2d and the training seconds, and plots the validation curves.
 
     python benchmarks/grow_compare.py --out docs/tokenformer_grow.png
 

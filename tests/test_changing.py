@@ -376,9 +376,9 @@ def test_a_pattention_transformer_is_causal(tmp_path):
 
 
 def test_growth_keeps_the_function_exactly_and_the_reference_scaling_would_not(tmp_path):
-    """A grown network (N zero tokens appended, normalised at the old count) predicts what the base predicts to 1e-6
-    before its first step; normalising at the new count (the reference code) scales every Pattention output by
-    sqrt((n + N) / n)."""
+    """A grown network (N tokens with zero keys appended, normalised at the old count) predicts what the base
+    predicts to 1e-6 before its first step; normalising at the new count (the reference code) scales every
+    Pattention output by sqrt((n + N) / n)."""
     from iclab.change import grow_config
     from iclab.kinds import build_run_network
     from iclab.rundir import load_model
@@ -401,14 +401,36 @@ def test_growth_keeps_the_function_exactly_and_the_reference_scaling_would_not(t
         torch.testing.assert_close(layer(x), exact * math.sqrt(32 / 8))
 
 
+def test_grown_tokens_train(tmp_path):
+    """The appended tokens are not a saddle: their keys get a gradient on the first step (their values are the
+    network's fresh initialisation), and after a few steps they have moved. With zero values too, both gradients
+    would be exactly zero and the grown network would be the small one trained longer."""
+    from iclab.change import grow_config
+    from iclab.training.checkpoint import latest_checkpoint
+    from iclab.training.start import load_start
+
+    base = _pattention_run(tmp_path / "base")
+    cfg = grow_config(base, 8, ["train.steps=3"])
+    grown = build_model(cfg.model, 3)
+    load_start(cfg, grown)
+    layer = grown.backbone.blocks[0].mlp
+    assert torch.equal(layer.param_keys[8:], torch.zeros(8, 16)) and bool(layer.param_values[8:].abs().sum() > 0)
+    xs, ys = _prompts()
+    grown.train()
+    ((grown(xs, ys) - ys) ** 2).mean().backward()
+    assert float(layer.param_keys.grad[8:].abs().sum()) > 0
+    train(cfg, tmp_path / "grown", progress_bar=False)
+    keys = latest_checkpoint(tmp_path / "grown").model["backbone.blocks.0.mlp.param_keys"]
+    assert float(keys[8:].abs().sum()) > 0
+
+
 def test_growing_trains_on_and_records_where_it_came_from(tmp_path, capsys):
     base = _pattention_run(tmp_path / "base")
     out = tmp_path / "grown"
     assert main(["grow", str(base), "--param-tokens", "8", "--set", "train.steps=6", "--out", str(out)]) == 0
     record = json.loads((out / "start.json").read_text())
-    assert record["grow"] == {"from_tokens": 8, "to_tokens": 16} and "16 parameter tokens" in (
-        out / "report.html"
-    ).read_text().replace("-&gt; ", "")
+    assert record["grow"] == {"from_tokens": 8, "to_tokens": 16}
+    assert "8 -&gt; 16 parameter tokens per layer" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -569,7 +591,8 @@ def test_pruning_a_run_writes_a_run_folder_that_evaluates_and_reports(base_run, 
         name = f"backbone.blocks.{u['layer']}.{'attn.head_mask' if u['kind'] == 'head' else 'mlp.neuron_mask'}"
         assert bool(masks[name][u["index"]]) == (u["unit"] in kept)
     page = (out / "report.html").read_text()
-    assert "Started from" in page and "optin" in page
+    assert "Started from" in page and "optin, no retraining: kept 0.5" in page and "2 of 4 heads" in page
+    assert "heads&#x27; and neurons&#x27; FLOPs" in page  # escaped once
     assert "model" in (out / "eval" / "curves.csv").read_text()
     assert _tree_digest(base_run) == before
     assert main(["eval", str(out), "--prompts", "16"]) == 0

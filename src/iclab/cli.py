@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep", type=float, required=True, help="share of the heads' and neurons' FLOPs kept, in (0, 1]")
     g = changer(
         "grow",
-        "append zero parameter tokens to a Pattention network (TokenFormer) and continue training in a new run",
+        "append parameter tokens (zero keys) to a Pattention network (TokenFormer) and train on in a new run",
         "the finished run to grow (left unchanged; model.linear must be pattention)",
         "override a field (train.steps=...)",
         "<run>-grown",

@@ -8,9 +8,11 @@ tokens, so that a layer grows by appending tokens instead of being retrained fro
     output  w V_P                             (B, T, d_out)
 
 ``n_scale`` is the token count the normalisation scales by. The reference code uses the current count, so appending
-``N`` zero tokens multiplies every output by ``sqrt((n + N) / n)``: a grown layer keeps ``n_scale`` at the old count,
-and then (GELU(0) = 0, zero value tokens) it computes exactly what it did before growth. Under softmax a zero key
-still takes ``exp(0)`` of the mass, so growth is exact only under gelu_l2 (``iclab grow`` refuses softmax).
+``N`` tokens multiplies every output by ``sqrt((n + N) / n)``: a grown layer keeps ``n_scale`` at the old count. Its
+new tokens get zero keys (the paper's choice) and freshly initialised values; since GELU(0) = 0 they take no weight
+and add nothing to the L2 norm, so the layer computes exactly what it did before growth, while the values give the
+zero keys a gradient (zero keys *and* values would be a saddle that never trains). Under softmax a zero key still
+takes ``exp(0)`` of the mass, so growth is exact only under gelu_l2 (``iclab grow`` refuses softmax).
 """
 
 from __future__ import annotations

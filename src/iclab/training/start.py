@@ -21,7 +21,7 @@ from iclab.utils import flatten
 
 __all__ = ["GROWN_FIELDS", "check_start", "load_start", "read_start_run"]
 
-# model fields a grown run may change from the run it started from (their parameters are padded with zeros)
+# model fields a grown run may change from the run it started from (their parameters grow: see _fitted_state)
 GROWN_FIELDS = ("model.param_tokens", "model.param_scale_tokens")
 
 
@@ -66,8 +66,11 @@ def _check_same_network(base, cfg) -> None:
 
 
 def _fitted_state(cfg, own: dict, ckpt) -> dict:
-    """The started-from state dict fitted to this run's (``own``: name -> tensor, possibly on the meta device):
-    grown parameters padded with zeros; refuses a tensor with no place or another shape."""
+    """The started-from state dict fitted to this run's (``own``: name -> tensor, possibly on the meta device);
+    refuses a tensor with no place or another shape. A grown Pattention layer's new parameter tokens get zero keys
+    (TokenFormer's choice: GELU(0) = 0, so they add nothing to the output or to the normalisation, and the function
+    is kept exactly) and the values this network drew at initialisation. Zero values as well would be a saddle: the
+    gradients of both would be exactly zero, and the new tokens would never train."""
     state = {}
     for name, value in ckpt.model.items():
         if name not in own:
@@ -82,7 +85,10 @@ def _fitted_state(cfg, own: dict, ckpt) -> dict:
                 f"start.run: {cfg.start.run}'s {name} is {tuple(value.shape)}, this run's network has "
                 f"{tuple(target.shape)} (a different task size or vocabulary?)"
             )
-        padded = torch.zeros(target.shape, dtype=value.dtype)
+        if name.endswith("param_keys") or target.is_meta:
+            padded = torch.zeros(target.shape, dtype=value.dtype)
+        else:
+            padded = target.detach().to("cpu", value.dtype).clone()
         padded[: value.shape[0]] = value
         state[name] = padded
     return state
