@@ -236,6 +236,7 @@ def test_a_fine_tuned_run_evaluates_and_reports_like_any_other(base_run, tmp_pat
     "args, message",
     [
         (["--method", "prefix", "--set", "model.n_embd=32"], "model.n_embd: 32 here but 16 in start.run"),
+        (["--method", "full", "--set", "model.name=rnn"], "model.name: 'rnn' here but 'transformer' in start.run"),
         (["--method", "banana"], "--method: 'banana' is not a fine-tuning method"),
         (["--method", "lora(r=0)"], "finetune.r: must be positive"),
         (["--method", "lora(targets=[nope])"], "finetune.targets[0]: 'nope' names no linear map"),

@@ -57,7 +57,7 @@ def read_start_run(cfg):
 
 def _check_same_network(base, cfg) -> None:
     a, b = flatten({"model": to_dict(base.model)}), flatten({"model": to_dict(cfg.model)})
-    for key in sorted(set(a) | set(b)):
+    for key in sorted(set(a) | set(b), key=lambda k: (k != "model.name", k)):  # the family first: it explains the rest
         if key not in GROWN_FIELDS and a.get(key) != b.get(key):
             raise ConfigError(
                 f"{key}: {b.get(key)!r} here but {a.get(key)!r} in start.run {cfg.start.run}; a run that starts from "
