@@ -45,7 +45,9 @@ RUN_PLACEHOLDERS = (
     "DIGITS_RUN",
     "runs/akyurek2024_regbench",
     "runs/friedman2023_sort_program",
+    "runs/he2022_base",
 )
+PATTENTION_PLACEHOLDERS = ("runs/wang2024_tokenformer16",)  # iclab grow's examples: a tiny Pattention run
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -89,6 +91,9 @@ def commands() -> list[tuple[str, str, str | None]]:
             "sweep",
             "compare",
             "decompile",
+            "finetune",
+            "prune",
+            "grow",
         ):
             continue  # the command's name in a sentence, not an example
         runnable.append((doc, cmd, expected))
@@ -139,6 +144,7 @@ def workspace(tmp_path_factory):
             + ["--set", "model.n_positions=null"],
         ),
         ("tiny_program", tiny + [x for s in program for x in ("--set", s)]),
+        ("tiny_pattention", [*sets, "--set", "model.linear=pattention", "--set", "model.param_tokens=8"]),
     ):
         out = subprocess.run(
             [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *arguments],
@@ -208,8 +214,13 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
     else:  # a command on an existing run: the placeholders name a tiny trained copy
         source = "tiny_repr" if "phi" in command else "tiny_tokens" if "regbench" in command else "tiny_run"
         source = "tiny_program" if any(w in command for w in ("decompile", "program", "circuit")) else source
+        source = "tiny_pattention" if any(p in argv for p in PATTENTION_PLACEHOLDERS) else source
         shutil.copytree(workspace / source, run)
-        argv = [str(run) if a in RUN_PLACEHOLDERS or a.startswith("/tmp/iclab-") else a for a in argv]
+        placeholders = RUN_PLACEHOLDERS + PATTENTION_PLACEHOLDERS
+        argv = [str(run) if a in placeholders or a.startswith("/tmp/iclab-") else a for a in argv]
+        if argv[0] in ("finetune", "prune", "grow"):  # a new run folder beside the copy, trained at tiny sizes
+            argv += ["--out", str(tmp_path / "changed")]
+            argv += [x for s in TINY for x in ("--set", s)] if argv[0] != "prune" else []
         if argv[0] == "train":
             argv += ["--set", "train.steps=9"]
         if argv[0] == "analyze":
