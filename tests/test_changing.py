@@ -225,6 +225,8 @@ def test_a_fine_tuned_run_evaluates_and_reports_like_any_other(base_run, tmp_pat
         ]
     )
     assert code == 0
+    told = capsys.readouterr().err
+    assert "2 maps * r (in + out) = 2*2*(16+48) = 256" in told and "256 of 7,153 parameters trained" in told
     curves = (out / "eval" / "curves.csv").read_text()
     assert "model" in curves and "least_squares" in curves
     page = (out / "report.html").read_text()

@@ -401,9 +401,19 @@ def cmd_finetune(args) -> int:
     base_dir = Path(args.run_dir)
     cfg = finetune_config(base_dir, args.method, args.set)
     run_dir = _changed_run(cfg, base_dir, args.out, cfg.finetune.method)
+    import torch
+
+    from iclab.kinds import build_run_network
+    from iclab.models.petl import petl_formula
+    from iclab.tasks import make_task
+
+    with torch.device("meta"):  # the sizes alone: the count the run will record in start.json
+        model = build_run_network(cfg, make_task(cfg.task))
+    count, formula = petl_formula(model, cfg.finetune)
+    total = sum(p.numel() for p in model.parameters())
     print(
-        f"iclab finetune: {cfg.finetune.method} on {base_dir} -> {cfg.task.name}, {cfg.train.steps} steps; "
-        f"writing {run_dir}",
+        f"iclab finetune: {cfg.finetune.method} on {base_dir} -> {cfg.task.name}, {cfg.train.steps} steps, "
+        f"{count:,} of {total:,} parameters trained ({formula}); writing {run_dir}",
         file=sys.stderr,
     )
     return _train_evaluate_report(cfg, run_dir, resume=False)
