@@ -489,6 +489,7 @@ BAYES = [
         ["task.n_dims=5", "task.n_points=9", "task.noise_std=0.5"],
         marks=pytest.mark.slow,
     ),  # enumerates 2^d sign vectors per prompt: seconds
+    ("sparse_parity", "parity_elimination", ["task.n_dims=6", "task.n_points=12", "task.noise_std=0.3"]),
     ("representation", "feature_ridge(lam=0.01)", []),
     ("linear_regression", "ridge(lam=0.25)", ["task.noise_std=0.5"]),
     (
@@ -731,6 +732,7 @@ def test_every_learner_is_tested():
         "sign_posterior",
         "bayes_mixture",
         "posterior_mean",
+        "parity_elimination",  # test_parity.py
         "nn_gd",
         "tree",
         "xgboost",

@@ -120,6 +120,7 @@ HOME_TASK = {
     "gmm_posterior": ["task.name=gaussian_mixture_regression"],
     "sparse_posterior": ["task.name=sparse_linear_regression", "task.n_dims=5", "task.sparsity=2"],
     "sign_posterior": ["task.name=sign_vector_regression", "task.n_dims=4"],
+    "parity_elimination": ["task.name=sparse_parity", "task.n_dims=5", "task.k=2"],
     "bayes_mixture": ["task.name=mixture"],
     "nuclear_min": ["task.name=low_rank_regression", "task.n_dims=9"],
     "feature_ridge": ["task.name=representation"],

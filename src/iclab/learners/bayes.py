@@ -77,6 +77,15 @@ class SignPosterior(_Posterior):
 
 
 @LEARNERS.register
+class ParityElimination(_Posterior):
+    """Sparse parity's exact learner: keep the k-subsets consistent with every example so far and average their
+    parities of the query (the posterior mean under the uniform prior over subsets)."""
+
+    name = "parity_elimination"
+    task_types = ("sparse_parity",)
+
+
+@LEARNERS.register
 class BayesMixture(_Posterior):
     """Posterior mean for a mixture of families: the components' posterior means weighed by
     ``p(component | prefix)`` (Panwar et al. 2023)."""

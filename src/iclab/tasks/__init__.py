@@ -22,6 +22,7 @@ from iclab.tasks.mixture import Mixture
 from iclab.tasks.monomials import MonomialRegression
 from iclab.tasks.mqar import Mqar
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
+from iclab.tasks.parity import SparseParity
 from iclab.tasks.pool import TaskPool
 from iclab.tasks.rasp import Rasp
 from iclab.tasks.recall import AssociativeRecall
@@ -49,6 +50,7 @@ __all__ = [
     "LinearClassification",
     "LinearRegression",
     "LinearRegressionConfig",
+    "SparseParity",
     "LowRankRegression",
     "Mixture",
     "MonomialRegression",

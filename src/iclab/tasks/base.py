@@ -43,6 +43,27 @@ class Curriculum:
         if self.points_start is not None:
             require_positive(self, path, "points_start")
 
+    def check_sizes(self, path: str, n_dims: int, n_points: int, min_dims: int = 1, why: str = "") -> None:
+        """Refuse a start beyond the task's sizes (``path`` is the task's): ``dims_start`` in ``[min_dims,
+        n_dims]`` (``why`` says what needs ``min_dims``), ``points_start`` at most ``n_points``."""
+        from iclab.schema import require
+
+        if self.dims_start is not None:
+            low = f"between {why} ({min_dims}) and" if min_dims > 1 else "at most"
+            require(
+                min_dims <= self.dims_start <= n_dims,
+                f"{path}.curriculum.dims_start",
+                f"must be {low} task.n_dims ({n_dims})",
+                self.dims_start,
+            )
+        if self.points_start is not None:
+            require(
+                self.points_start <= n_points,
+                f"{path}.curriculum.points_start",
+                f"must be at most task.n_points ({n_points})",
+                self.points_start,
+            )
+
     def dims_at(self, step: int, n_dims: int) -> int:
         if self.dims_start is None:
             return n_dims

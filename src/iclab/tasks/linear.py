@@ -49,21 +49,7 @@ class LinearRegressionConfig:
         require_positive(self, path, "n_dims", "n_points", "x_scale")
         require_non_negative(self, path, "noise_std")
         require_finite(self, path, "noise_std", "x_scale")
-        cur = self.curriculum
-        if cur.dims_start is not None:
-            require(
-                cur.dims_start <= self.n_dims,
-                f"{path}.curriculum.dims_start",
-                f"must be at most task.n_dims ({self.n_dims})",
-                cur.dims_start,
-            )
-        if cur.points_start is not None:
-            require(
-                cur.points_start <= self.n_points,
-                f"{path}.curriculum.points_start",
-                f"must be at most task.n_points ({self.n_points})",
-                cur.points_start,
-            )
+        self.curriculum.check_sizes(path, self.n_dims, self.n_points)
 
 
 class LinearTask(Task):
