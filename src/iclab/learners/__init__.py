@@ -35,6 +35,7 @@ from iclab.learners.least_squares import LeastSquares, Ridge
 from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
+from iclab.learners.retrieval import Retrieval
 from iclab.learners.token_learners import Automaton, NGram, TokenLearner, Unigram
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "BayesMixture",
     "FeatureLeastSquares",
     "ParityElimination",
+    "Retrieval",
     "FeatureRidge",
     "GDConstruction",
     "GMMPosterior",

@@ -28,6 +28,7 @@ from iclab.tasks.rasp import Rasp
 from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.regbench import RegBench
 from iclab.tasks.representation import Representation
+from iclab.tasks.retrieval import VectorRetrieval
 from iclab.tasks.shifts import SHIFTS, apply_shift
 from iclab.tasks.token_task import TokenTask
 
@@ -51,6 +52,7 @@ __all__ = [
     "LinearRegression",
     "LinearRegressionConfig",
     "SparseParity",
+    "VectorRetrieval",
     "LowRankRegression",
     "Mixture",
     "MonomialRegression",
