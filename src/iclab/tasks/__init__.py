@@ -31,6 +31,7 @@ from iclab.tasks.representation import Representation
 from iclab.tasks.retrieval import VectorRetrieval
 from iclab.tasks.shifts import SHIFTS, apply_shift
 from iclab.tasks.token_task import TokenTask
+from iclab.tasks.wrappers import Noisy, Scaled
 
 
 def make_task(config) -> Task:
@@ -51,6 +52,8 @@ __all__ = [
     "LinearClassification",
     "LinearRegression",
     "LinearRegressionConfig",
+    "Noisy",
+    "Scaled",
     "SparseParity",
     "VectorRetrieval",
     "LowRankRegression",

@@ -95,6 +95,7 @@ class Task:
     prompt_kind: str = "real"  # the kind of its prompts, a name in iclab.kinds.KINDS: "real" (Prompts), "tokens", ...
     predicts_what: str = "real-valued labels"  # (for messages) what a learner of this task predicts
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
+    regression: bool = True  # real-valued labels scored by squared error (wrappers that add noise or scale need it)
     weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
     any_length: bool = True  # prompts of any number of points can be drawn (query shifts draw k + 1 points)
 

@@ -51,6 +51,8 @@ class DigitsClassificationConfig:
 class DigitsClassification(Task):
     """Randomly projected, label-permuted ``digits`` (Kirsch et al. 2022)."""
 
+    regression = False  # class labels, scored by classification error
+
     Config = DigitsClassificationConfig
 
     def __init__(self, config) -> None:

@@ -251,6 +251,7 @@ class LinearClassification(LinearTask):
     the network's output; evaluated by classification error (a prediction of exactly 0 counts half)."""
 
     Config = LinearClassificationConfig
+    regression = False  # labels are signs, scored by classification error
 
     @property
     def error_label(self) -> str:
