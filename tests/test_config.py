@@ -60,7 +60,7 @@ BAD = [
     (["train.beta2=1.0"], "train.beta2: must be in [0, 1), got 1.0"),
     (
         ["task.name=linear_regresion"],
-        "task.name: unknown task 'linear_regresion'; registered: arithmetic, associative_recall, decision_tree,",
+        "task.name: unknown task 'linear_regresion' (did you mean 'linear_regression'?); registered: arithmetic, ",
     ),
     (
         ["model.name=gpt5"],

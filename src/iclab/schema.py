@@ -198,6 +198,12 @@ def family_config(registry: dict, kind: str, data: Any, default: str, word: str 
         raise ConfigError(f"{kind}: expected a mapping of fields, got {data!r}")
     name = data.get("name", default)
     if not isinstance(name, str) or name not in registry:
-        raise ConfigError(f"{kind}.name: unknown {word or kind} {name!r}; registered: {', '.join(sorted(registry))}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(registry), n=1) if isinstance(name, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{kind}.name: unknown {word or kind} {name!r}{hint}; registered: {', '.join(sorted(registry))}"
+        )
     target = registry[name]  # a config dataclass, or a class whose ``Config`` is one
     return from_dict(target if dataclasses.is_dataclass(target) else target.Config, data, kind)

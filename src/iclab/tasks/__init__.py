@@ -7,6 +7,7 @@ where it is known) and how its errors are normalised (``error_scale``).
 
 from iclab.tasks.arithmetic import Arithmetic
 from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.tasks.chebyshev import ChebyshevKernelRegression, ChebyshevSharedRoots
 from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
 from iclab.tasks.linear import (
@@ -44,6 +45,8 @@ __all__ = [
     "TASKS",
     "Arithmetic",
     "AssociativeRecall",
+    "ChebyshevKernelRegression",
+    "ChebyshevSharedRoots",
     "Curriculum",
     "DecisionTree",
     "DigitsClassification",

@@ -257,6 +257,14 @@ class Task:
         return self.sample(n_prompts, g, self.n_dims, self.n_points)
 
 
+def measured_error_scale(task: Task, n_prompts: int = 4096) -> float:
+    """``E[y^2]`` of ``task`` measured on a fixed sample of ``n_prompts`` prompts: the error scale of a family whose
+    second moment has no simple closed form, so that predicting zero scores about 1."""
+    g = torch.Generator().manual_seed(20_240_001)
+    ys = task.sample(n_prompts, g, task.n_dims, task.n_points).ys
+    return float((ys.double() ** 2).mean())
+
+
 class FeatureTask(Task):
     """Functions linear in a fixed feature map: ``y = <w, features(x)> + noise_std * eps``, ``w ~ N(0, I)``
     per prompt. Subclasses define ``features``, ``n_features`` and, if not Gaussian, ``sample_inputs``."""

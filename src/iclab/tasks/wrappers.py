@@ -19,10 +19,8 @@ from functools import cached_property
 
 from iclab.lazy import torch
 from iclab.schema import family_config, require, require_finite, require_non_negative, require_positive
-from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.tasks.base import TASKS, Curriculum, Task, measured_error_scale
 from iclab.types import Prompts
-
-SCALE_PROMPTS = 4096  # prompts of a fixed sample that measure a scaled task's E[y^2]
 
 
 def _check_base(wrapper: str, path: str, base, n_dims: int, n_points: int) -> dict:
@@ -181,10 +179,8 @@ class Scaled(_Wrapper):
     @cached_property
     def error_scale(self) -> float:
         """``E[y^2]`` of the scaled task, measured on a fixed sample (scaling the inputs changes it in a way only
-        the wrapped function knows), so that predicting zero scores about 1."""
-        g = torch.Generator().manual_seed(20_240_001)
-        ys = self.sample(SCALE_PROMPTS, g, self.n_dims, self.n_points).ys
-        return float((ys.double() ** 2).mean())
+        the wrapped function knows)."""
+        return measured_error_scale(self)
 
     @property
     def error_label(self) -> str:
