@@ -98,3 +98,16 @@ def test_bad_chebyshev_settings_are_refused(overrides, message, capsys, tmp_path
     assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_the_icl2024_recipe_takes_its_task_on_the_command_line(tmp_path, capsys):
+    """``--recipe`` accepts a call with the recipe's arguments; a bad one is one line, exit 2."""
+    out = tmp_path / "run"
+    sets = ["--set", "train.steps=3", "--set", "train.eval_every=0", "--set", "eval.n_prompts=16"]
+    assert main(["train", "--recipe", "icl2024_task(task=chebyshev_kernel)", *sets, "--out", str(out)]) == 0
+    assert "chebyshev_kernel_regression" in (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--recipe", "icl2024_task(task=nope)", "--out", str(tmp_path / "b")]) == 2
+    assert "icl2024_task(task=...): must be one of sparse_parity" in capsys.readouterr().err
+    assert main(["train", "--recipe", "icl2024_task(tsk=1)", "--out", str(tmp_path / "c")]) == 2
+    assert "--recipe: icl2024_task() got an unexpected keyword argument 'tsk'" in capsys.readouterr().err

@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model from a YAML config (then evaluate and report)")
     t.add_argument("config", nargs="?", help="YAML config file (optional with --resume or --recipe)")
-    t.add_argument("--recipe", help="start from a named recipe instead of a file (see `iclab list`)")
+    t.add_argument(
+        "--recipe",
+        help="start from a named recipe instead of a file (see `iclab list`), with its arguments as a call: "
+        "'icl2024_task(task=vector_retrieval)'",
+    )
     t.add_argument(
         "--set",
         action="append",
@@ -346,10 +350,16 @@ def cmd_train(args) -> int:
         cfg = load_config(args.config, args.set)
     elif args.recipe:
         from iclab.recipes import RECIPES
+        from iclab.schema import parse_call
 
-        if args.recipe not in RECIPES:
-            raise UserError(f"--recipe: unknown recipe {args.recipe!r}; available: {', '.join(RECIPES)}")
-        base = release_fitted_positions(to_dict(RECIPES[args.recipe]()), _set_keys(args.set))
+        name, kwargs = parse_call(args.recipe, "--recipe")  # a name, or a call with the recipe's arguments
+        if name not in RECIPES:
+            raise UserError(f"--recipe: unknown recipe {name!r}; available: {', '.join(RECIPES)}")
+        try:
+            made = RECIPES[name](**kwargs)
+        except TypeError as e:
+            raise UserError(f"--recipe: {e}") from None
+        base = release_fitted_positions(to_dict(made), _set_keys(args.set))
         cfg = run_config_from_dict(apply_overrides(base, args.set))
     elif args.resume and args.out:
         from iclab.rundir import read_run_config

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any
@@ -207,3 +208,26 @@ def family_config(registry: dict, kind: str, data: Any, default: str, word: str 
         )
     target = registry[name]  # a config dataclass, or a class whose ``Config`` is one
     return from_dict(target if dataclasses.is_dataclass(target) else target.Config, data, kind)
+
+
+_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
+
+
+def parse_call(spec: str, what: str) -> tuple[str, dict[str, Any]]:
+    """``"lora(r=4, targets=[qkv, mlp.fc])"`` -> ``("lora", {"r": 4, "targets": ["qkv", "mlp.fc"]})``; values are
+    read as YAML. ``what`` names the option in messages (``--method``)."""
+    import yaml
+
+    m = _CALL.match(spec)
+    if not m:
+        raise ConfigError(f"{what}: expected a name or a call like 'lora(r=4, alpha=8)', got {spec!r}")
+    name, args = m.group(1), (m.group(2) or "").strip()
+    if not args:
+        return name, {}
+    try:
+        kwargs = yaml.safe_load("{" + re.sub(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*", r"\1: ", args) + "}")
+    except yaml.YAMLError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{what}: cannot read the arguments of {spec!r}; write them as key=value, key=[a, b]")
+    return name, kwargs

@@ -6,7 +6,6 @@ record the run it came from, so ``eval``, ``analyze``, ``report``, ``compare`` a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +18,9 @@ from iclab.config import (
     to_dict,
 )
 from iclab.errors import ConfigError
+from iclab.schema import parse_call
 
 __all__ = ["changed_config", "finetune_config", "grow_config", "parse_call"]
-
-_CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
-
-
-def parse_call(spec: str, what: str) -> tuple[str, dict[str, Any]]:
-    """``"lora(r=4, targets=[qkv, mlp.fc])"`` -> ``("lora", {"r": 4, "targets": ["qkv", "mlp.fc"]})``; values are
-    read as YAML. ``what`` names the option in messages (``--method``)."""
-    import yaml
-
-    m = _CALL.match(spec)
-    if not m:
-        raise ConfigError(f"{what}: expected a name or a call like 'lora(r=4, alpha=8)', got {spec!r}")
-    name, args = m.group(1), (m.group(2) or "").strip()
-    if not args:
-        return name, {}
-    try:
-        kwargs = yaml.safe_load("{" + re.sub(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*", r"\1: ", args) + "}")
-    except yaml.YAMLError:
-        kwargs = None
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"{what}: cannot read the arguments of {spec!r}; write them as key=value, key=[a, b]")
-    return name, kwargs
 
 
 def changed_config(run_dir: str | Path, overrides: list[str], **sections: Any) -> RunConfig:

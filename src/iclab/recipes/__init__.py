@@ -126,6 +126,35 @@ def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     )
 
 
+ICL2024_TASKS = {  # the 2024 successor codebase's function classes at CPU scale
+    "sparse_parity": {"name": "sparse_parity", "n_dims": 6, "k": 2, "n_points": 21},
+    "chebyshev_kernel": {"name": "chebyshev_kernel_regression", "n_points": 21},
+    "chebyshev_shared_roots": {"name": "chebyshev_shared_roots", "n_points": 21},
+    "vector_retrieval": {"name": "vector_retrieval", "n_dims": 5, "n_points": 11},
+}
+
+
+@RECIPES.register
+def icl2024_task(task: str = "sparse_parity", steps: int = 3000) -> RunConfig:
+    """One function class of the 2024 successor of Garg et al.'s codebase (in-context-learning-2024/in-context) at CPU
+    scale: ``task`` is sparse_parity (d = 6, k = 2, 21 points), chebyshev_kernel (T_3 .. T_11 cut at a random
+    degree, 21 points), chebyshev_shared_roots (degree 5, 21 points) or vector_retrieval (d = 5, 11 points); the demo's
+    4 x 64 transformer on stacked tokens, ``steps`` steps of AdamW 1e-3; compared with each task's exact or Bayes
+    learner. ``python benchmarks/icl2024_tasks.py`` trains all four and draws their curves (docs/catalogue.md)."""
+    from iclab.errors import ConfigError
+
+    if task not in ICL2024_TASKS:
+        raise ConfigError(f"icl2024_task(task=...): must be one of {', '.join(ICL2024_TASKS)}, got {task!r}")
+    return run_config_from_dict(
+        {
+            "name": f"icl2024_{task}",
+            "task": ICL2024_TASKS[task],
+            "model": _cpu_model(),
+            "train": {**_cpu_train(steps), "eval_every": 100},
+        }
+    )
+
+
 @RECIPES.register
 def garg2022_sparse_regression() -> RunConfig:
     """Garg et al. 2022's sparse regression (k = 3 of d = 10) at CPU scale; compared with Lasso."""
