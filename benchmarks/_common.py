@@ -39,6 +39,16 @@ SMOKE_OVERRIDES = (
 )
 
 
+def save_figure(fig, out) -> None:
+    """Lay out ``fig`` and write it to ``out`` (a PNG; its folder made), saying where."""
+    from pathlib import Path
+
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"figure: {out}")
+
+
 def small(n: int, smoke: int) -> int:
     """``n``, or ``smoke`` with --smoke."""
     return smoke if SMOKE else n

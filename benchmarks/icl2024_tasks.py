@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import SMOKE, SMOKE_OVERRIDES, scratch, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_fresh
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import evaluate_run
 from iclab.kinds.real.curves import error_at
@@ -78,10 +78,7 @@ def plot(results: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("squared error / E[y^2]")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    print(f"figure: {out}")
+    save_figure(fig, out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from _common import SMOKE, SMOKE_OVERRIDES, scratch, small, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, small, train_fresh
 from iclab.change.prune import apply_choice, choose, prune_config, rank_correlation, rank_units
 from iclab.config import apply_overrides, read_run_config, run_config_from_dict, to_dict
 from iclab.kinds import build_run_network, kind_of
@@ -147,10 +147,7 @@ def plot(results: dict, runs: dict, out: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle("one-shot pruning, no retraining", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    print(f"figure: {out}")
+    save_figure(fig, out)
 
 
 if __name__ == "__main__":
