@@ -10,6 +10,7 @@ from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.chebyshev import ChebyshevKernelRegression, ChebyshevSharedRoots
 from iclab.tasks.digits import DigitsClassification
 from iclab.tasks.fourier import FourierSeries
+from iclab.tasks.haar import HaarWavelets
 from iclab.tasks.linear import (
     GaussianMixtureRegression,
     LinearClassification,
@@ -52,6 +53,7 @@ __all__ = [
     "DigitsClassification",
     "FourierSeries",
     "GaussianMixtureRegression",
+    "HaarWavelets",
     "LinearClassification",
     "LinearRegression",
     "LinearRegressionConfig",
