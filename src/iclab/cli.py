@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "analyze",
         help="probes, alignment metrics, weight recovery, attention, order sensitivity, "
-        "pasting: RUN_DIR/analysis/ and the report",
+        "pasting, the spectrum of the predicted function: RUN_DIR/analysis/ and the report",
     )
     a.add_argument("run_dir")
     a.add_argument(

@@ -13,6 +13,7 @@
 """
 
 import iclab.analysis.program_instruments  # noqa: F401  (registers the circuit instrument)
+import iclab.analysis.spectrum  # noqa: F401  (registers the spectrum instrument)
 import iclab.analysis.token_instruments  # noqa: F401  (registers the token instruments after the built-ins)
 from iclab.analysis.alignment import (
     alignment_table,

@@ -96,6 +96,7 @@ class Task:
     predicts_what: str = "real-valued labels"  # (for messages) what a learner of this task predicts
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
     regression: bool = True  # real-valued labels scored by squared error (wrappers that add noise or scale need it)
+    periodic_domain: tuple[float, float] | None = None  # one period of a 1-D periodic task (the spectrum instrument)
     weight_vector: bool = False  # each prompt's function is a weight vector ``info["w"]`` (B, F)
     any_length: bool = True  # prompts of any number of points can be drawn (query shifts draw k + 1 points)
 

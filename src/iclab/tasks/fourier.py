@@ -34,15 +34,22 @@ class FourierSeriesConfig:
 
 @TASKS.register
 class FourierSeries(FeatureTask):
-    """Random 1-D Fourier series up to frequency ``max_frequency``, ``x ~ U(-L, L)`` (Panwar et al. 2023)."""
-
-    """Random Fourier series up to frequency ``max_frequency``; ``info["w"]`` holds the coefficients."""
+    """Random 1-D Fourier series up to frequency ``max_frequency``, ``x ~ U(-L, L)`` (Panwar et al. 2023);
+    ``info["w"]`` holds the coefficients."""
 
     Config = FourierSeriesConfig
 
     @property
     def error_scale(self) -> float:
         return 1.0 + self.config.max_frequency  # E[f(x)^2]
+
+    @property
+    def periodic_domain(self) -> tuple[float, float]:
+        return -self.config.half_period, self.config.half_period
+
+    @property
+    def max_frequency(self) -> int:
+        return self.config.max_frequency
 
     def features(self, xs: torch.Tensor) -> torch.Tensor:
         c = self.config

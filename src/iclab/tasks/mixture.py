@@ -83,6 +83,17 @@ class Mixture(Task):
     def weight_vector(self) -> bool:
         return all(c.weight_vector for c in self.components)
 
+    @property
+    def periodic_domain(self) -> tuple[float, float] | None:
+        """The components' common period (Panwar et al.'s mixtures of Fourier series), else None."""
+        domains = {c.periodic_domain for c in self.components}
+        return domains.pop() if len(domains) == 1 else None
+
+    @property
+    def max_frequency(self) -> int | None:
+        found = [getattr(c, "max_frequency", None) for c in self.components]
+        return max(found) if all(f is not None for f in found) else None
+
     @cached_property
     def weights(self) -> torch.Tensor:  # (C,) the components' probabilities
         k = len(self.components)
