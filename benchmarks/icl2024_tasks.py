@@ -64,6 +64,15 @@ def plot(results: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
     for ax, (task, (rows, _, _)) in zip(axes[0], results.items()):
         learners = list(dict.fromkeys(r["learner"] for r in rows if r["shift"] == "standard"))
+        scored = sorted({r["k"] for r in rows if r["shift"] == "standard" and r["mean"] == r["mean"]})
+        if len(scored) == 1:  # a task scored at its query only (retrieval): one bar per learner
+            at = {r["learner"]: r["mean"] for r in rows if r["shift"] == "standard" and r["k"] == scored[0]}
+            ax.bar(range(len(at)), list(at.values()), color=["black" if n == "model" else "C0" for n in at])
+            ax.set_xticks(range(len(at)), list(at), rotation=30, ha="right", fontsize=7)
+            ax.set_ylim(0, 1.6)
+            ax.set_title(f"{task.replace('_', ' ')} (k = {scored[0]})")
+            ax.grid(alpha=0.3, axis="y")
+            continue
         for i, name in enumerate(learners):
             pts = [(r["k"], r["mean"]) for r in rows if r["learner"] == name and r["shift"] == "standard"]
             pts = [(k, m) for k, m in pts if m == m]  # positions a task does not score are NaN
