@@ -48,6 +48,7 @@ RUN_PLACEHOLDERS = (
     "runs/he2022_base",
 )
 PATTENTION_PLACEHOLDERS = ("runs/wang2024_tokenformer16",)  # iclab grow's examples: a tiny Pattention run
+FOURIER_PLACEHOLDERS = ("runs/fourier",)  # the spectrum instrument's example: a tiny Fourier-series run
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -145,6 +146,11 @@ def workspace(tmp_path_factory):
         ),
         ("tiny_program", tiny + [x for s in program for x in ("--set", s)]),
         ("tiny_pattention", [*sets, "--set", "model.linear=pattention", "--set", "model.param_tokens=8"]),
+        (
+            "tiny_fourier",
+            [*sets, "--set", "task.name=fourier_series", "--set", "task.n_dims=1", "--set", "task.n_points=9"]
+            + ["--set", "model.n_positions=null"],
+        ),
     ):
         out = subprocess.run(
             [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *arguments],
@@ -215,8 +221,9 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
         source = "tiny_repr" if "phi" in command else "tiny_tokens" if "regbench" in command else "tiny_run"
         source = "tiny_program" if any(w in command for w in ("decompile", "program", "circuit")) else source
         source = "tiny_pattention" if any(p in argv for p in PATTENTION_PLACEHOLDERS) else source
+        source = "tiny_fourier" if any(p in argv for p in FOURIER_PLACEHOLDERS) else source
         shutil.copytree(workspace / source, run)
-        placeholders = RUN_PLACEHOLDERS + PATTENTION_PLACEHOLDERS
+        placeholders = RUN_PLACEHOLDERS + PATTENTION_PLACEHOLDERS + FOURIER_PLACEHOLDERS
         argv = [str(run) if a in placeholders or a.startswith("/tmp/iclab-") else a for a in argv]
         if argv[0] in ("finetune", "prune", "grow"):  # a new run folder beside the copy, trained at tiny sizes
             argv += ["--out", str(tmp_path / "changed")]

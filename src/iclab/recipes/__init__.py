@@ -126,6 +126,23 @@ def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     )
 
 
+@RECIPES.register
+def panwar2023_haar(max_level: int = 3, steps: int = 3000) -> RunConfig:
+    """Haar wavelet regression of Panwar et al. 2023 at CPU scale: x ~ U(0, 1), combinations of the 2^(L + 1) Haar
+    functions up to level ``max_level`` (16 at L = 3), 21 points, the demo's 4 x 64 transformer on stacked tokens,
+    ``steps`` steps; compared with least squares on the Haar basis (the Bayes predictor), least squares on x, 3-NN.
+    ``iclab analyze RUN --only spectrum`` does not apply (the domain is not periodic); docs/catalogue.md has its
+    curve."""
+    return run_config_from_dict(
+        {
+            "name": f"panwar2023_haar{max_level}",
+            "task": {"name": "haar_wavelets", "max_level": max_level, "n_points": 21},
+            "model": _cpu_model(),
+            "train": {**_cpu_train(steps), "eval_every": 100},
+        }
+    )
+
+
 ICL2024_TASKS = {  # the 2024 successor codebase's function classes at CPU scale
     "sparse_parity": {"name": "sparse_parity", "n_dims": 6, "k": 2, "n_points": 21},
     "chebyshev_kernel": {"name": "chebyshev_kernel_regression", "n_points": 21},
