@@ -388,9 +388,9 @@ def cmd_train(args) -> int:
     return _train_evaluate_report(cfg, run_dir, resume=args.resume, replaced=replaced, ctx=ctx)
 
 
-def _changed_run(cfg, base_dir: Path, out: str | None, what: str) -> Path:
-    """The folder of a run changed from ``base_dir``: ``--out``, else ``<base>-<what>`` beside it; refuses one that
-    exists (nothing on disk changes) and checks the run can train here."""
+def _changed_run(cfg, base_dir: Path, out: str | None, what: str):
+    """``(folder, network on the meta device)`` of a run changed from ``base_dir``: ``--out``, else ``<base>-<what>``
+    beside it; refuses one that exists (nothing on disk changes) and checks the run can train here."""
     from iclab.errors import RunFolderError
     from iclab.rundir import check_run_location
     from iclab.tasks import make_task
@@ -401,8 +401,7 @@ def _changed_run(cfg, base_dir: Path, out: str | None, what: str) -> Path:
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise RunFolderError(f"--out: {run_dir} exists; choose a new folder for the changed run")
     _check_run(cfg)
-    check_start(cfg, make_task(cfg.task))
-    return run_dir
+    return run_dir, check_start(cfg, make_task(cfg.task))
 
 
 def cmd_finetune(args) -> int:
@@ -410,16 +409,10 @@ def cmd_finetune(args) -> int:
 
     base_dir = Path(args.run_dir)
     cfg = finetune_config(base_dir, args.method, args.set)
-    run_dir = _changed_run(cfg, base_dir, args.out, cfg.finetune.method)
-    import torch
-
-    from iclab.kinds import build_run_network
+    run_dir, model = _changed_run(cfg, base_dir, args.out, cfg.finetune.method)
     from iclab.models.petl import petl_formula
-    from iclab.tasks import make_task
 
-    with torch.device("meta"):  # the sizes alone: the count the run will record in start.json
-        model = build_run_network(cfg, make_task(cfg.task))
-    count, formula = petl_formula(model, cfg.finetune)
+    count, formula = petl_formula(model, cfg.finetune)  # the count the run will record in start.json
     total = sum(p.numel() for p in model.parameters())
     print(
         f"iclab finetune: {cfg.finetune.method} on {base_dir} -> {cfg.task.name}, {cfg.train.steps} steps, "
@@ -434,7 +427,7 @@ def cmd_prune(args) -> int:
 
     base_dir = Path(args.run_dir)
     cfg = prune_config(base_dir, args.method, args.keep, args.set)
-    run_dir = _changed_run(cfg, base_dir, args.out, f"{cfg.prune.method}{cfg.prune.keep:g}")
+    run_dir, _ = _changed_run(cfg, base_dir, args.out, f"{cfg.prune.method}{cfg.prune.keep:g}")
     t0 = time.perf_counter()
     print(
         f"iclab prune: {cfg.prune.method} on {base_dir}, keeping {cfg.prune.keep:g}; writing {run_dir}", file=sys.stderr
@@ -461,7 +454,7 @@ def cmd_grow(args) -> int:
 
     base_dir = Path(args.run_dir)
     cfg = grow_config(base_dir, args.param_tokens, args.set)
-    run_dir = _changed_run(cfg, base_dir, args.out, "grown")
+    run_dir, _ = _changed_run(cfg, base_dir, args.out, "grown")
     print(
         f"iclab grow: {base_dir} to {cfg.model.param_tokens} parameter tokens per layer (normalised at "
         f"{cfg.model.param_scale_tokens}), {cfg.train.steps} steps; writing {run_dir}",

@@ -94,9 +94,9 @@ def _fitted_state(cfg, own: dict, ckpt) -> dict:
     return state
 
 
-def check_start(cfg, task) -> None:
-    """Everything :func:`load_start` would refuse, refused before anything is written (the network is built on
-    the meta device)."""
+def check_start(cfg, task) -> torch.nn.Module:
+    """Everything :func:`load_start` would refuse, refused before anything is written; returns the run's network
+    built on the meta device (its sizes, without weights)."""
     from iclab.kinds import build_run_network
 
     base, ckpt = read_start_run(cfg)
@@ -104,6 +104,7 @@ def check_start(cfg, task) -> None:
     with torch.device("meta"):
         model = build_run_network(cfg, task)
     _fitted_state(cfg, model.state_dict(), ckpt)
+    return model
 
 
 def load_start(cfg, model: torch.nn.Module) -> dict:
