@@ -40,10 +40,10 @@ def main() -> None:
         if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
             seconds = train_fresh(cfg, run)
         rows = evaluate_run(run)
-        results[task] = (rows, seconds, cfg)
+        results[task] = (rows, seconds)
     print("| task | learner | " + " | ".join(f"k={k}" for k in SHOWN_K) + " |")
     print("|---|---|" + "---|" * len(SHOWN_K))
-    for task, (rows, seconds, _) in results.items():
+    for task, (rows, seconds) in results.items():
         learners = list(dict.fromkeys(r["learner"] for r in rows if r["shift"] == "standard"))
         for name in learners:
             scored = {
@@ -62,7 +62,7 @@ def plot(results: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
-    for ax, (task, (rows, _, _)) in zip(axes[0], results.items()):
+    for ax, (task, (rows, _)) in zip(axes[0], results.items()):
         learners = list(dict.fromkeys(r["learner"] for r in rows if r["shift"] == "standard"))
         scored = sorted({r["k"] for r in rows if r["shift"] == "standard" and r["mean"] == r["mean"]})
         if len(scored) == 1:  # a task scored at its query only (retrieval): one bar per learner

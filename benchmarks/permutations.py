@@ -23,25 +23,15 @@ from pathlib import Path
 import torch
 
 from _common import SMOKE, save_figure, scratch, small
-from iclab.permutations import (
-    Ensemble,
-    all_nonzero_inputs,
-    exact_match,
-    ntk_regression,
-    permutation_matrix,
-    round_outputs,
-)
+from iclab.permutations import Ensemble, basis_problem, exact_match, ntk_regression, round_outputs
 
 
 def rounding_table(ks: list[int]) -> None:
     print("| k | inputs | exact, threshold 1/2 | exact, top-|x| | a(k): mean output of a 1 at the all-ones input |")
     print("|---|---|---|---|---|")
     for k in ks:
-        perm = torch.randperm(k, generator=torch.Generator().manual_seed(k))
-        p = permutation_matrix(perm)
-        basis = torch.eye(k, dtype=torch.float64)
-        inputs = all_nonzero_inputs(k)
-        mean, target = ntk_regression(basis, basis @ p.T, inputs), inputs @ p.T
+        basis, images, inputs, target = basis_problem(torch.randperm(k, generator=torch.Generator().manual_seed(k)))
+        mean = ntk_regression(basis, images, inputs)
         half = exact_match(round_outputs(mean, inputs, "half"), target).double().mean()
         top = exact_match(round_outputs(mean, inputs, "top"), target).double().mean()
         print(f"| {k} | {len(inputs)} | {float(half):.4f} | {float(top):.4f} | {float(mean[-1].mean()):.3f} |")
@@ -50,11 +40,7 @@ def rounding_table(ks: list[int]) -> None:
 def needed_sizes(k: int, seed: int, max_m: int, width: int, chunk: int = 64) -> tuple[int | None, int | None]:
     """(smallest power-of-two ensemble exact on one random input, on all inputs), None beyond ``max_m``."""
     g = torch.Generator().manual_seed(10_000 + seed)
-    perm = torch.randperm(k, generator=g)
-    p = permutation_matrix(perm)
-    basis = torch.eye(k, dtype=torch.float64)
-    inputs = all_nonzero_inputs(k)
-    target = inputs @ p.T
+    basis, images, inputs, target = basis_problem(torch.randperm(k, generator=g))
     one = int(torch.randint(0, len(inputs), (1,), generator=g))
     lr = 1.0 / (1 + (k - 1) / (2 * math.pi))  # 1 / the largest eigenvalue of the kernel on the basis vectors
     sizes = [2**i for i in range(int(math.log2(max_m)) + 1)]
@@ -63,7 +49,7 @@ def needed_sizes(k: int, seed: int, max_m: int, width: int, chunk: int = 64) -> 
     done = 0
     for start in range(0, max_m, chunk):
         ens = Ensemble(k, chunk, width, seed=seed * 100_003 + start)
-        ens.train(basis, basis @ p.T, steps=200, lr=lr)
+        ens.train(basis, images, steps=200, lr=lr)
         with torch.no_grad():
             outs = ens(inputs)  # (chunk, n, k)
         running = total + torch.cumsum(outs, 0)  # sums of the first done + 1 .. done + chunk networks

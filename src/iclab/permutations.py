@@ -24,7 +24,6 @@ threshold.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
@@ -32,6 +31,7 @@ import torch
 __all__ = [
     "Ensemble",
     "all_nonzero_inputs",
+    "basis_problem",
     "ensemble_exact_share",
     "exact_match",
     "ntk",
@@ -53,6 +53,15 @@ def permutation_matrix(perm: torch.Tensor) -> torch.Tensor:
     p = torch.zeros(k, k, dtype=torch.float64)
     p[perm, torch.arange(k)] = 1.0
     return p
+
+
+def basis_problem(perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The experiment for permutation ``perm``: ``(train inputs, train targets, test inputs, test targets)``, the
+    ``k`` basis vectors with their images and every nonzero binary input with its image ``P x``."""
+    k = perm.numel()
+    p = permutation_matrix(perm)
+    basis, inputs = torch.eye(k, dtype=torch.float64), all_nonzero_inputs(k)
+    return basis, basis @ p.T, inputs, inputs @ p.T
 
 
 def ntk(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -132,18 +141,10 @@ def ensemble_exact_share(
     """Train an ensemble of ``m`` networks on the basis vectors of a random permutation of ``k`` and return (the share
     of the ``2^k - 1`` nonzero inputs it maps exactly, whether it maps all of them)."""
     g = torch.Generator().manual_seed(10_000 + seed)
-    perm = torch.randperm(k, generator=g) if perm is None else perm
-    p = permutation_matrix(perm)
-    basis = torch.eye(k, dtype=torch.float64)
+    basis, images, inputs, target = basis_problem(torch.randperm(k, generator=g) if perm is None else perm)
     ens = Ensemble(k, m, width, seed=seed)
-    ens.train(basis, basis @ p.T, steps, lr)
-    inputs = all_nonzero_inputs(k)
+    ens.train(basis, images, steps, lr)
     with torch.no_grad():
         mean = ens(inputs).mean(0)
-    right = exact_match(round_outputs(mean, inputs, rounding), inputs @ p.T)
+    right = exact_match(round_outputs(mean, inputs, rounding), target)
     return float(right.double().mean()), bool(right.all())
-
-
-def perms(k: int):
-    """Every permutation of ``k`` (small ``k`` only), as tensors."""
-    return (torch.tensor(p) for p in itertools.permutations(range(k)))
