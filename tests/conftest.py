@@ -83,3 +83,16 @@ def quick_lm():
         return build_for_task(cfg, task)
 
     return make
+
+
+def assert_train_refuses(overrides: list[str], message: str, capsys, out) -> None:
+    """``iclab train configs/linear_regression.yaml --set ...`` exits with code 2, prints one line containing
+    ``message`` and writes no run folder at ``out``."""
+    from iclab.cli import main
+
+    capsys.readouterr()
+    sets = [x for o in overrides for x in ("--set", o)]
+    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

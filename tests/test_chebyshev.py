@@ -9,6 +9,7 @@ import torch
 from numpy.polynomial import chebyshev as npcheb
 from scipy.stats import multivariate_normal
 
+from conftest import assert_train_refuses
 from iclab.cli import main
 from iclab.config import load_config
 from iclab.errors import ConfigError
@@ -94,10 +95,7 @@ def test_shared_roots_are_scaled_polynomials_near_the_chebyshev_nodes():
 def test_bad_chebyshev_settings_are_refused(overrides, message, capsys, tmp_path):
     with pytest.raises(ConfigError):
         load_config(None, overrides)
-    sets = [x for o in [*overrides, "task.n_dims=1"][::-1] for x in ("--set", o)]  # (the config file's d is 5)
-    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert_train_refuses(["task.n_dims=1", *overrides], message, capsys, tmp_path / "r")  # (the file's d is 5)
 
 
 def test_the_icl2024_recipe_takes_its_task_on_the_command_line(tmp_path, capsys):

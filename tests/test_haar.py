@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from iclab.cli import main
+from conftest import assert_train_refuses
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import make_learner
@@ -66,7 +66,4 @@ def test_the_posterior_mean_is_ridge_on_the_basis_and_beats_least_squares_on_x()
 def test_bad_haar_settings_are_refused(overrides, message, capsys, tmp_path):
     with pytest.raises(ConfigError):
         _task(*overrides)
-    sets = [x for o in ["task.name=haar_wavelets", "task.n_dims=1", *overrides] for x in ("--set", o)]
-    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert_train_refuses(["task.name=haar_wavelets", "task.n_dims=1", *overrides], message, capsys, tmp_path / "r")

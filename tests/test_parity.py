@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from iclab.cli import main
+from conftest import assert_train_refuses
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import make_learner
@@ -94,10 +94,7 @@ def test_elimination_is_exact_once_the_subset_is_pinned_and_beats_least_squares(
 def test_bad_parity_settings_are_refused(overrides, message, capsys, tmp_path):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _task(*overrides)
-    sets = [x for o in ["task.name=sparse_parity", *overrides] for x in ("--set", o)]
-    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "r").exists()
+    assert_train_refuses(["task.name=sparse_parity", *overrides], message, capsys, tmp_path / "r")
 
 
 def test_too_many_subsets_turns_the_learner_off_with_a_reason():

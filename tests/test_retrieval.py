@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from iclab.cli import main
+from conftest import assert_train_refuses
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import make_learner
@@ -77,10 +77,7 @@ def test_retrieval_is_exact_on_the_task_and_nothing_else_is():
 def test_bad_retrieval_settings_are_refused(overrides, message, capsys, tmp_path):
     with pytest.raises(ConfigError, match=message.split(":")[0]):
         _task(*overrides)
-    sets = [x for o in ["task.name=vector_retrieval", *overrides] for x in ("--set", o)]
-    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err
+    assert_train_refuses(["task.name=vector_retrieval", *overrides], message, capsys, tmp_path / "r")
 
 
 def test_bad_retrieval_tolerance_is_refused():
