@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from iclab.cli import main
+from conftest import assert_train_refuses
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.learners import make_learner
@@ -88,11 +88,7 @@ def test_output_scaling_alone_is_the_references_wrapper_and_needs_no_relabelling
 def test_bad_wrappers_are_refused_in_one_line(overrides, message, capsys, tmp_path):
     with pytest.raises(ConfigError):
         load_config(None, overrides)
-    sets = [x for o in overrides for x in ("--set", o)]
-    assert main(["train", "configs/linear_regression.yaml", *sets, "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
-    assert not (tmp_path / "r").exists()
+    assert_train_refuses(overrides, message, capsys, tmp_path / "r")
 
 
 def test_a_wrapped_task_trains(tmp_path):
@@ -105,3 +101,31 @@ def test_a_wrapped_task_trains(tmp_path):
         + ["train.warmup_steps=1", "train.device=cpu"],
     )
     assert train(cfg, tmp_path / "run", progress_bar=False).status == "finished"
+
+
+def test_input_scaling_needs_a_task_that_relabels_moved_inputs():
+    """A regression task without a label function can have its outputs scaled, not its inputs."""
+    from dataclasses import dataclass, field
+
+    from iclab.tasks import TASKS, Curriculum, Task
+
+    @dataclass
+    class NoLabelConfig:
+        name: str = "no_label_probe"
+        n_dims: int = 5
+        n_points: int = 11
+        curriculum: Curriculum = field(default_factory=Curriculum)
+
+        def validate(self, path: str = "task") -> None:
+            pass
+
+    class NoLabel(Task):
+        Config = NoLabelConfig
+
+    TASKS.register(NoLabel)
+    try:
+        with pytest.raises(ConfigError, match="task.x_scale: no_label_probe cannot label moved inputs"):
+            load_config(None, ["task.name=scaled", "task.base={name: no_label_probe}"])
+        assert load_config(None, ["task.name=scaled", "task.base={name: no_label_probe}", "task.x_scale=1"])
+    finally:
+        TASKS.unregister("no_label_probe")

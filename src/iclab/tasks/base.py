@@ -8,11 +8,11 @@ with a training batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from iclab.lazy import torch
 from iclab.registry import Registry
-from iclab.schema import require_positive
+from iclab.schema import require, require_finite, require_non_negative, require_positive
 from iclab.types import Prompts
 from iclab.utils import derive_seed
 
@@ -75,6 +75,24 @@ class Curriculum:
         return min(n_points, self.points_start + self.points_inc * (step // self.points_every))
 
 
+@dataclass
+class ScalarInputsConfig:
+    """The fields a family on scalar inputs shares (Chebyshev, Haar): ``n_dims`` is fixed at 1."""
+
+    name: str = ""
+    n_dims: int = 1  # fixed: the inputs are scalars
+    n_points: int = 21
+    curriculum: Curriculum = field(default_factory=Curriculum)
+
+    def check_scalar(self, path: str, *non_negative: str) -> None:
+        """Scalar inputs, the sizes, and the named fields non-negative and finite."""
+        require(self.n_dims == 1, f"{path}.n_dims", f"must be 1 for {self.name}", self.n_dims)
+        require_positive(self, path, "n_points")
+        require_non_negative(self, path, *non_negative)
+        require_finite(self, path, *non_negative)
+        self.curriculum.check_sizes(path, self.n_dims, self.n_points)
+
+
 def _set_name(name: str, cls) -> None:
     cls.name = name  # a task's name is written once, as its Config's ``name`` default
 
@@ -121,9 +139,18 @@ class Task:
     def error_label(self) -> str:
         return "squared error / d" if self.error_scale == self.n_dims else "squared error / E[y^2]"
 
+    @property
+    def scored_from(self) -> int:
+        """The first position whose label the prompt can predict (0: every one). Tasks that first store key-value
+        pairs (associative recall, vector retrieval) start later: the loss skips the stored labels, which no learner
+        can predict, and their errors are NaN (curves skip them)."""
+        return 0
+
     def loss(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """Training loss on the predictions of every position (mean squared error)."""
-        return torch.mean((pred - ys) ** 2)
+        """Training loss: mean squared error over the scored positions (with ``loss_on: last`` the last point alone,
+        always scored)."""
+        first = min(self.scored_from, ys.shape[1] - 1)
+        return torch.mean((pred[:, first:] - ys[:, first:]) ** 2)
 
     def batch_loss(self, model, batch, loss_on: str = "all") -> torch.Tensor:
         """The training loss of ``model`` on ``batch``: :meth:`loss` on every position, or on the last only."""
@@ -141,8 +168,12 @@ class Task:
         return {"active_dims": cur.dims_at(step, self.n_dims), "n_points": cur.points_at(step, self.n_points)}
 
     def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``."""
-        return (pred - ys) ** 2 / self.error_scale
+        """Per-prompt, per-position evaluation error ``(B, N)``: squared error / ``error_scale``, NaN before
+        :attr:`scored_from`."""
+        err = (pred - ys) ** 2 / self.error_scale
+        if self.scored_from:
+            err[:, : self.scored_from] = float("nan")
+        return err
 
     # ------------------------------------------------------------------------------------------
     # what applies to this task: each answer is None, or the reason it does not apply

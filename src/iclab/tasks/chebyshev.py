@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from iclab.lazy import torch
-from iclab.schema import require, require_finite, require_non_negative, require_positive
-from iclab.tasks.base import TASKS, Curriculum, FeatureTask, Task, measured_error_scale
+from iclab.schema import require, require_positive
+from iclab.tasks.base import TASKS, FeatureTask, ScalarInputsConfig, Task, measured_error_scale
 from iclab.tasks.posterior import gaussian_predictive, likelihood_var
 from iclab.types import Prompts
 
@@ -34,27 +34,16 @@ def chebyshev_basis(x: torch.Tensor, low: int, high: int) -> torch.Tensor:
     return torch.stack(t[low : high + 1], dim=-1)
 
 
-def _check_scalar_inputs(config, path: str, *non_negative: str) -> None:
-    """What both Chebyshev configs check: scalar inputs, sizes, the named non-negative finite fields."""
-    require(config.n_dims == 1, f"{path}.n_dims", f"must be 1 for {config.name}", config.n_dims)
-    require_positive(config, path, "n_points")
-    require_non_negative(config, path, *non_negative)
-    require_finite(config, path, *non_negative)
-    config.curriculum.check_sizes(path, config.n_dims, config.n_points)
-
-
 @dataclass
-class ChebyshevKernelConfig:
+class ChebyshevKernelConfig(ScalarInputsConfig):
     name: str = "chebyshev_kernel_regression"
-    n_dims: int = 1  # fixed: the inputs are scalars
     n_points: int = 41
     lowest_degree: int = 3
     highest_degree: int = 11
     noise_std: float = 0.0
-    curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        _check_scalar_inputs(self, path, "lowest_degree", "noise_std")
+        self.check_scalar(path, "lowest_degree", "noise_std")
         require(
             self.highest_degree >= self.lowest_degree,
             f"{path}.highest_degree",
@@ -115,16 +104,14 @@ class ChebyshevKernelRegression(FeatureTask):
 
 
 @dataclass
-class ChebyshevSharedRootsConfig:
+class ChebyshevSharedRootsConfig(ScalarInputsConfig):
     name: str = "chebyshev_shared_roots"
-    n_dims: int = 1  # fixed: the inputs are scalars
     n_points: int = 41
     degree: int = 5
     perturbation: float = 0.2  # each root moves by U(-perturbation, perturbation) (the reference's tasks.yml: 0.2)
-    curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        _check_scalar_inputs(self, path, "perturbation")
+        self.check_scalar(path, "perturbation")
         require_positive(self, path, "degree")
 
 

@@ -12,31 +12,24 @@ output normalisation. ``y`` is linear in the scaled basis, so the posterior mean
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from iclab.lazy import torch
-from iclab.schema import require, require_finite, require_non_negative, require_positive
-from iclab.tasks.base import TASKS, Curriculum, FeatureTask
+from iclab.schema import require
+from iclab.tasks.base import TASKS, FeatureTask, ScalarInputsConfig
 
 
 @dataclass
-class HaarWaveletsConfig:
+class HaarWaveletsConfig(ScalarInputsConfig):
     name: str = "haar_wavelets"
-    n_dims: int = 1  # fixed: the inputs are scalars
-    n_points: int = 21
     max_level: int = 3  # L: wavelets of levels 0 .. L, 2^(L + 1) functions with the extra one
     first: Literal["constant", "identity"] = "constant"  # the extra function: 1 (the Haar system), or x (the reference)
     noise_std: float = 0.0
-    curriculum: Curriculum = field(default_factory=Curriculum)
 
     def validate(self, path: str = "task") -> None:
-        require(self.n_dims == 1, f"{path}.n_dims", "must be 1 for haar_wavelets", self.n_dims)
-        require_positive(self, path, "n_points")
-        require_non_negative(self, path, "max_level", "noise_std")
-        require_finite(self, path, "noise_std")
+        self.check_scalar(path, "max_level", "noise_std")
         require(self.max_level <= 10, f"{path}.max_level", "must be at most 10 (2^11 basis functions)", self.max_level)
-        self.curriculum.check_sizes(path, self.n_dims, self.n_points)
 
 
 @TASKS.register

@@ -20,6 +20,14 @@ from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.types import Prompts
 
 
+def stored_value(xs: torch.Tensor, info: dict) -> torch.Tensor:
+    """The value of the stored key nearest to each input (exactly the stored value for a stored key), so label noise
+    and other relabelling shifts keep a prompt's key-value table: ``info["keys"] (B, K, d)``, ``info["values"]
+    (B, K)``."""
+    nearest = torch.cdist(xs, info["keys"].to(xs)).argmin(-1)  # (B, N)
+    return torch.gather(info["values"].to(xs), 1, nearest)
+
+
 @dataclass
 class AssociativeRecallConfig:
     name: str = "associative_recall"
@@ -60,21 +68,9 @@ class AssociativeRecall(Task):
     def error_label(self) -> str:
         return "squared error / E[y^2] (queries: k >= n_keys)"
 
-    def _queries(self, pred: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k = min(self.config.n_keys, ys.shape[1] - 1)
-        return pred[:, k:], ys[:, k:]
-
-    def loss(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        if ys.shape[1] == 1:  # loss_on = last: the last point is always a query
-            return torch.mean((pred - ys) ** 2)
-        pred, ys = self._queries(pred, ys)
-        return torch.mean((pred - ys) ** 2)
-
-    def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """Squared error at the queries; NaN at the writes, which no learner can predict (curves skip them)."""
-        err = (pred - ys) ** 2 / self.error_scale
-        err[:, : self.config.n_keys] = float("nan")
-        return err
+    @property
+    def scored_from(self) -> int:
+        return self.config.n_keys  # the writes are unpredictable; every later point is a query
 
     def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
         c = self.config
@@ -89,9 +85,7 @@ class AssociativeRecall(Task):
         return Prompts(xs, ys, {"keys": keys, "values": values, "order": order})
 
     def label(self, xs, info):
-        """The value of the stored key nearest to each input (exactly the stored value for a stored key)."""
-        nearest = torch.cdist(xs, info["keys"].to(xs)).argmin(-1)  # (B, N)
-        return torch.gather(info["values"].to(xs), 1, nearest)
+        return stored_value(xs, info)
 
     def relevant_learners(self) -> list[str]:
         return ["knn(k=1)", "least_squares", "ridge(lam=1)", "zero"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from iclab.lazy import torch
 from iclab.schema import require, require_positive
 from iclab.tasks.base import TASKS, Curriculum, Task
+from iclab.tasks.recall import stored_value
 from iclab.types import Prompts
 
 
@@ -53,14 +54,9 @@ class VectorRetrieval(Task):
     def error_label(self) -> str:
         return "squared error / E[y^2] (at the query)"
 
-    def loss(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        return torch.mean((pred[:, -1] - ys[:, -1]) ** 2)  # loss_on = last passes the last point alone: the same
-
-    def error(self, pred: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """Squared error at the query; NaN at the stored pairs, which no learner can predict (curves skip them)."""
-        err = (pred - ys) ** 2 / self.error_scale
-        err[:, :-1] = float("nan")
-        return err
+    @property
+    def scored_from(self) -> int:
+        return self.config.n_points - 1  # the query alone: the stored labels are noise
 
     def sample(self, batch_size, generator, n_active_dims, n_points) -> Prompts:
         c = self.config
@@ -74,10 +70,7 @@ class VectorRetrieval(Task):
         return Prompts(xs, ys, {"keys": stored, "values": values, "query_index": pick})
 
     def label(self, xs, info):
-        """The label of the stored input nearest to each input (exactly the stored label for a stored input), so
-        label noise and other relabelling shifts keep the prompt's table."""
-        nearest = torch.cdist(xs, info["keys"].to(xs)).argmin(-1)  # (B, N)
-        return torch.gather(info["values"].to(xs), 1, nearest)
+        return stored_value(xs, info)
 
     def relevant_learners(self) -> list[str]:
         return ["retrieval", "knn(k=1)", "least_squares", "averaging", "zero"]

@@ -161,9 +161,8 @@ class ScaledConfig(_WrapperConfig):
         if self.x_scale != 1:
             from iclab.tasks import TASKS
 
-            base = TASKS[self.base["name"]](family_config(TASKS, f"{path}.base", self.base, "linear_regression"))
             require(
-                base.can_relabel,
+                TASKS[self.base["name"]].label is not Task.label,  # (Task.can_relabel, asked of the class)
                 f"{path}.x_scale",
                 f"{self.base['name']} cannot label moved inputs, so only x_scale 1 (output scaling) applies",
                 self.x_scale,
