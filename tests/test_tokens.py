@@ -101,6 +101,7 @@ SMALL = {
     "regbench": {"max_length": 60},
     "arithmetic": {"sampler": "uniform", "n_digits": 2},
     "mqar": {"seq_len": 32, "n_pairs": 4, "vocab_size": 64},
+    "explanations": {"n_tasks": 20, "n_demos": 2},
 }
 
 

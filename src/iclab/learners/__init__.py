@@ -36,7 +36,7 @@ from iclab.learners.linf import LinfMin
 from iclab.learners.nonparametric import NNGD, GreedyTree, XGBoost
 from iclab.learners.nuclear import NuclearMin
 from iclab.learners.retrieval import Retrieval
-from iclab.learners.token_learners import Automaton, NGram, TokenLearner, Unigram
+from iclab.learners.token_learners import Automaton, Counting, NGram, TokenLearner, Unigram
 
 __all__ = [
     "DMMSE",
@@ -45,6 +45,7 @@ __all__ = [
     "LEARNERS",
     "NNGD",
     "Automaton",
+    "Counting",
     "Averaging",
     "NGram",
     "TokenLearner",

@@ -179,3 +179,69 @@ class Oracle(Automaton):
     its mass on it. On REGBENCH it is ``automaton``."""
 
     name = "oracle"
+
+
+@LEARNERS.register
+class Counting(TokenLearner):
+    """The exact learner of the ``explanations`` task (Hase & Bansal 2021): at each label position (``=`` after a
+    point ``x``) it looks for an explanation of ``x``'s task earlier in the prompt (``E: #a #b m n r d`` with the
+    same index), takes ``(m, n)`` or ``(r, d)`` as ``x``'s indicator says and predicts ``yes`` iff the first occurs
+    more often than the second in ``x``'s 18 slots, with certainty. Where the prompt holds no explanation of the
+    task it cannot know the integers: 1/2 on ``no`` and ``yes``. Uniform over the vocabulary elsewhere.
+
+    The reference's optimal model (``modeling_optimal_synthetic_model.py``) counts over the whole input, index and
+    indicator included, which can miscount when either equals ``m, n, r`` or ``d``; this counts the slots only, as
+    the labels are made."""
+
+    name = "counting"
+    requires_task = True
+
+    def __init__(self, task=None, chunk: int = 256) -> None:
+        super().__init__()
+        check(chunk >= 1, f"counting: chunk must be at least 1, got {chunk}")
+        self._set_params()
+        self.task, self.chunk = task, chunk
+
+    @classmethod
+    def applies_to(cls, task) -> str | None:
+        return None if task.name == "explanations" else "it reads the explanations of the explanations task"
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        out = torch.empty(prompts.batch_size, prompts.length, len(prompts.vocab), dtype=torch.float64)
+        for i in range(0, prompts.batch_size, self.chunk):
+            out[i : i + self.chunk] = self._count(prompts.tokens[i : i + self.chunk].cpu())
+        return out
+
+    def _count(self, tokens: torch.Tensor) -> torch.Tensor:
+        task = self.task
+        width = task.point_length
+        b, t = tokens.shape
+        v = len(task.vocab)
+        padded = torch.nn.functional.pad(tokens, (width, 7), value=task.vocab.pad)
+        x = padded[:, :-7].unfold(1, width, 1)[:, :t]  # (B, T, 21): the 21 tokens before each position
+        is_label = (tokens == task.equals) & (x[..., 0] >= task.first_index)
+        # the latest explanation E: #a #b m n r d of the same task, wholly before the position
+        after = padded[:, width:]  # after[:, j + s] = tokens[:, j + s]
+        marker = (tokens == task.explain).unsqueeze(1)  # (B, 1, T_j)
+        same = (after[:, 1 : t + 1].unsqueeze(1) == x[..., 0].unsqueeze(2)) & (
+            after[:, 2 : t + 2].unsqueeze(1) == x[..., 1].unsqueeze(2)
+        )  # (B, T_p, T_j)
+        before = torch.arange(t).unsqueeze(1) > torch.arange(t).unsqueeze(0) + 6
+        match = marker & same & before
+        found = match.any(-1)
+        j = (match * torch.arange(1, t + 1)).argmax(-1)  # (B, T_p)
+        first_pair = x[..., 2] == task.integer_token(1)
+        offset = torch.where(first_pair, 3, 5)
+        a = torch.gather(after, 1, j + offset)
+        z = torch.gather(after, 1, j + offset + 1)
+        slots = x[..., 3:]
+        yes = (slots == a.unsqueeze(-1)).sum(-1) > (slots == z.unsqueeze(-1)).sum(-1)
+        probs = torch.full((b, t, v), 1.0 / v, dtype=torch.float64)
+        probs[is_label] = 0.0
+        unknown = is_label & ~found
+        probs[..., task.no][unknown] = 0.5
+        probs[..., task.yes][unknown] = 0.5
+        known = is_label & found
+        probs[..., task.yes][known] = yes[known].double()
+        probs[..., task.no][known] = 1.0 - yes[known].double()
+        return probs

@@ -9,6 +9,7 @@ from iclab.tasks.arithmetic import Arithmetic
 from iclab.tasks.base import TASKS, Curriculum, Task
 from iclab.tasks.chebyshev import ChebyshevKernelRegression, ChebyshevSharedRoots
 from iclab.tasks.digits import DigitsClassification
+from iclab.tasks.explanations import Explanations
 from iclab.tasks.fourier import FourierSeries
 from iclab.tasks.haar import HaarWavelets
 from iclab.tasks.linear import (
@@ -51,6 +52,7 @@ __all__ = [
     "Curriculum",
     "DecisionTree",
     "DigitsClassification",
+    "Explanations",
     "FourierSeries",
     "GaussianMixtureRegression",
     "HaarWavelets",

@@ -22,7 +22,7 @@ import numpy as np
 
 from iclab.schema import require, require_positive
 from iclab.tasks.base import TASKS
-from iclab.tasks.token_task import Example, TokenTask
+from iclab.tasks.token_task import Example, TokenTask, check_training_set
 from iclab.types import Vocabulary
 
 
@@ -64,14 +64,7 @@ class MqarConfig:
             f"must be at most task.seq_len / 4 ({self.seq_len // 4}): the pairs and as many query slots must fit",
             self.n_pairs,
         )
-        if self.n_train is not None:
-            require(
-                self.n_train >= 1,
-                f"{path}.n_train",
-                "must be at least 1 (or null for a fresh prompt per item)",
-                self.n_train,
-            )
-        require(self.data_seed >= 0, f"{path}.data_seed", "must be non-negative", self.data_seed)
+        check_training_set(self, path)
 
 
 @TASKS.register

@@ -23,11 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from iclab.lazy import torch
+from iclab.schema import require
 from iclab.tasks.base import EVAL_STREAM, TRAIN_STREAM, Task
 from iclab.types import IGNORE_INDEX, TokenPrompts, Vocabulary
 from iclab.utils import derive_seed
 
 EPOCH_STREAM = 4  # seed stream of the epoch orders over a fixed training set
+
+
+def check_training_set(config, path: str) -> None:
+    """The ``n_train`` (at least 1, or null for a fresh prompt per item) and ``data_seed`` fields of a token task."""
+    if config.n_train is not None:
+        why = "must be at least 1 (or null for a fresh prompt per item)"
+        require(config.n_train >= 1, f"{path}.n_train", why, config.n_train)
+    require(config.data_seed >= 0, f"{path}.data_seed", "must be non-negative", config.data_seed)
 
 
 @dataclass
