@@ -112,6 +112,22 @@ def _cpu_train(steps: int = 3000) -> dict:
     }
 
 
+def _token_train(steps: int, lr: float, eval_every: int, eval_prompts: int, checkpoint_every: int) -> dict:
+    """The token recipes' training: batch 64, AdamW with weight decay 0.1, 100 warm-up steps, cosine to a tenth."""
+    return {
+        "steps": steps,
+        "batch_size": 64,
+        "lr": lr,
+        "weight_decay": 0.1,
+        "warmup_steps": 100,
+        "min_lr_ratio": 0.1,
+        "log_every": 100,
+        "eval_every": eval_every,
+        "eval_prompts": eval_prompts,
+        "checkpoint_every": checkpoint_every,
+    }
+
+
 @RECIPES.register
 def raventos2023_task_pool(pool_size: int = 8) -> RunConfig:
     """Raventós et al. 2023 at CPU scale: noisy regression (d = 8, 16 points, sigma = 0.5) over a fixed
@@ -435,18 +451,7 @@ def friedman2023_rasp(program: str = "sort", steps: int = 3000) -> RunConfig:
             "name": "friedman2023_rasp",
             "task": {"name": "rasp", "program": program, "n_train": 8000},
             "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4},
-            "train": {
-                "steps": steps,
-                "batch_size": 64,
-                "lr": 3e-3,
-                "weight_decay": 0.1,
-                "warmup_steps": 100,
-                "min_lr_ratio": 0.1,
-                "log_every": 100,
-                "eval_every": 500,
-                "eval_prompts": 256,
-                "checkpoint_every": 1000,
-            },
+            "train": _token_train(steps, lr=3e-3, eval_every=500, eval_prompts=256, checkpoint_every=1000),
             "eval": {"n_prompts": 1000, "batch_size": 500},
         }
     )
@@ -557,19 +562,39 @@ def arora2023_mqar(family: str = "attention", n_embd: int = 64, seq_len: int = 6
             "name": f"arora2023_mqar_{family}",
             "task": {"name": "mqar", "seq_len": seq_len, "n_pairs": seq_len // 8, "vocab_size": 256, "n_train": None},
             "model": {**MQAR_FAMILIES[family], "n_embd": n_embd},
-            "train": {
-                "steps": steps,
-                "batch_size": 64,
-                "lr": 1e-3,
-                "weight_decay": 0.1,
-                "warmup_steps": 100,
-                "min_lr_ratio": 0.1,
-                "log_every": 100,
-                "eval_every": 500,
-                "eval_prompts": 128,
-                "checkpoint_every": 500,
-            },
+            "train": _token_train(steps, lr=1e-3, eval_every=500, eval_prompts=128, checkpoint_every=500),
             "eval": {"n_prompts": 500, "batch_size": 250},
+        }
+    )
+
+
+@RECIPES.register
+def hase2021_explanations(
+    context: str = "xey", n_demos: int = 1, n_tasks: int = 5000, max_int: int = 20, steps: int = 8000
+) -> RunConfig:
+    """Hase & Bansal 2021 ("When Can Models Learn From Explanations?", code peterbhase/ExplanationRoles) at CPU
+    scale: their synthetic counting task over ``n_tasks`` tasks with integers 1 .. ``max_int`` (the reference: 500
+    tasks, 100 integers), ``n_demos`` retrieved demonstrations of the query's task showing ``context`` (``xey``:
+    point, label and explanation; ``xy``: no explanation; ``e``: the explanation alone; ``n_demos=0``: the query
+    alone, the no-retrieval baseline), a fresh prompt every item, every label in the prompt scored, a 3-layer
+    width-64 transformer with learned positions, batch 64, AdamW 1e-3, ``steps`` steps; accuracy on 1,000 held-out
+    prompts against the demonstrations before each label. ``python benchmarks/explanations.py`` trains the
+    conditions side by side; docs/token_tasks.md says why these settings."""
+    return run_config_from_dict(
+        {
+            "name": f"hase2021_explanations_{context if n_demos else 'none'}",
+            "task": {
+                "name": "explanations",
+                "context": context,
+                "n_demos": n_demos,
+                "n_tasks": n_tasks,
+                "max_int": max_int,
+                "n_train": None,
+                "score": "all",
+            },
+            "model": {"name": "transformer", "n_layer": 3, "n_embd": 64, "n_head": 4},
+            "train": _token_train(steps, lr=1e-3, eval_every=250, eval_prompts=256, checkpoint_every=1000),
+            "eval": {"n_prompts": 1000, "batch_size": 500},
         }
     )
 
@@ -587,6 +612,7 @@ __all__ = [
     "garg2022_sparse_regression",
     "garg2022_sparse_regression_full",
     "guo2023_representation",
+    "hase2021_explanations",
     "kirsch2022_digits",
     "lee2023_arithmetic",
     "raventos2023_task_pool",

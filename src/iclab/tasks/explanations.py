@@ -162,7 +162,7 @@ class Explanations(TokenTask):
     def describe(self) -> str:
         c = self.config
         shown = {"xey": "(x, e, y)", "xy": "(x, y)", "e": "explanation"}[c.context]
-        demos = f"{c.n_demos} {shown} demonstrations" if c.n_demos else "no demonstrations"
+        demos = f"{c.n_demos} {shown} demonstration{'s' if c.n_demos > 1 else ''}" if c.n_demos else "no demonstrations"
         return f"{c.n_tasks} tasks, {demos} before the query, integers 1-{c.max_int}, {self.training_data()}"
 
     def relevant_learners(self) -> list[str]:

@@ -39,7 +39,8 @@ def plot_token_curves(
             if any(not math.isfinite(r["mean"]) for r in pts):
                 name += " (diverged)"
             ks = [r["k"] for r in pts]
-            ax.plot(ks, [r["mean"] for r in pts], "-", color=color, lw=2.6 if label == "model" else 1.5, label=name)
+            style = "o-" if len(ks) == 1 else "-"  # a task scored at one count (its query only): a point, not a line
+            ax.plot(ks, [r["mean"] for r in pts], style, color=color, lw=2.6 if label == "model" else 1.5, label=name)
             ax.fill_between(ks, [r["ci_low"] for r in pts], [r["ci_high"] for r in pts], color=color, alpha=0.15, lw=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
