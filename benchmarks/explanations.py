@@ -24,12 +24,12 @@ from iclab.evaluate import evaluate_run
 from iclab.recipes import RECIPES
 from iclab.sweeps.store import last_step
 
-# (label, context, demonstrations)
+# (label, short label, context, demonstrations)
 CONDITIONS = (
-    ("(x, e, y) demonstration", "xey", 1),
-    ("(x, y) demonstration", "xy", 1),
-    ("explanation only (e)", "e", 1),
-    ("no demonstrations", "xey", 0),
+    ("(x, e, y) demonstration", "(x, e, y)", "xey", 1),
+    ("(x, y) demonstration", "(x, y)", "xy", 1),
+    ("explanation only (e)", "e only", "e", 1),
+    ("no demonstrations", "none", "xey", 0),
 )
 
 
@@ -39,11 +39,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in /tmp/iclab_explanations")
     parser.add_argument("--out", default="explanations.png", help="the figure (PNG)")
-    parser.add_argument("--only", choices=[f"{c}{n}" for _, c, n in CONDITIONS], help="train one condition")
+    parser.add_argument("--only", choices=[f"{c}{n}" for _, _, c, n in CONDITIONS], help="train one condition")
     args = parser.parse_args()
     root = Path(scratch("iclab_explanations"))
     results = {}
-    for label, context, n_demos in CONDITIONS:
+    for label, _, context, n_demos in CONDITIONS:
         if args.only and args.only != f"{context}{n_demos}":
             continue
         cfg = RECIPES["hase2021_explanations"](context=context, n_demos=n_demos, steps=args.steps)
@@ -94,7 +94,8 @@ def plot(results: dict, out: Path) -> None:
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_ylim(0.4, 1.05)
         ax.grid(alpha=0.3, axis="y")
-    names = ["(x, e, y)", "(x, y)", "e only", "none"][: len(results)]
+    short = {label: name for label, name, _, _ in CONDITIONS}
+    names = [short[label] for label in results]
     left.set_xticks(range(len(results)), names, fontsize=8)
     left.set_ylabel("the query's held-out accuracy (1,000 prompts)")
     left.set_title("network (bars) and counting learner (dashes)", fontsize=9)

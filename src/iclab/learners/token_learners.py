@@ -214,11 +214,11 @@ class Counting(TokenLearner):
 
     def _count(self, tokens: torch.Tensor) -> torch.Tensor:
         task = self.task
-        width = task.point_length
+        width, span = task.point_length, task.explanation_length
         b, t = tokens.shape
         v = len(task.vocab)
-        padded = torch.nn.functional.pad(tokens, (width, 7), value=task.vocab.pad)
-        x = padded[:, :-7].unfold(1, width, 1)[:, :t]  # (B, T, 21): the 21 tokens before each position
+        padded = torch.nn.functional.pad(tokens, (width, span), value=task.vocab.pad)
+        x = padded[:, :-span].unfold(1, width, 1)[:, :t]  # (B, T, 21): the point before each position
         is_label = (tokens == task.equals) & (x[..., 0] >= task.first_index)
         # the latest explanation E: #a #b m n r d of the same task, wholly before the position
         after = padded[:, width:]  # after[:, j + s] = tokens[:, j + s]
@@ -226,12 +226,12 @@ class Counting(TokenLearner):
         same = (after[:, 1 : t + 1].unsqueeze(1) == x[..., 0].unsqueeze(2)) & (
             after[:, 2 : t + 2].unsqueeze(1) == x[..., 1].unsqueeze(2)
         )  # (B, T_p, T_j)
-        before = torch.arange(t).unsqueeze(1) > torch.arange(t).unsqueeze(0) + 6
+        before = torch.arange(t).unsqueeze(1) > torch.arange(t).unsqueeze(0) + span - 1
         match = marker & same & before
         found = match.any(-1)
         j = (match * torch.arange(1, t + 1)).argmax(-1)  # (B, T_p)
         first_pair = x[..., 2] == task.integer_token(1)
-        offset = torch.where(first_pair, 3, 5)
+        offset = torch.where(first_pair, task.m_at, task.r_at)
         a = torch.gather(after, 1, j + offset)
         z = torch.gather(after, 1, j + offset + 1)
         slots = x[..., 3:]

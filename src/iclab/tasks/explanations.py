@@ -53,7 +53,8 @@ from iclab.types import Vocabulary
 
 POINT_LENGTH = 21  # tokens of x: the task index (two digits), the indicator, 18 integer slots
 SLOTS = POINT_LENGTH - 3
-# the fixed symbols, in token order after the pad; then the integers 1 .. max_int, then the task indices
+EXPLANATION_LENGTH = 7  # E: #a #b m n r d
+# the fixed symbols, in token order after the pad; then the integers 1 .. max_int, then the index digits
 SYMBOLS = ("_", "|", "E:", "=", "no", "yes")
 PAD, SEP, EXPLAIN, EQUALS, NO, YES = range(len(SYMBOLS))
 
@@ -123,8 +124,9 @@ class Explanations(TokenTask):
 
     Config = ExplanationsConfig
     curve_axis = "demonstrations before the query"
-    point_length = POINT_LENGTH
-    explain, equals, no, yes = EXPLAIN, EQUALS, NO, YES  # tokens a learner reading the prompts needs
+    # what a learner reading the prompts needs: the layout's lengths, where m and r sit in an explanation, tokens
+    point_length, explanation_length, m_at, r_at = POINT_LENGTH, EXPLANATION_LENGTH, 3, 5
+    explain, equals, no, yes = EXPLAIN, EQUALS, NO, YES
 
     def __init__(self, config: ExplanationsConfig) -> None:
         super().__init__(config)
@@ -144,7 +146,6 @@ class Explanations(TokenTask):
                 seen.add(q)
                 rows.append(q)
         self.tasks = np.array(rows, dtype=np.int64)
-        self._held_out = False
         self._eligible = {}  # task -> the integers its free slots draw from
 
     # ------------------------------------------------------------------ what the task is
@@ -153,7 +154,9 @@ class Explanations(TokenTask):
         return len(SYMBOLS) - 1 + value
 
     def demo_length(self) -> int:
-        return {"xey": POINT_LENGTH + 10, "xy": POINT_LENGTH + 3, "e": 8}[self.config.context]
+        context = self.config.context
+        point = POINT_LENGTH + 2 if context != "e" else 0  # x = y
+        return point + (EXPLANATION_LENGTH if context != "xy" else 0) + 1  # and the separator
 
     @property
     def max_tokens(self) -> int:
@@ -173,7 +176,7 @@ class Explanations(TokenTask):
 
     # ------------------------------------------------------------------ drawing
     def point(self, rng: np.random.Generator, task: int, correlation: float) -> tuple[np.ndarray, int, dict]:
-        """One point of ``task`` (a row of :attr:`tasks`): its 20 tokens, its label and what made it."""
+        """One point of ``task`` (a row of :attr:`tasks`): its 21 tokens, its label and what made it."""
         c = self.config
         mnrd = self.tasks[task]
         label = int(rng.random() < 0.5)
@@ -194,16 +197,28 @@ class Explanations(TokenTask):
         return [self.first_index + task // self.index_base, self.first_index + task % self.index_base]
 
     def draw(self, rng: np.random.Generator) -> Example:
+        return self._draw(rng, held_out=False)
+
+    def draw_held_out(self, rng: np.random.Generator) -> Example:
+        """Distractor agreement 1/2 (the reference's development and test splits), and the unseen tasks with
+        ``eval_tasks: new``."""
+        return self._draw(rng, held_out=True)
+
+    def _draw(self, rng: np.random.Generator, held_out: bool) -> Example:
         c = self.config
-        held = self._held_out
-        task = int(rng.integers(c.n_tasks)) + (c.n_tasks if held and c.eval_tasks == "new" else 0)
-        correlation = 0.5 if held else c.correlation
+        task = int(rng.integers(c.n_tasks)) + (c.n_tasks if held_out and c.eval_tasks == "new" else 0)
+        correlation = 0.5 if held_out else c.correlation
+        explanation = self.explanation(task)
         parts = []
         for _ in range(c.n_demos):
+            # every layout draws the demonstration's point, shown or not: one seed gives the same points and labels
+            # whatever task.context is, so the conditions are compared on the same prompts
             x, y, _ = self.point(rng, task, correlation)
-            label = [EQUALS, YES if y else NO]
-            shown = {"xey": [x, label, self.explanation(task)], "xy": [x, label], "e": [self.explanation(task)]}
-            parts += [*shown[c.context], [SEP]]
+            if c.context != "e":
+                parts += [x, [EQUALS, YES if y else NO]]
+            if c.context != "xy":
+                parts.append(explanation)
+            parts.append([SEP])
         x, y, facts = self.point(rng, task, correlation)
         sequence = np.concatenate([*parts, x, [EQUALS, YES if y else NO]]).astype(np.int64)
         if c.score == "all":  # every label: the token after each "="
@@ -214,13 +229,3 @@ class Explanations(TokenTask):
         demos_before = np.cumsum(sequence[:-1] == SEP)
         meta = {"task": task, "label": y, "mnrd": tuple(int(v) for v in self.tasks[task]), **facts}
         return Example(tuple(x.tolist()), sequence, scored, None, demos_before.astype(np.int64), meta=meta)
-
-    def eval_examples(self, n_prompts: int, seed: int) -> list[Example]:
-        """Held-out prompts: distractor agreement 1/2 (and the unseen tasks with ``eval_tasks: new``), their queries
-        never a training query."""
-        self.training_set()
-        self._held_out = True
-        try:
-            return super().eval_examples(n_prompts, seed)
-        finally:
-            self._held_out = False

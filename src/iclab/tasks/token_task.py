@@ -151,11 +151,17 @@ class TokenTask(Task):
         """One example from ``rng``."""
         raise NotImplementedError
 
-    def _draw_unique(self, rng: np.random.Generator, n: int, exclude: set) -> list[Example]:
+    def draw_held_out(self, rng: np.random.Generator) -> Example:
+        """One held-out example from ``rng``: :meth:`draw`, unless the task's held-out prompts come from another
+        distribution (a family overrides this)."""
+        return self.draw(rng)
+
+    def _draw_unique(self, rng: np.random.Generator, n: int, exclude: set, draw=None) -> list[Example]:
+        draw = draw or self.draw
         out, seen = [], set(exclude)
         tries = 0
         while len(out) < n:
-            ex = self.draw(rng)
+            ex = draw(rng)
             tries += 1
             if ex.key in seen:
                 if tries > 100 * n + 1000:
@@ -237,7 +243,7 @@ class TokenTask(Task):
         """``n_prompts`` held-out examples, each from a process that is not in the training set (nor repeated)."""
         self.training_set()
         rng = np.random.default_rng(derive_seed(seed, EVAL_STREAM, 0))
-        return self._draw_unique(rng, n_prompts, self._train_keys or set())
+        return self._draw_unique(rng, n_prompts, self._train_keys or set(), self.draw_held_out)
 
     def eval_prompts(self, n_prompts: int, seed: int) -> TokenPrompts:
         """The held-out examples (:meth:`eval_examples`) as a batch."""
