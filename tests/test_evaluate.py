@@ -52,3 +52,21 @@ def test_csv_columns(prompts, tmp_path):
     back = read_curves(tmp_path / "curves.csv")  # the one reader gives back what the one writer wrote
     assert [(r["learner"], r["k"]) for r in back] == [(r["learner"], r["k"]) for r in rows]
     assert all(abs(a["mean"] - b["mean"]) <= 1e-5 * max(1.0, abs(b["mean"])) for a, b in zip(back, rows))
+
+
+def test_a_run_logged_once_still_draws_its_training_curves(tmp_path, monkeypatch):
+    """A run that logged a single step (train.steps = log_every) draws that step as a point, not an empty panel."""
+    import matplotlib.figure
+
+    from iclab.plotting import plot_training
+
+    drawn = []
+    real = matplotlib.figure.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        drawn.extend(line for ax in fig.axes for line in ax.get_lines())
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    plot_training([{"step": 50, "loss": 2.9, "val_err_by_k": [1.0, 0.5, 0.3]}], tmp_path / "t.png")
+    assert len(drawn) == 2 and all(line.get_marker() == "o" for line in drawn)

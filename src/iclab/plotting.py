@@ -82,20 +82,21 @@ def plot_training(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), dpi=120)
     if loss:
-        axes[0].plot(*zip(*loss), color="tab:blue", lw=1.2)
+        axes[0].plot(*zip(*loss), color="tab:blue", lw=1.2, marker="o" if len(loss) == 1 else None)
         axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel(loss_label)
     axes[0].grid(alpha=0.25)
     if val_scalar is not None:
         if scalar:
-            axes[1].plot(*zip(*scalar), lw=1.4)
+            axes[1].plot(*zip(*scalar), lw=1.4, marker="o" if len(scalar) == 1 else None)
     elif val:
         steps = [s for s, _ in val]
         last = len(val[-1][1]) - 1
         marks = sorted({last, *([k_mark] if k_mark is not None and k_mark <= last else [])})
         for k in marks:
-            axes[1].plot(steps, [v[k] if k < len(v) else float("nan") for _, v in val], lw=1.4, label=f"k = {k}")
+            ys = [v[k] if k < len(v) else float("nan") for _, v in val]
+            axes[1].plot(steps, ys, lw=1.4, label=f"k = {k}", marker="o" if len(val) == 1 else None)
         axes[1].set_yscale("log")
         axes[1].legend(frameon=False)
     axes[1].set_xlabel("step")
