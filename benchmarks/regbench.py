@@ -4,6 +4,7 @@ training automata (issue 12).
     python benchmarks/regbench.py ngram [--prompts 1000]
     python benchmarks/regbench.py ssm
     python benchmarks/regbench.py families [--steps 2000] [--n-train 10000] [--out docs/regbench_families.png] [--reuse]
+                                           [--only NAME ...]
 
 ``ngram``: the vectorised in-context n-gram learners (orders 2-4) against two per-prompt Python loops on the
 same held-out prompts: one that keeps running counts (the efficient way to write seq_icl's definition), and
@@ -16,7 +17,8 @@ tensors and the token-by-token loop that forms exp(Delta A) and y inside the ste
 
 ``families``: the CPU recipe ``akyurek2024_regbench`` (task and training settings) with each family in turn:
 the GPT-2 transformer, the same with Primer's q/k/v convolution (the recipe's model), each with and without
-n-gram heads, LSTM, delta-rule memory, Mamba; all on the same ``--n-train``
+n-gram heads, LSTM, delta-rule memory, Mamba, a hybrid (one attention and one delta-rule layer); all on the same
+``--n-train``
 training automata, each trained ``--steps`` steps with 2 threads, evaluated on the same 500 held-out automata.
 Prints training tokens/s, greedy accuracy and TVD per family next to the in-context 2-gram and 3-gram learners,
 and plots accuracy and TVD against strings seen.
@@ -47,6 +49,13 @@ FAMILIES = {
     "LSTM": ["model.name=rnn", "model.cell=lstm", "model.n_layer=1", "model.n_embd=128"],
     "memory (delta rule)": ["model.name=memory", "model.rule=delta", "model.n_layer=2", "model.n_head=2"],
     "mamba": ["model.name=mamba", "model.n_layer=2", "model.n_embd=64"],
+    # one attention layer, then one delta-rule layer (issue 27's hybrid row)
+    "hybrid (attention, delta memory)": [
+        "model.name=hybrid",
+        "model.blocks=[attention, mlp, 'memory(rule=delta)', mlp]",
+        "model.n_layer=1",
+        "model.n_embd=64",
+    ],
 }
 
 
@@ -203,7 +212,7 @@ def bench_ssm(repeats: int) -> None:
         )
 
 
-def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> None:
+def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False, only: list[str] | None = None) -> None:
     from iclab.evaluate import evaluate_run
     from iclab.kinds.tokens.figures import plot_token_curves
     from iclab.recipes import akyurek2024_regbench
@@ -221,9 +230,11 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
         overrides += ["task.max_length=60", "task.n_train=20"]
     results, curves = {}, []
     for name, extra in FAMILIES.items():
+        if only and name not in only:
+            continue
         data = apply_overrides(base, [*overrides, *extra])
         cfg = run_config_from_dict(data)
-        if name != "transformer":  # the recipe's ngram learners once, with the transformer
+        if name != "transformer" or only:  # the recipe's ngram learners once, with the transformer
             cfg.eval.learners = ["automaton"]
         folder = Path(scratch("iclab-regbench")) / name.replace(" ", "_").replace("+", "plus")
         done = folder / "done.json"
@@ -247,7 +258,7 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
             "label": cfg.model.label(tokens=True) + cfg.model.ngram_label(),
         }
         curves += [{**r, "learner": results[name]["label"]} for r in rows if r["learner"] == "model"]
-        if name == "transformer":
+        if name == "transformer" and not only:
             for lab in ("ngram(n=2)", "ngram(n=3)"):
                 results[lab] = {"accuracy": by[(lab, "accuracy")], "tvd": by[(lab, "tvd")]}
             curves += [r for r in rows if r["learner"] in ("ngram(n=2)", "ngram(n=3)")]
@@ -264,6 +275,8 @@ def bench_families(steps: int, n_train: int, out: Path, reuse: bool = False) -> 
             f"| {r.get('label', name)} | {_params(name, base, overrides)} | {r.get('steps', '')} | {speed} | "
             f"{r['accuracy']:.3f} | {r['tvd']:.3f} |"
         )
+    if only:  # a figure of some families only never replaces the whole comparison's
+        out = Path(scratch("iclab-regbench")) / "figure-only.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_token_curves(
         curves,
@@ -301,6 +314,7 @@ def main() -> None:
     b.add_argument("--n-train", type=int, default=10000)
     b.add_argument("--out", type=Path, default=Path("docs/regbench_families.png"))
     b.add_argument("--reuse", action="store_true", help="keep runs already trained with the same config")
+    b.add_argument("--only", nargs="+", choices=sorted(FAMILIES), help="train these families only")
     args = p.parse_args()
     if args.what == "ngram":
         bench_ngram(small(args.prompts, 3), small(args.recount, 1))
@@ -312,6 +326,7 @@ def main() -> None:
             small(args.n_train, 20),
             Path(scratch("iclab-regbench")) / "figure.png" if SMOKE else args.out,
             args.reuse,
+            args.only,
         )
 
 

@@ -52,7 +52,7 @@ def _applies(method: str, family: str) -> bool:
     if method in ("full", "readout"):
         return method == "full" or family != "linear_self_attention"  # LSA reads its prediction off the stream
     if method == "lora":
-        return family in ("transformer", "memory")  # a fused qkv map (the default target)
+        return family in ("transformer", "memory", "hybrid")  # a fused qkv map (the default target)
     if method in ("adapter", "parallel_adapter"):
         return family in ("transformer", "memory")  # an MLP sub-layer (LSA's is off by default)
     return family == "transformer"  # prefix, mam: softmax attention

@@ -64,7 +64,7 @@ BAD = [
     ),
     (
         ["model.name=gpt5"],
-        "model.name: unknown model 'gpt5'; registered: linear_self_attention, mamba, memory, rnn, transformer",
+        "model.name: unknown model 'gpt5'; registered: hybrid, linear_self_attention, mamba, memory, rnn, transformer",
     ),
     (["model.encoder=zigzag"], "model.encoder: must be one of interleaved, stacked, set, got 'zigzag'"),
     (["eval.learners=[lassso]"], "eval.learners[0]: unknown learner 'lassso'; registered:"),

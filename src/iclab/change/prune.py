@@ -96,7 +96,8 @@ def _magnitude(model, unit: Unit) -> float:
         cols = slice(unit.index * dh, (unit.index + 1) * dh)
         return float(attn.qkv.weight[rows].norm() * attn.proj.weight[:, cols].norm())
     mlp = block.mlp
-    return float(mlp.fc.weight[unit.index].norm() * mlp.proj.weight[:, unit.index].norm())
+    reads = [m.weight[unit.index] for m in (mlp.fc, getattr(mlp, "gate", None)) if m is not None]  # SwiGLU: both
+    return float(torch.cat(reads).norm() * mlp.proj.weight[:, unit.index].norm())
 
 
 def score_units(model, batch, method: str, kl_weight: float = 1.0, seed: int = 0, error_scale: float = 1.0):

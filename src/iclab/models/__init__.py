@@ -1,7 +1,8 @@
 """Model families. ``MODELS`` maps a config's ``model.name`` to the family's config class; each family is one
 file that reads top to bottom (its config, its blocks, its network): :mod:`~iclab.models.transformer`,
 :mod:`~iclab.models.memory`, :mod:`~iclab.models.ssm`, :mod:`~iclab.models.rnn`, :mod:`~iclab.models.lsa`,
-:mod:`~iclab.models.program` (Transformer Programs, token tasks only). The
+:mod:`~iclab.models.program` (Transformer Programs, token tasks only), :mod:`~iclab.models.hybrid` (a
+network from a list of those blocks). The
 parts they share are imported by name from :mod:`~iclab.models.parts`; :func:`build_model` puts a family's
 network behind a prompt encoder (:mod:`~iclab.models.encoders`), and a token task reads it as a
 :class:`LanguageModel`. Every family exposes named hooks (:mod:`~iclab.models.hooks`): record them with
@@ -22,6 +23,7 @@ from iclab.models.hooks import (
     run_with_hooks,
     zero_ablation,
 )
+from iclab.models.hybrid import HybridConfig
 from iclab.models.lm import LanguageModel
 from iclab.models.lsa import LinearSelfAttentionConfig, gd_construction
 from iclab.models.memory import MemoryConfig
@@ -44,6 +46,7 @@ __all__ = [
     "MLP",
     "MODELS",
     "HookPoint",
+    "HybridConfig",
     "ICLModel",
     "LanguageModel",
     "Layout",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from iclab.models.embeddings import EMBEDDINGS
 from iclab.models.encoders import ENCODERS
 from iclab.models.hooks import HookPoint
 from iclab.models.ngram_heads import with_ngram_layers
@@ -40,6 +41,9 @@ class ModelConfig:
     # They read token ids, so they need a token task.
     ngram_heads: list[int] = field(default_factory=list)
     ngram_after: int = 1
+    # the token embedding table on token tasks (iclab.models.embeddings): trained, or fixed before training to random
+    # orthonormal rows or to rendered glyphs of each token (Bochkov 2025)
+    embedding: str = "trainable"
 
     encoders: ClassVar[tuple[str, ...]] = ("interleaved",)  # the prompt encoders it takes (the first: default)
     read_in: ClassVar[bool] = True  # reads tokens through a read-in (so it can be a language model)
@@ -48,6 +52,7 @@ class ModelConfig:
     real_valued: ClassVar[bool] = True  # reads real-valued prompts (False: token ids only)
     bidirectional: ClassVar[bool] = False  # can read a whole input at once (tasks with ``bidirectional``)
     ngram_layers: ClassVar[bool] = True  # takes n-gram layers (model.ngram_heads)
+    embedding_table: ClassVar[bool] = True  # reads token ids through an embedding table (model.embedding applies)
 
     def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None):
         """The network: ``forward(tokens, layout)`` maps ``(B, T, d_in)`` real-valued tokens (or ``(B, T)`` token
@@ -71,6 +76,7 @@ class ModelConfig:
             )
             require(False, f"{path}.encoder", f"{self.name} takes {takes}", self.encoder)
         require_positive(self, path, "n_layer")
+        require(self.embedding in EMBEDDINGS, f"{path}.embedding", one_of(EMBEDDINGS), self.embedding)
         for i, n in enumerate(self.ngram_heads):
             require(1 <= n <= 8, f"{path}.ngram_heads[{i}]", "must be an n-gram order between 1 and 8", n)
         require(

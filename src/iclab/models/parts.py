@@ -1,6 +1,7 @@
 """Parts that every model family builds its network from, imported by name: the read-in, learned positions, the
-feed-forward sub-layer and the linear read-out. Each family's file composes them in its own
-network class, in the order its forward pass uses them (``transformer.py`` is the example to read first)."""
+feed-forward sub-layers (GELU or SwiGLU), the normalisation (LayerNorm or RMSNorm) and the linear read-out. Each
+family's file composes them in its own network class, in the order its forward pass uses them (``transformer.py``
+is the example to read first)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ from torch import nn
 class MLP(nn.Module):
     """``proj(GELU(fc(x)))``, GELU in its tanh approximation (GPT-2)."""
 
-    def __init__(self, width: int, hidden: int) -> None:
+    def __init__(self, width: int, hidden: int, bias: bool = True) -> None:
         super().__init__()
-        self.fc = nn.Linear(width, hidden)
-        self.proj = nn.Linear(hidden, width)
+        self.fc = nn.Linear(width, hidden, bias=bias)
+        self.proj = nn.Linear(hidden, width, bias=bias)
         self.register_buffer("neuron_mask", None)  # (hidden,) when pruned (iclab.models.pruning)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden activations, ``(..., hidden)``, before any neuron mask."""
+        return F.gelu(self.fc(x), approximate="tanh")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.fc(x), approximate="tanh")
+        h = self.hidden(x)
         if self.neuron_mask is not None:
             h = h * self.neuron_mask
         return self.proj(h)
+
+    @property
+    def matrices(self) -> int:
+        """Weight vectors per hidden neuron (what pruning one saves, times the width)."""
+        return 2
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the shared MLP kept it as nn.Sequential(Linear, GELU, Linear): "0." and "2."
@@ -31,6 +41,37 @@ class MLP(nn.Module):
                 if prefix + old + name in state_dict:
                     state_dict[prefix + new + name] = state_dict.pop(prefix + old + name)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class SwiGLU(MLP):
+    """``proj(SiLU(gate(x)) * fc(x))``: the gated feed-forward of Shazeer 2020 ("GLU Variants Improve
+    Transformer") that Llama uses (its ``w1`` is ``gate``, ``w3`` is ``fc``, ``w2`` is ``proj``). A hidden neuron is
+    one row of ``gate`` and of ``fc`` and one column of ``proj``, so neuron masks, adapters and LoRA on ``mlp.fc``
+    apply as they do to :class:`MLP`."""
+
+    def __init__(self, width: int, hidden: int, bias: bool = True) -> None:
+        super().__init__(width, hidden, bias)
+        self.gate = nn.Linear(width, hidden, bias=bias)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.gate(x)) * self.fc(x)
+
+    @property
+    def matrices(self) -> int:
+        return 3
+
+
+def feed_forward(kind: str, width: int, hidden: int, bias: bool = True) -> MLP:
+    """The feed-forward sub-layer ``kind``: ``"gelu"`` (:class:`MLP`) or ``"swiglu"`` (:class:`SwiGLU`)."""
+    return SwiGLU(width, hidden, bias) if kind == "swiglu" else MLP(width, hidden, bias)
+
+
+def norm(kind: str, width: int, bias: bool = True) -> nn.Module:
+    """``"layernorm"`` (``nn.LayerNorm``, with a bias unless ``bias`` is false) or ``"rmsnorm"`` (``nn.RMSNorm``,
+    Zhang & Sennrich 2019: ``x / sqrt(mean(x^2) + eps) * weight``, no centring and no bias), eps 1e-5 both."""
+    if kind == "rmsnorm":
+        return nn.RMSNorm(width, eps=1e-5)
+    return nn.LayerNorm(width, bias=bias)
 
 
 def read_in(d_in: int, width: int, vocab_size: int | None = None) -> nn.Module:

@@ -81,6 +81,7 @@ class TransformerProgramConfig(ModelConfig):
     real_valued: ClassVar[bool] = False  # reads token ids only
     bidirectional: ClassVar[bool] = True  # can read a whole input (task.bidirectional)
     ngram_layers: ClassVar[bool] = False
+    embedding_table: ClassVar[bool] = False  # tokens are a one-hot variable of the residual stream
 
     def build(self, d_in: int, n_outputs: int = 1, vocab_size: int | None = None) -> ProgramNetwork:
         if vocab_size is None:

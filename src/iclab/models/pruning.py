@@ -40,16 +40,21 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     return list(getattr(getattr(model, "backbone", model), "blocks", []))
 
 
+def _dense(*maps: nn.Module) -> bool:
+    """Whether a unit's maps are weight matrices (TokenFormer's and MemoryFormer's layers have none to rank)."""
+    return all(isinstance(m, nn.Linear) for m in maps)
+
+
 def add_unit_masks(model: nn.Module) -> nn.Module:
     """Give every softmax attention layer a ``head_mask`` and every MLP a ``neuron_mask``, all ones; returns
     ``model``. Refuses a family with neither."""
     found = False
     for block in _blocks(model):
         attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
-        if isinstance(attn, Attention):
+        if isinstance(attn, Attention) and _dense(attn.qkv, attn.proj):
             attn.head_mask = torch.ones(attn.n_head, device=attn.proj.weight.device)
             found = True
-        if isinstance(mlp, MLP):
+        if isinstance(mlp, MLP) and _dense(mlp.fc, mlp.proj):
             mlp.neuron_mask = torch.ones(mlp.fc.out_features, device=mlp.fc.weight.device)
             found = True
     if not found:
@@ -61,7 +66,7 @@ def add_unit_masks(model: nn.Module) -> nn.Module:
 def prunable_units(model: nn.Module, tokens: int) -> list[Unit]:
     """Every head and neuron of a masked network, in block order, with its multiply-adds per token at a prompt of
     ``tokens`` tokens: a head its q, k, v and output columns (``4 D Dh``) and its scores and mixing (``2 T Dh``,
-    causal attention averaging ``T / 2`` keys each); a neuron its two weight vectors (``2 D``)."""
+    causal attention averaging ``T / 2`` keys each); a neuron its weight vectors (``2 D``; SwiGLU's ``3 D``)."""
     units = []
     for layer, block in enumerate(_blocks(model)):
         attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
@@ -71,7 +76,7 @@ def prunable_units(model: nn.Module, tokens: int) -> list[Unit]:
             units += [Unit("head", layer, h, 4 * d * dh + tokens * dh) for h in range(attn.n_head)]
         if isinstance(mlp, MLP) and mlp.neuron_mask is not None:
             d = mlp.fc.in_features
-            units += [Unit("neuron", layer, i, 2 * d) for i in range(mlp.fc.out_features)]
+            units += [Unit("neuron", layer, i, mlp.matrices * d) for i in range(mlp.fc.out_features)]
     return units
 
 

@@ -1,9 +1,11 @@
 """GPT-2-style transformer (Radford et al. 2019), as used for in-context regression by Garg et al. 2022.
 
 This file is the whole family, top to bottom: its config (:class:`TransformerConfig`), its blocks (attention,
-the pre-LayerNorm block) and its network (:class:`Transformer`: linear read-in or token embedding, learned
-absolute positions or rotary q/k, the blocks, final LayerNorm, read-out, GPT-2's initialisation). Attention runs
-through ``torch.nn.functional.scaled_dot_product_attention`` (causal, or with the encoder's mask).
+the pre-norm block) and its network (:class:`Transformer`: linear read-in or token embedding, learned absolute
+positions or rotary q/k, the blocks, final norm, read-out, GPT-2's initialisation). Attention runs through
+``torch.nn.functional.scaled_dot_product_attention`` (causal, or with the encoder's mask). A Llama block
+(Touvron et al. 2023) is a config of this family: ``positional: rope``, ``norm: rmsnorm``, ``mlp: swiglu``,
+``bias: false``.
 
 Hooks (``B`` batch, ``T`` tokens, ``D`` width, ``H`` heads, ``Dh = D / H``)::
 
@@ -24,7 +26,7 @@ Hooks (``B`` batch, ``T`` tokens, ``D`` width, ``H`` heads, ``Dh = D / H``)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
@@ -33,17 +35,21 @@ from torch import nn
 
 from iclab.models.encoders import Layout
 from iclab.models.family import MODELS, ModelConfig, heads_divide_width
+from iclab.models.hashed import HashedLinear
 from iclab.models.hooks import HookPoint
 from iclab.models.ngram_heads import with_ngram_layers
 from iclab.models.parts import (
-    MLP,
+    feed_forward,
     learned_positions,
     linear_read_out,
+    norm,
     position_embeddings,
     read_in,
 )
 from iclab.models.pattention import Pattention
-from iclab.schema import require, require_positive
+from iclab.schema import one_of, require, require_positive
+
+HASHED_TARGETS = ("qkv", "proj", "mlp")  # the maps ``linear: hashed`` may replace
 
 
 @MODELS.register
@@ -68,13 +74,24 @@ class TransformerConfig(ModelConfig):
     # few tokens at once (an n-gram head in one layer)
     qkv_conv: int = 0
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    # Llama's block is a config of this family (Touvron et al. 2023): positional: rope, norm: rmsnorm, mlp: swiglu,
+    # bias: false
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"  # every pre-norm and the final norm
+    mlp: Literal["gelu", "swiglu"] = "gelu"  # GPT-2's tanh-GELU MLP, or the gated SwiGLU (Shazeer 2020)
+    bias: bool = True  # biases in the blocks' linear maps and LayerNorms (Llama has none)
     dropout: float = 0.0
     # "pattention": TokenFormer's layers (Wang et al. 2024) in place of the q/k/v and output projections and of the
     # MLP (one Pattention layer, as TokenFormer's feed-forward), each over param_tokens key-value parameter tokens
-    linear: Literal["dense", "pattention"] = "dense"
+    linear: Literal["dense", "pattention", "hashed"] = "dense"
     param_tokens: int = 128  # parameter tokens per Pattention layer (iclab grow appends more)
     param_scale_tokens: int | None = None  # the count the normalisation scales by; null = param_tokens (grown: old)
     pattention_norm: Literal["gelu_l2", "softmax"] = "gelu_l2"  # the reference code's default, or softmax
+    # "hashed": MemoryFormer's hashed memory layers (Ding et al. 2024; iclab.models.hashed) in place of the linear
+    # maps listed in ``hashed``: the q/k/v projection, the attention's output projection, the MLP's two maps
+    hashed: list[str] = field(default_factory=lambda: ["qkv", "mlp"])
+    hash_bits: int = 8  # tau: bits of each chunk's code, 2^tau rows per table
+    hash_score: Literal["probability", "scaled"] = "probability"  # the paper's score, or the reference code's
+    hash_temperature: float = 1.0
 
     encoders: ClassVar[tuple[str, ...]] = ("interleaved", "stacked", "set")
     quick: ClassVar[dict] = {"encoder": "stacked", "n_layer": 2, "n_embd": 32, "n_head": 2}
@@ -105,7 +122,31 @@ class TransformerConfig(ModelConfig):
                 "does not go with the set encoder (its demonstrations have no order to convolve along)",
                 self.qkv_conv,
             )
+        if self.linear == "hashed":
+            for i, target in enumerate(self.hashed):
+                require(target in HASHED_TARGETS, f"{path}.hashed[{i}]", one_of(HASHED_TARGETS), target)
+            require_positive(self, path, "hash_bits")
+            require(
+                self.hash_bits <= 16, f"{path}.hash_bits", "must be at most 16 (2^16 rows per table)", self.hash_bits
+            )
+            require(self.hash_temperature > 0, f"{path}.hash_temperature", "must be positive", self.hash_temperature)
+            widths = {"n_embd": self.n_embd} | (
+                {"mlp_ratio * n_embd": self.mlp_ratio * self.n_embd} if "mlp" in self.hashed else {}
+            )
+            for name, width in widths.items():
+                require(
+                    width % self.hash_bits == 0,
+                    f"{path}.hash_bits",
+                    f"must divide {name} ({width}): each table reads hash_bits dimensions",
+                    self.hash_bits,
+                )
         if self.linear == "pattention":
+            require(
+                self.mlp == "gelu",
+                f"{path}.mlp",
+                "must be gelu under linear: pattention (TokenFormer's feed-forward is one Pattention layer)",
+                self.mlp,
+            )
             require_positive(self, path, "param_tokens")
             if self.param_scale_tokens is not None:
                 require_positive(self, path, "param_scale_tokens")
@@ -120,7 +161,8 @@ class TransformerConfig(ModelConfig):
     def parameters_lower_bound(self) -> int:
         if self.linear == "pattention":  # q/k/v (D -> 3D), out and feed-forward (D -> D): n (d_in + d_out) each
             return self.n_layer * 8 * self.param_tokens * self.n_embd
-        return self.n_layer * (4 + 2 * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP's two matrices
+        mlp = 3 if self.mlp == "swiglu" else 2  # the MLP's matrices
+        return self.n_layer * (4 + mlp * self.mlp_ratio) * self.n_embd**2  # q, k, v, out; the MLP
 
     def activations_lower_bound(self) -> int:
         return self.n_layer * (8 + self.mlp_ratio) * self.n_embd  # q, k, v, attention, residuals, MLP hidden
@@ -132,6 +174,10 @@ class TransformerConfig(ModelConfig):
             + (["token shift"] if self.token_shift else [])
             + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
             + ([f"pattention {self.param_tokens} tokens"] if self.linear == "pattention" else [])
+            + ([f"hashed {'+'.join(self.hashed)}, tau {self.hash_bits}"] if self.linear == "hashed" else [])
+            + (["RMSNorm"] if self.norm == "rmsnorm" else [])
+            + (["SwiGLU"] if self.mlp == "swiglu" else [])
+            + (["no bias"] if not self.bias else [])
         )
         return f"Transformer {self.n_layer}x{self.n_embd}" + (f" ({', '.join(parts)})" if parts else "")
 
@@ -147,11 +193,14 @@ def rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> t
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
-def linear(c: TransformerConfig, d_in: int, d_out: int) -> nn.Module:
-    """A projection of the block: ``nn.Linear``, or a :class:`~iclab.models.pattention.Pattention` layer under
-    ``linear: pattention``."""
-    if c.linear == "dense":
-        return nn.Linear(d_in, d_out)
+def linear(c: TransformerConfig, d_in: int, d_out: int, role: str = "") -> nn.Module:
+    """A projection of the block (``role``: qkv, proj or mlp): ``nn.Linear``, a
+    :class:`~iclab.models.pattention.Pattention` layer under ``linear: pattention``, or a
+    :class:`~iclab.models.hashed.HashedLinear` under ``linear: hashed`` where ``hashed`` lists the role."""
+    if c.linear == "hashed" and role in c.hashed:
+        return HashedLinear(d_in, d_out, c.hash_bits, c.hash_temperature, c.hash_score, bias=c.bias)
+    if c.linear in ("dense", "hashed"):
+        return nn.Linear(d_in, d_out, bias=c.bias)
     return Pattention(d_in, d_out, c.param_tokens, c.pattention_norm, c.param_scale_tokens)
 
 
@@ -159,10 +208,10 @@ class Attention(nn.Module):
     def __init__(self, c: TransformerConfig) -> None:
         super().__init__()
         self.n_head = c.n_head
-        self.qkv = linear(c, c.n_embd, 3 * c.n_embd)
+        self.qkv = linear(c, c.n_embd, 3 * c.n_embd, "qkv")
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_pattern = HookPoint()
-        self.proj = linear(c, c.n_embd, c.n_embd)
+        self.proj = linear(c, c.n_embd, c.n_embd, "proj")
         self.dropout = c.dropout
         self.rope = c.positional == "rope"
         self.token_shift = c.token_shift
@@ -228,18 +277,27 @@ class Attention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN: ``x + attn(ln1(x))``, then ``+ mlp(ln2(x))``."""
+    """Pre-norm: ``x + attn(ln1(x))``, then ``+ mlp(ln2(x))`` (LayerNorm or RMSNorm; GELU MLP or SwiGLU)."""
 
     def __init__(self, c: TransformerConfig, width: int) -> None:
         super().__init__()
         # modules are registered in forward order, so hook names list in forward order
         self.hook_resid_pre = HookPoint()
-        self.ln1 = nn.LayerNorm(c.n_embd)
+        self.ln1 = norm(c.norm, c.n_embd, c.bias)
         self.attn = Attention(c)
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
-        self.ln2 = nn.LayerNorm(c.n_embd)
-        self.mlp = MLP(c.n_embd, c.mlp_ratio * c.n_embd) if c.linear == "dense" else linear(c, c.n_embd, c.n_embd)
+        self.ln2 = norm(c.norm, c.n_embd, c.bias)
+        hidden = c.mlp_ratio * c.n_embd
+        if c.linear == "pattention":  # TokenFormer's feed-forward: one Pattention layer
+            self.mlp = linear(c, c.n_embd, c.n_embd)
+        else:
+            self.mlp = feed_forward(c.mlp, c.n_embd, hidden, c.bias)
+            if c.linear == "hashed" and "mlp" in c.hashed:  # each of the MLP's maps becomes a memory layer
+                for name in ("fc", "gate", "proj"):
+                    if hasattr(self.mlp, name):
+                        old = getattr(self.mlp, name)
+                        setattr(self.mlp, name, linear(c, old.in_features, old.out_features, "mlp"))
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(c.dropout)
@@ -267,7 +325,7 @@ class Transformer(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         layers = [TransformerBlock(config, width) for _ in range(config.n_layer)]
         self.blocks = nn.ModuleList(with_ngram_layers(layers, config, width))
-        self.ln_f = nn.LayerNorm(width)
+        self.ln_f = norm(config.norm, width, config.bias)
         self.hook_final = HookPoint()
         self.read_out = nn.Linear(width, n_outputs)
         self._init_weights()
@@ -286,12 +344,19 @@ class Transformer(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
         for block in self.blocks:
             if not isinstance(block, TransformerBlock):  # inserted n-gram layers have no projection to scale
                 continue
             for proj in (block.attn.proj, getattr(block.mlp, "proj", block.mlp)):
-                out = proj.weight if isinstance(proj, nn.Linear) else proj.param_values
+                out = (
+                    proj.weight
+                    if isinstance(proj, nn.Linear)
+                    else proj.tables
+                    if isinstance(proj, HashedLinear)
+                    else proj.param_values
+                )
                 nn.init.normal_(out, std=0.02 / math.sqrt(2 * self.config.n_layer))

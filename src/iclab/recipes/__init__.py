@@ -544,6 +544,14 @@ MQAR_FAMILIES = {
     "delta": {"name": "memory", "rule": "delta", "n_layer": 2, "n_head": 2},
     "mamba": {"name": "mamba", "n_layer": 2, "d_state": 16},
     "lstm": {"name": "rnn", "cell": "lstm", "n_layer": 2},
+    # one attention layer (as "attention") and one delta-rule layer (as "delta"), each with its MLP
+    "hybrid": {
+        "name": "hybrid",
+        "n_layer": 1,
+        "n_head": 2,
+        "blocks": ["attention(rope=true, token_shift=true)", "mlp", "memory(rule=delta)", "mlp"],
+        "positional": "none",
+    },
 }
 
 
@@ -551,7 +559,8 @@ MQAR_FAMILIES = {
 def arora2023_mqar(family: str = "attention", n_embd: int = 64, seq_len: int = 64, steps: int = 1000) -> RunConfig:
     """Multi-query associative recall (Arora et al. 2023, "Zoology") at CPU scale: ``seq_len`` tokens holding
     ``seq_len / 8`` key-value pairs, vocabulary 256, a fresh prompt every item, a two-layer ``family`` network
-    (attention, linear_attention, delta, mamba, lstm) of width ``n_embd``, batch 64, AdamW 1e-3, ``steps`` steps;
+    (attention, linear_attention, delta, mamba, lstm, or hybrid: an attention layer, then a delta-rule layer) of
+    width ``n_embd``, batch 64, AdamW 1e-3, ``steps`` steps;
     accuracy at the queries of 500 held-out prompts. ``iclab sweep arora2023`` runs the width x length grid."""
     from iclab.errors import ConfigError
 

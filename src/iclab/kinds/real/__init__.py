@@ -44,6 +44,12 @@ class RealKind(PromptKind):
             f"n-gram layers read token ids; task {task.name} has real-valued prompts (leave it empty)",
             model_config.ngram_heads,
         )
+        require(
+            model_config.embedding == "trainable",
+            "model.embedding",
+            f"frozen embeddings are tables of token ids; task {task.name} has real-valued prompts (a linear read-in)",
+            model_config.embedding,
+        )
         needed = ENCODERS[model_config.encoder].positions_needed(task.n_points)
         why = f"for prompts of task.n_points={task.n_points} with the {model_config.encoder} encoder"
         fit_positions(model_config, needed, why)

@@ -48,6 +48,12 @@ class TokenKind(PromptKind):
                 f"{task.name} labels every position from the whole input",
                 model_config.name,
             )
+        require(
+            family.embedding_table or model_config.embedding == "trainable",
+            "model.embedding",
+            f"{model_config.name} has no embedding table to freeze (leave it trainable)",
+            model_config.embedding,
+        )
         fit_positions(model_config, task.max_tokens, f"(task {task.name}'s prompts have up to that many input tokens)")
         model_config.check_token_task(task)
 
@@ -60,10 +66,13 @@ class TokenKind(PromptKind):
         )
 
     def build_model(self, model_config, task):
+        from iclab.models.embeddings import freeze_embedding
         from iclab.models.lm import LanguageModel
 
         model_config.check_token_task(task)  # (resolves what a family sizes from the task; a no-op when resolved)
-        return LanguageModel(model_config, task.vocab_size, bidirectional=task.bidirectional, pad=task.vocab.pad)
+        model = LanguageModel(model_config, task.vocab_size, bidirectional=task.bidirectional, pad=task.vocab.pad)
+        freeze_embedding(getattr(model.backbone, "read_in", None), model_config.embedding, task.vocab.symbols)
+        return model
 
     def network_label(self, model_config) -> str:
         return model_config.label(tokens=True) + model_config.ngram_label()
