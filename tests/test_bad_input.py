@@ -268,6 +268,20 @@ CASES = [
     (["train", "tiny.yaml", "--set", "model.norm=batchnorm"], "model.norm"),
     (["train", "tiny.yaml", "--set", "model.embedding=glyphs"], "model.embedding: must be one of trainable"),
     (
+        ["train", "--recipe", "zhai2022_positions", "--set", "model.positional=learned"],
+        "model.positional: must be none for task position_prediction: position embeddings would tell",
+    ),
+    (["train", "--recipe", "zhai2022_positions", "--set", "task.visible=0"], "task.visible: must be in (0, 1]"),
+    (
+        ["train", "--recipe", "zhai2022_positions", "--set", "task.base={name: linear_regression}"],
+        "task.base.name: must be a token task other than position_prediction, got 'linear_regression'",
+    ),
+    (
+        ["train", "--recipe", "zhai2022_positions", "--set", "task.base.length=40"],
+        "task.base.length: must be between 2 and task.n_symbols (26)",
+    ),
+    (["train", "--recipe", "zhai2022_positions(order=reversed)"], "order: must be sorted or shuffled"),
+    (
         ["train", "tiny.yaml", "--set", "model.linear=hashed", "--set", "model.hash_bits=5"],
         "model.hash_bits: must divide n_embd (16): each table reads hash_bits dimensions, got 5",
     ),

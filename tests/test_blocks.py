@@ -287,3 +287,44 @@ def test_a_hashed_transformer_is_causal_trains_and_resumes(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     key = next(k for k in a if k.endswith("attn.qkv.tables"))
     assert not torch.equal(a[key], early[key])  # the tables trained
+
+
+HASHED = ["model.linear=hashed", "model.hash_bits=4", "model.hashed=[qkv, proj, mlp]"]
+
+
+@pytest.mark.parametrize(
+    "variant", [LLAMA, HASHED, ["model.name=hybrid", ALL_KINDS]], ids=["llama", "hashed", "hybrid"]
+)
+def test_memory_counts_of_each_block_variant_extrapolate_exactly(variant):
+    """The step's memory is counted from networks of one and two layers and extrapolated: exact for every variant."""
+    from dataclasses import replace
+
+    from iclab.models.size import count_layers, count_on_meta
+
+    cfg = _config(*variant, "model.n_layer=5", "model.n_embd=16", "model.n_head=2")
+
+    def count(model_config):
+        with torch.device("meta"):
+            return count_on_meta(build_model(model_config, 3), torch.empty(4, 8, 3), torch.empty(4, 8))
+
+    assert count_layers(count, cfg.model) == count(replace(cfg.model, n_layer=5))
+
+
+def test_a_llama_run_resumes_bitwise(tmp_path):
+    from iclab.training.checkpoint import latest_checkpoint
+    from iclab.training.loop import train
+
+    run = [*LLAMA, "model.n_embd=16", "model.n_head=2", "train.steps=6", "train.batch_size=8"]
+    run += [
+        "train.checkpoint_every=2",
+        "train.eval_every=0",
+        "train.device=cpu",
+        "train.threads=1",
+        "eval.n_prompts=16",
+    ]
+    cfg = _config(*run, points=6)
+    train(cfg, tmp_path / "straight", progress_bar=False)
+    assert train(cfg, tmp_path / "split", stop_after=2, progress_bar=False).status == "interrupted"
+    train(cfg, tmp_path / "split", resume=True, progress_bar=False)
+    a, b = (latest_checkpoint(tmp_path / r).model for r in ("straight", "split"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -744,6 +744,8 @@ def test_every_learner_is_tested():
         "automaton",  # test_tokens.py
         "oracle",  # test_token_tasks.py
         "counting",  # test_explanations.py
+        "position_bayes",
+        "uniform_position",  # test_positions.py
     }
     assert set(LEARNERS) == tested
     assert set(SHIFTS) == {

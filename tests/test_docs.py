@@ -50,6 +50,7 @@ RUN_PLACEHOLDERS = (
 PATTENTION_PLACEHOLDERS = ("runs/wang2024_tokenformer16",)  # iclab grow's examples: a tiny Pattention run
 FOURIER_PLACEHOLDERS = ("runs/fourier",)  # the spectrum instrument's example: a tiny Fourier-series run
 EXPLANATIONS_PLACEHOLDERS = ("runs/expl_e",)  # the explanations curriculum: a tiny run reading explanations
+POSITIONS_PLACEHOLDERS = ("runs/positions",)  # position prediction's fine-tuning: a tiny pretext run
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -157,9 +158,11 @@ def workspace(tmp_path_factory):
             [*sets, "--set", "task.name=explanations", "--set", "task.context=e", "--set", "task.n_demos=1"]
             + ["--set", "task.n_tasks=20", "--set", "task.max_int=20", "--set", "model.n_positions=64"],
         ),
+        ("tiny_positions", ["--recipe", "zhai2022_positions", *tiny]),
     ):
+        config = [] if arguments[0] == "--recipe" else ["configs/linear_regression.yaml"]
         out = subprocess.run(
-            [sys.executable, "-m", "iclab", "train", "configs/linear_regression.yaml", "--out", name, *arguments],
+            [sys.executable, "-m", "iclab", "train", *config, "--out", name, *arguments],
             capture_output=True,
             text=True,
             cwd=root,
@@ -229,8 +232,10 @@ def test_every_iclab_command_in_the_docs_runs(doc, command, expected, workspace,
         source = "tiny_pattention" if any(p in argv for p in PATTENTION_PLACEHOLDERS) else source
         source = "tiny_fourier" if any(p in argv for p in FOURIER_PLACEHOLDERS) else source
         source = "tiny_explanations" if any(p in argv for p in EXPLANATIONS_PLACEHOLDERS) else source
+        source = "tiny_positions" if any(p in argv for p in POSITIONS_PLACEHOLDERS) else source
         shutil.copytree(workspace / source, run)
         placeholders = RUN_PLACEHOLDERS + PATTENTION_PLACEHOLDERS + FOURIER_PLACEHOLDERS + EXPLANATIONS_PLACEHOLDERS
+        placeholders += POSITIONS_PLACEHOLDERS
         argv = [str(run) if a in placeholders or a.startswith("/tmp/iclab-") else a for a in argv]
         if argv[0] in ("finetune", "prune", "grow"):  # a new run folder beside the copy, trained at tiny sizes
             argv += ["--out", str(tmp_path / "changed")]

@@ -106,6 +106,11 @@ SMALL = {
 
 
 def small_task(name, **changes):
+    if name == "position_prediction":  # the ordered_set prompts, positions as targets
+        base = {"name": "ordered_set", "n_train": changes.pop("n_train", 12)}
+        cfg = TASKS[name].Config(base=base, **changes)
+        cfg.validate()
+        return make_task(cfg)
     cfg = TASKS[name].Config(**{"n_train": 12, **SMALL.get(name, {}), **changes})
     cfg.validate()
     return make_task(cfg)
@@ -128,10 +133,11 @@ def test_held_out_prompts_are_fixed_and_every_relevant_learner_predicts_them(nam
     task = small_task(name)
     e1, e2 = task.eval_prompts(8, seed=0), small_task(name).eval_prompts(8, seed=0)
     assert torch.equal(e1.tokens, e2.tokens)
-    assert (e1.targets[e1.scored] >= 0).all() and e1.info["valid"].shape == (*e1.tokens.shape, len(task.vocab))
+    classes = task.n_outputs  # the vocabulary (a pretext task's: positions)
+    assert (e1.targets[e1.scored] >= 0).all() and e1.info["valid"].shape == (*e1.tokens.shape, classes)
     for spec in task.relevant_learners():
         out = make_learner(spec, task=task).predict(e1)
-        assert out.shape == (*e1.tokens.shape, len(task.vocab)) and torch.isfinite(out).all(), spec
+        assert out.shape == (*e1.tokens.shape, classes) and torch.isfinite(out).all(), spec
 
 
 @pytest.mark.parametrize("name", TOKEN_TASKS)
@@ -142,11 +148,14 @@ def test_every_token_task_trains_evaluates_and_reports(name, tmp_path):
     from iclab.training.loop import train
 
     small = [f"task.{k}={v}" for k, v in SMALL.get(name, {}).items()]
+    if name == "position_prediction":  # ordered_set prompts; a network told no positions
+        small = ["task.base={name: ordered_set, n_train: 12}", "model.positional=none"]
+    else:
+        small = ["task.n_train=12", *small]
     cfg = load_config(
         None,
         [
             f"task.name={name}",
-            "task.n_train=12",
             *small,
             "model.n_layer=1",
             "model.n_embd=16",
@@ -263,8 +272,9 @@ def test_ngram_accuracy_matches_the_reference_codes(held_out, n, reference):
     assert abs(m["accuracy"][p.scored].mean().item() - reference) < 0.02
 
 
-@pytest.mark.parametrize("name", TOKEN_LEARNERS)
+@pytest.mark.parametrize("name", [n for n in TOKEN_LEARNERS if LEARNERS[n].predicts_what == "next tokens"])
 def test_every_token_learner_uses_the_prefix_only(name):
+    """(The position learners read the whole prompt, as position prediction does: tests/test_positions.py.)"""
     task = small_regbench() if name != "counting" else small_task("explanations")  # (counting reads explanations)
     p = task.eval_prompts(3, seed=4)
     learner = make_learner(name, task=task)

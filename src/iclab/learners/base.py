@@ -150,6 +150,8 @@ def learner_unsupported(cls, task) -> str | None:
             f"it reads {cls.prompt_kind!r} prompts and predicts {cls.predicts_what}; the task's prompts are of "
             f"kind {task.prompt_kind!r}, whose learners predict {task.predicts_what}"
         )
+    if cls.predicts_what != task.predicts_what:  # next tokens, or a pretext task's classes
+        return f"it predicts {cls.predicts_what}; task {task.name}'s learners predict {task.predicts_what}"
     return cls.applies_to(task)
 
 

@@ -245,3 +245,84 @@ class Counting(TokenLearner):
         probs[..., task.yes][known] = yes[known].double()
         probs[..., task.no][known] = 1.0 - yes[known].double()
         return probs
+
+
+@LEARNERS.register
+class PositionBayes(TokenLearner):
+    """The exact posterior over each token's position under ``position_prediction`` on ``ordered_set`` prompts,
+    given the visible tokens and the token's own symbol (``iclab.tasks.positions.position_posterior``): the best
+    accuracy any network reading the same tokens can reach."""
+
+    name = "position_bayes"
+    requires_task = True
+    predicts_what = "positions"
+
+    def __init__(self, task=None) -> None:
+        super().__init__()
+        self._set_params()
+        self.task = task
+
+    @classmethod
+    def applies_to(cls, task) -> str | None:
+        if task.name == "position_prediction" and task.base.name == "ordered_set":
+            return None
+        return "it is the exact position posterior of position_prediction on ordered_set prompts"
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        return position_posterior(self.task, prompts)
+
+
+@LEARNERS.register
+class UniformPosition(TokenLearner):
+    """Chance under ``position_prediction``: every position of the prompt equally likely."""
+
+    name = "uniform_position"
+    predicts_what = "positions"
+
+    @classmethod
+    def applies_to(cls, task) -> str | None:
+        return None if task.name == "position_prediction" else "it predicts positions (task position_prediction)"
+
+    def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
+        real = (prompts.tokens != prompts.vocab.pad).cpu()
+        b, t = real.shape
+        probs = real.unsqueeze(1).expand(b, t, t).to(torch.float64)
+        return probs / probs.sum(-1, keepdim=True).clamp_min(1)
+
+
+def position_posterior(task, prompts: TokenPrompts) -> torch.Tensor:
+    """``(B, T, T)`` float64: the exact posterior over each token's position given the visible tokens and its own
+    symbol, on ``ordered_set`` prompts (``iclab.tasks.positions``): a token's position is the count of the symbols
+    below it, the visible ones counted, the hidden ones hypergeometric; uniform over the prompt's positions when
+    shuffled."""
+    import numpy as np
+    from scipy.stats import hypergeom
+
+    base = task.base
+    c = base.config
+    tokens = prompts.tokens.cpu().numpy()
+    key_mask = prompts.info["key_mask"].cpu().numpy()
+    b, t = tokens.shape
+    out = np.zeros((b, t, t))
+    for i in range(b):
+        real = tokens[i] != base.vocab.pad
+        n = int(real.sum())
+        if c.order == "shuffled":
+            out[i, :n, :n] = 1.0 / n
+            continue
+        seen = np.zeros(c.n_symbols + 1, dtype=bool)
+        seen[tokens[i][key_mask[i] & real]] = True
+        m = int(seen.sum())
+        unseen_below = np.cumsum(~seen[1:]) - (~seen[1:])  # symbols s' < s not visible, for s = 1 .. V
+        seen_below = np.cumsum(seen[1:]) - seen[1:]
+        for p in range(n):
+            v = int(tokens[i, p])
+            below_seen, below_unseen = int(seen_below[v - 1]), int(unseen_below[v - 1])
+            if seen[v]:  # the n - m hidden symbols: a uniform draw from the V - m symbols not visible
+                pop, draws = c.n_symbols - m, n - m
+            else:  # v is hidden; the other n - m - 1 from the V - m - 1 others
+                pop, draws = c.n_symbols - m - 1, n - m - 1
+            x = np.arange(draws + 1)
+            pmf = hypergeom.pmf(x, pop, below_unseen, draws)
+            out[i, p, below_seen + x] = pmf
+    return torch.from_numpy(out)

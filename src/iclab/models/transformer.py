@@ -65,7 +65,8 @@ class TransformerConfig(ModelConfig):
     n_embd: int = 64  # residual stream width D
     n_head: int = 4
     n_positions: int | None = None  # learned positions; null = just enough for the task's prompts
-    positional: Literal["learned", "rope"] = "learned"  # learned absolute positions, or rotary q/k (RoPE)
+    # learned absolute positions, rotary q/k (RoPE), or none (position prediction's pretext: order is never told)
+    positional: Literal["learned", "rope", "none"] = "learned"
     # keys from the previous token (values from the token itself), as the memory layers' token shift: one
     # head can then look up "what followed this token before" (an induction head in one layer)
     token_shift: bool = False
@@ -171,6 +172,7 @@ class TransformerConfig(ModelConfig):
         parts = (
             ([] if tokens else [self.encoder])
             + (["rope"] if self.positional == "rope" else [])
+            + (["no positions"] if self.positional == "none" else [])
             + (["token shift"] if self.token_shift else [])
             + ([f"qkv conv {self.qkv_conv}"] if self.qkv_conv else [])
             + ([f"pattention {self.param_tokens} tokens"] if self.linear == "pattention" else [])

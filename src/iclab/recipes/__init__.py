@@ -608,12 +608,41 @@ def hase2021_explanations(
     )
 
 
+@RECIPES.register
+def zhai2022_positions(order: str = "sorted", visible: float = 0.5, length: int = 12, steps: int = 2000) -> RunConfig:
+    """Position prediction as a pretext task (Zhai et al. 2022, "Position Prediction as an Effective Pretraining
+    Strategy") at CPU scale: ``ordered_set`` prompts of ``length`` distinct symbols of 26 in ``order`` (sorted: the
+    content gives positions away; shuffled: it cannot), every token predicting its own position from the ``visible``
+    share of the tokens, a 2-layer width-64 transformer with no position embeddings reading the prompt at once,
+    batch 64, AdamW 1e-3, ``steps`` steps; accuracy on 1,000 held-out prompts beside the exact posterior
+    (``position_bayes``). Fine-tune it with positions: ``iclab finetune RUN --method full --set task.name=ordered_set
+    --set model.positional=learned`` (docs/tokens.md)."""
+    from iclab.errors import ConfigError
+
+    if order not in ("sorted", "shuffled"):
+        raise ConfigError(f"order: must be sorted or shuffled, got {order!r}")
+    return run_config_from_dict(
+        {
+            "name": f"zhai2022_positions_{order}",
+            "task": {
+                "name": "position_prediction",
+                "base": {"name": "ordered_set", "order": order, "length": length},
+                "visible": visible,
+            },
+            "model": {"name": "transformer", "n_layer": 2, "n_embd": 64, "n_head": 4, "positional": "none"},
+            "train": _token_train(steps, lr=1e-3, eval_every=250, eval_prompts=256, checkpoint_every=1000),
+            "eval": {"n_prompts": 1000, "batch_size": 500},
+        }
+    )
+
+
 __all__ = [
     "RECIPES",
     "akyurek2022_alignment",
     "akyurek2024_regbench",
     "akyurek2024_regbench_paper",
     "arora2023_mqar",
+    "zhai2022_positions",
     "demo",
     "friedman2023_program",
     "friedman2023_rasp",

@@ -27,6 +27,7 @@ from iclab.tasks.mqar import Mqar
 from iclab.tasks.nonlinear import DecisionTree, ReluNetwork
 from iclab.tasks.parity import SparseParity
 from iclab.tasks.pool import TaskPool
+from iclab.tasks.positions import OrderedSet, PositionPrediction
 from iclab.tasks.rasp import Rasp
 from iclab.tasks.recall import AssociativeRecall
 from iclab.tasks.regbench import RegBench
@@ -58,6 +59,8 @@ __all__ = [
     "HaarWavelets",
     "LinearClassification",
     "LinearRegression",
+    "OrderedSet",
+    "PositionPrediction",
     "LinearRegressionConfig",
     "Noisy",
     "Scaled",

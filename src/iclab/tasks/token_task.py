@@ -90,6 +90,11 @@ class TokenTask(Task):
         return len(self.vocab)
 
     @property
+    def n_outputs(self) -> int:
+        """The classes a network predicts at each token: the vocabulary (a pretext task predicts other things)."""
+        return self.vocab_size
+
+    @property
     def max_tokens(self) -> int:
         """The longest input a prompt can have (positions a model needs)."""
         return self.config.max_length - 1

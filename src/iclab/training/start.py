@@ -55,10 +55,17 @@ def read_start_run(cfg):
     return base, ckpt
 
 
+def _from_position_pretext(base, cfg) -> bool:
+    """Whether ``base`` is a position-prediction pretext run and ``cfg`` fine-tunes it on another task (where the
+    network gets its positions and a new read-out)."""
+    return base.task.name == "position_prediction" and cfg.task.name != "position_prediction"
+
+
 def _check_same_network(base, cfg) -> None:
     a, b = flatten({"model": to_dict(base.model)}), flatten({"model": to_dict(cfg.model)})
+    changeable = GROWN_FIELDS + (("model.positional", "model.n_positions") if _from_position_pretext(base, cfg) else ())
     for key in sorted(set(a) | set(b), key=lambda k: (k != "model.name", k)):  # the family first: it explains the rest
-        if key not in GROWN_FIELDS and a.get(key) != b.get(key):
+        if key not in changeable and a.get(key) != b.get(key):
             raise ConfigError(
                 f"{key}: {b.get(key)!r} here but {a.get(key)!r} in start.run {cfg.start.run}; a run that starts from "
                 f"another keeps its network (only growth changes {', '.join(GROWN_FIELDS)})"
@@ -72,7 +79,10 @@ def _fitted_state(cfg, own: dict, ckpt) -> dict:
     is kept exactly) and the values this network drew at initialisation. Zero values as well would be a saddle: the
     gradients of both would be exactly zero, and the new tokens would never train."""
     state = {}
+    base = read_run_config(Path(cfg.start.run))
     for name, value in ckpt.model.items():
+        if _from_position_pretext(base, cfg) and ".read_out." in f".{name}":  # the position head: not this task's
+            continue
         if name not in own:
             raise ConfigError(f"start.run: {cfg.start.run}'s {name} has no place in this run's network")
         target = own[name]

@@ -54,6 +54,13 @@ class TokenKind(PromptKind):
             f"{model_config.name} has no embedding table to freeze (leave it trainable)",
             model_config.embedding,
         )
+        if getattr(task, "no_positions", False):
+            require(
+                getattr(model_config, "positional", None) == "none",
+                "model.positional",
+                f"must be none for task {task.name}: position embeddings would tell every token its position",
+                getattr(model_config, "positional", None),
+            )
         fit_positions(model_config, task.max_tokens, f"(task {task.name}'s prompts have up to that many input tokens)")
         model_config.check_token_task(task)
 
@@ -70,7 +77,13 @@ class TokenKind(PromptKind):
         from iclab.models.lm import LanguageModel
 
         model_config.check_token_task(task)  # (resolves what a family sizes from the task; a no-op when resolved)
-        model = LanguageModel(model_config, task.vocab_size, bidirectional=task.bidirectional, pad=task.vocab.pad)
+        model = LanguageModel(
+            model_config,
+            task.vocab_size,
+            bidirectional=task.bidirectional,
+            pad=task.vocab.pad,
+            n_outputs=task.n_outputs,
+        )
         freeze_embedding(getattr(model.backbone, "read_in", None), model_config.embedding, task.vocab.symbols)
         return model
 
@@ -184,7 +197,8 @@ class TokenKind(PromptKind):
                 "over every scored position"
             )
         else:
-            lines.append("held-out next-symbol metrics, averaged over every scored position")
+            what = "position" if cfg.task.name == "position_prediction" else "next-symbol"
+            lines.append(f"held-out {what} metrics, averaged over every scored position")
         lines.append(" " * width + "".join(f"{m:>15}" for m in metrics))
         warnings = []
         for lab in learners:
