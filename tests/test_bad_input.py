@@ -281,6 +281,7 @@ CASES = [
         "task.base.length: must be between 2 and task.n_symbols (26)",
     ),
     (["train", "--recipe", "zhai2022_positions(order=reversed)"], "order: must be sorted or shuffled"),
+    (["train", "--recipe", "arora2023_mqar(n_embd=W)"], "--recipe: arora2023_mqar's n_embd must be int, got 'W'"),
     (
         ["train", "tiny.yaml", "--set", "model.linear=hashed", "--set", "model.hash_bits=5"],
         "model.hash_bits: must divide n_embd (16): each table reads hash_bits dimensions, got 5",

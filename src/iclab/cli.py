@@ -355,6 +355,7 @@ def cmd_train(args) -> int:
         name, kwargs = parse_call(args.recipe, "--recipe")  # a name, or a call with the recipe's arguments
         if name not in RECIPES:
             raise UserError(f"--recipe: unknown recipe {name!r}; available: {', '.join(RECIPES)}")
+        _check_recipe_arguments(name, RECIPES[name], kwargs)
         try:
             made = RECIPES[name](**kwargs)
         except TypeError as e:
@@ -461,6 +462,30 @@ def cmd_grow(args) -> int:
         file=sys.stderr,
     )
     return _train_evaluate_report(cfg, run_dir, resume=False)
+
+
+def _check_recipe_arguments(name: str, recipe, kwargs: dict) -> None:
+    """Refuse, in one line, a recipe argument the recipe does not take or whose value is not of its annotated type
+    (``n_embd=W``: a word where a number belongs)."""
+    import inspect
+    import typing
+
+    from iclab.errors import UserError
+
+    hints = typing.get_type_hints(recipe)
+    params = inspect.signature(recipe).parameters
+    for key, value in kwargs.items():
+        if key not in params:
+            raise UserError(f"--recipe: {name} has no argument {key!r}; its arguments: {', '.join(params)}")
+        want = hints.get(key)
+        ok = {
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+            bool: isinstance(value, bool),
+        }.get(want, True)
+        if not ok:
+            raise UserError(f"--recipe: {name}'s {key} must be {want.__name__}, got {value!r}")
 
 
 def _set_keys(overrides: list[str] | None) -> list[str]:
