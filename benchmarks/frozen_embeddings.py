@@ -87,6 +87,7 @@ def plot(results: dict, out: Path) -> None:
 
     fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 3.6))
     for ax, (task, (_, _, title)) in zip(axes, TASKS.items()):
+        low = 1.0
         for i, option in enumerate(OPTIONS):
             if (task, option) not in results:
                 continue
@@ -94,13 +95,14 @@ def plot(results: dict, out: Path) -> None:
             if curve:
                 steps, values = zip(*curve)
                 ax.plot(steps, values, color=f"C{i}", marker="o" if len(curve) == 1 else None, ms=3)
+                low = min(low, *values)
             ax.plot([], [], color=f"C{i}", label=f"{option}: {score:.3f} held out")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("training step")
-        ax.set_ylabel("held-out accuracy during training")
-        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("held-out next-token accuracy in training")
+        ax.set_ylim(max(0.0, low - 0.05), 1.0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right", title="final (eval)", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower right", title="after training (the title's metric)", title_fontsize=7)
     save_figure(fig, out)
 
 

@@ -6,7 +6,8 @@ transformer at the same width, at equal parameters (a wider dense network) and a
 - regression: the ``demo`` recipe (linear regression, d = 5, 11 points, 4 layers, stacked encoder, 3,000 steps);
   squared error / d at k = 2d on 1,280 held-out prompts;
 - MQAR: ``arora2023_mqar(family=attention, seq_len=32)`` (4 key-value pairs, 2 layers, 1,000 steps); accuracy at
-  the queries of 500 held-out prompts.
+  the queries of 500 held-out prompts; and the same without the transformer's token shift (``mqar_no_shift``),
+  where attention must first grow a previous-token head.
 
     python benchmarks/hashed_layers.py [--tau 4] [--width 64] [--steps N]
 
@@ -79,6 +80,11 @@ def main() -> None:
             to_dict(RECIPES["arora2023_mqar"](family="attention", n_embd=args.width, seq_len=32)),
             "model.n_head=2",
         ),
+        # without the token shift attention must grow a previous-token head first: a harder recall
+        "mqar_no_shift": (
+            to_dict(RECIPES["arora2023_mqar"](family="attention", n_embd=args.width, seq_len=32)),
+            "model.n_head=2",
+        ),
     }
     hashed = ["model.linear=hashed", f"model.hash_bits={args.tau}", "model.hashed=[qkv, mlp]"]
     common = [*([f"train.steps={args.steps}"] if args.steps else []), "train.threads=1", *SMOKE_OVERRIDES]
@@ -95,8 +101,9 @@ def main() -> None:
         dense_sets = [*common, heads]
         widths["dense, equal parameters"] = matched_width(base, dense_sets, params, 0, n_heads)
         widths["dense, equal multiply-adds"] = matched_width(base, dense_sets, macs, 1, n_heads)
+        shift = ["model.token_shift=false"] if task == "mqar_no_shift" else []
         for name in NETWORKS:
-            sets = [*common, heads, f"model.n_embd={widths[name]}", *(hashed if name == "hashed" else [])]
+            sets = [*common, heads, *shift, f"model.n_embd={widths[name]}", *(hashed if name == "hashed" else [])]
             cfg = run_config_from_dict(apply_overrides(base, sets))
             key = f"{task}:{name.replace(', ', '_').replace(' ', '_')}"
             if args.only and args.only != key:
@@ -105,7 +112,7 @@ def main() -> None:
             if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
                 train_fresh(cfg, run)
             rows = evaluate_run(run, plot=False)
-            if task == "regression":
+            if task == "regression":  # (the MQAR rows: accuracy at the queries)
                 k = 2 * cfg.task.n_dims
                 result = f"error / d at k = {k}: {error_at(rows, 'model', k):.3f}"
             else:
