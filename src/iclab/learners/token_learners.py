@@ -264,7 +264,7 @@ class PositionBayes(TokenLearner):
 
     @classmethod
     def applies_to(cls, task) -> str | None:
-        if task.name == "position_prediction" and task.base.name == "ordered_set":
+        if task.base.name == "ordered_set":  # (a task whose learners predict positions: position_prediction)
             return None
         return "it is the exact position posterior of position_prediction on ordered_set prompts"
 
@@ -277,11 +277,7 @@ class UniformPosition(TokenLearner):
     """Chance under ``position_prediction``: every position of the prompt equally likely."""
 
     name = "uniform_position"
-    predicts_what = "positions"
-
-    @classmethod
-    def applies_to(cls, task) -> str | None:
-        return None if task.name == "position_prediction" else "it predicts positions (task position_prediction)"
+    predicts_what = "positions"  # (so it applies to the tasks whose learners predict positions)
 
     def _predict_tokens(self, prompts: TokenPrompts) -> torch.Tensor:
         real = (prompts.tokens != prompts.vocab.pad).cpu()
@@ -301,28 +297,31 @@ def position_posterior(task, prompts: TokenPrompts) -> torch.Tensor:
     base = task.base
     c = base.config
     tokens = prompts.tokens.cpu().numpy()
-    key_mask = prompts.info["key_mask"].cpu().numpy()
     b, t = tokens.shape
+    real = tokens != base.vocab.pad
+    n = real.sum(1, keepdims=True)  # (B, 1) symbols per prompt
+    if c.order == "shuffled":  # every position of the prompt equally likely
+        out = np.where(real[:, None, :] & real[:, :, None], 1.0 / np.maximum(n, 1)[:, :, None], 0.0)
+        return torch.from_numpy(out)
+    seen = np.zeros((b, c.n_symbols + 1), dtype=bool)  # the visible symbols of each prompt (token ids 1 .. V)
+    rows = np.nonzero(prompts.info["key_mask"].cpu().numpy() & real)
+    seen[rows[0], tokens[rows]] = True
+    seen[:, 0] = False
+    m = seen.sum(1, keepdims=True)  # (B, 1) visible symbols
+    seen_below = np.cumsum(seen, 1) - seen  # (B, V + 1): visible symbols below each symbol
+    unseen_below = np.arange(c.n_symbols + 1) - 1 - seen_below  # symbols 1 .. s - 1 not visible, at s >= 1
+    own_seen = np.take_along_axis(seen, tokens, 1)  # (B, T): whether each token's symbol is visible
+    below_seen = np.take_along_axis(seen_below, tokens, 1)
+    below_unseen = np.take_along_axis(unseen_below, tokens, 1)
+    # the hidden symbols: the n - m others a uniform draw from the V - m not visible; a hidden token is one of them
+    pop = np.where(own_seen, c.n_symbols - m, c.n_symbols - m - 1)
+    draws = np.where(own_seen, n - m, n - m - 1)
+    x = np.arange(t)  # hidden symbols below the token
+    pmf = hypergeom.pmf(x, pop[..., None], below_unseen[..., None], draws[..., None])  # (B, T, T over x)
+    pmf = np.where(real[..., None] & (x <= draws[..., None]), np.nan_to_num(pmf), 0.0)
     out = np.zeros((b, t, t))
-    for i in range(b):
-        real = tokens[i] != base.vocab.pad
-        n = int(real.sum())
-        if c.order == "shuffled":
-            out[i, :n, :n] = 1.0 / n
-            continue
-        seen = np.zeros(c.n_symbols + 1, dtype=bool)
-        seen[tokens[i][key_mask[i] & real]] = True
-        m = int(seen.sum())
-        unseen_below = np.cumsum(~seen[1:]) - (~seen[1:])  # symbols s' < s not visible, for s = 1 .. V
-        seen_below = np.cumsum(seen[1:]) - seen[1:]
-        for p in range(n):
-            v = int(tokens[i, p])
-            below_seen, below_unseen = int(seen_below[v - 1]), int(unseen_below[v - 1])
-            if seen[v]:  # the n - m hidden symbols: a uniform draw from the V - m symbols not visible
-                pop, draws = c.n_symbols - m, n - m
-            else:  # v is hidden; the other n - m - 1 from the V - m - 1 others
-                pop, draws = c.n_symbols - m - 1, n - m - 1
-            x = np.arange(draws + 1)
-            pmf = hypergeom.pmf(x, pop, below_unseen, draws)
-            out[i, p, below_seen + x] = pmf
+    where = below_seen[..., None] + x  # the position: the visible symbols below plus the hidden ones
+    inside = where < t
+    ib, it, ix = np.nonzero(inside)
+    np.add.at(out, (ib, it, where[ib, it, ix]), pmf[ib, it, ix])
     return torch.from_numpy(out)

@@ -23,8 +23,6 @@ parameters: ``K 2^tau d_out`` (the dense map: ``d_in d_out``; ``2^tau / tau`` ti
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,9 +94,3 @@ class HashedLinear(nn.Module):
             f"d_in={self.in_features}, d_out={self.out_features}, tau={self.tau}, tables={self.n_tables}"
             f"x{2**self.tau}, score={self.score}, temperature={self.temperature}"
         )
-
-
-def dense_flops_matched_width(width: int, tau: int) -> int:
-    """The width at which a dense transformer's projections cost what a hashed one's cost at ``width``: the
-    projections' multiply-adds grow with the width squared, the hashed layers' are ``tau`` times fewer."""
-    return max(1, round(width / math.sqrt(tau)))

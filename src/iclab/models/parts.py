@@ -13,10 +13,11 @@ from torch import nn
 class MLP(nn.Module):
     """``proj(GELU(fc(x)))``, GELU in its tanh approximation (GPT-2)."""
 
-    def __init__(self, width: int, hidden: int, bias: bool = True) -> None:
+    def __init__(self, width: int, hidden: int, bias: bool = True, linear=None) -> None:
         super().__init__()
-        self.fc = nn.Linear(width, hidden, bias=bias)
-        self.proj = nn.Linear(hidden, width, bias=bias)
+        linear = linear or (lambda d_in, d_out: nn.Linear(d_in, d_out, bias=bias))  # (a family may map otherwise)
+        self.fc = linear(width, hidden)
+        self.proj = linear(hidden, width)
         self.register_buffer("neuron_mask", None)  # (hidden,) when pruned (iclab.models.pruning)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,9 +50,9 @@ class SwiGLU(MLP):
     one row of ``gate`` and of ``fc`` and one column of ``proj``, so neuron masks, adapters and LoRA on ``mlp.fc``
     apply as they do to :class:`MLP`."""
 
-    def __init__(self, width: int, hidden: int, bias: bool = True) -> None:
-        super().__init__(width, hidden, bias)
-        self.gate = nn.Linear(width, hidden, bias=bias)
+    def __init__(self, width: int, hidden: int, bias: bool = True, linear=None) -> None:
+        super().__init__(width, hidden, bias, linear)
+        self.gate = (linear or (lambda d_in, d_out: nn.Linear(d_in, d_out, bias=bias)))(width, hidden)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         return F.silu(self.gate(x)) * self.fc(x)
@@ -61,9 +62,10 @@ class SwiGLU(MLP):
         return 3
 
 
-def feed_forward(kind: str, width: int, hidden: int, bias: bool = True) -> MLP:
-    """The feed-forward sub-layer ``kind``: ``"gelu"`` (:class:`MLP`) or ``"swiglu"`` (:class:`SwiGLU`)."""
-    return SwiGLU(width, hidden, bias) if kind == "swiglu" else MLP(width, hidden, bias)
+def feed_forward(kind: str, width: int, hidden: int, bias: bool = True, linear=None) -> MLP:
+    """The feed-forward sub-layer ``kind``: ``"gelu"`` (:class:`MLP`) or ``"swiglu"`` (:class:`SwiGLU`); its maps are
+    ``nn.Linear`` unless ``linear(d_in, d_out)`` makes them (MemoryFormer's hashed layers)."""
+    return (SwiGLU if kind == "swiglu" else MLP)(width, hidden, bias, linear)
 
 
 def norm(kind: str, width: int, bias: bool = True) -> nn.Module:

@@ -294,12 +294,7 @@ class TransformerBlock(nn.Module):
         if c.linear == "pattention":  # TokenFormer's feed-forward: one Pattention layer
             self.mlp = linear(c, c.n_embd, c.n_embd)
         else:
-            self.mlp = feed_forward(c.mlp, c.n_embd, hidden, c.bias)
-            if c.linear == "hashed" and "mlp" in c.hashed:  # each of the MLP's maps becomes a memory layer
-                for name in ("fc", "gate", "proj"):
-                    if hasattr(self.mlp, name):
-                        old = getattr(self.mlp, name)
-                        setattr(self.mlp, name, linear(c, old.in_features, old.out_features, "mlp"))
+            self.mlp = feed_forward(c.mlp, c.n_embd, hidden, c.bias, lambda d_in, d_out: linear(c, d_in, d_out, "mlp"))
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
         self.drop = nn.Dropout(c.dropout)

@@ -112,6 +112,9 @@ class Task:
     name: str = ""
     prompt_kind: str = "real"  # the kind of its prompts, a name in iclab.kinds.KINDS: "real" (Prompts), "tokens", ...
     predicts_what: str = "real-valued labels"  # (for messages) what a learner of this task predicts
+    # a pretext task (position prediction): a run started from one may go on to another task, with positions added
+    # and a new read-out
+    pretext: bool = False
     n_classes: int | None = None  # classification into C classes: ys hold class indices, models output C logits
     regression: bool = True  # real-valued labels scored by squared error (wrappers that add noise or scale need it)
     periodic_domain: tuple[float, float] | None = None  # one period of a 1-D periodic task (the spectrum instrument)

@@ -95,11 +95,13 @@ class OrderedSet(TokenTask):
         targets[:-1] = seq[1:]
         scored = np.ones(c.length, dtype=bool)
         scored[-1] = False  # nothing follows the last symbol
-        valid = np.zeros(c.length, dtype=np.int64)
-        for t in range(c.length - 1):  # the symbols that may come next: unused ones (sorted: larger ones)
-            lowest = int(seq[t]) + 1 if c.order == "sorted" else 1
-            free = [s for s in range(lowest, c.n_symbols + 1) if s not in set(seq[: t + 1].tolist())]
-            valid[t] = sum(1 << s for s in free)
+        # the symbols that may come next, as bit masks: those not used yet (sorted: and above the last one)
+        used = np.cumsum(np.left_shift(1, seq))  # distinct symbols: the sum of their bits is their union
+        allowed = (1 << (c.n_symbols + 1)) - 2  # symbols 1 .. V
+        if c.order == "sorted":
+            allowed = allowed & ~((np.left_shift(1, seq + 1)) - 1)  # above the last symbol
+        valid = allowed & ~used
+        valid[-1] = 0  # nothing follows the last symbol
         return Example(tuple(seq.tolist()), seq, scored, valid, np.arange(c.length), targets=targets)
 
 
@@ -129,6 +131,8 @@ class PositionPrediction(TokenTask):
     Config = PositionPredictionConfig
     curve_axis = "position in the prompt"
     predicts_what = "positions"
+    target_noun = "position"
+    pretext = True
     bidirectional = True  # the network reads the visible tokens of the whole prompt
     no_positions = True  # the network must not be told positions (model.positional: none)
 

@@ -78,6 +78,7 @@ class TokenTask(Task):
     generates = False  # whether evaluation also decodes answers (see iclab.kinds.tokens.generation)
     scores_all_in_training = False  # True: training scores every next token, not only the example's scored ones
     bidirectional = False  # True: labels depend on the whole input, so the model reads every non-pad token at once
+    target_noun = "next-symbol"  # what a network predicts at each token, in words (metrics and reports)
 
     def __init__(self, config) -> None:
         super().__init__(config)

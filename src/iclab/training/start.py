@@ -55,15 +55,17 @@ def read_start_run(cfg):
     return base, ckpt
 
 
-def _from_position_pretext(base, cfg) -> bool:
-    """Whether ``base`` is a position-prediction pretext run and ``cfg`` fine-tunes it on another task (where the
-    network gets its positions and a new read-out)."""
-    return base.task.name == "position_prediction" and cfg.task.name != "position_prediction"
+def _from_pretext(base, cfg) -> bool:
+    """Whether ``base`` is a run of a pretext task (position prediction) and ``cfg`` goes on to another task, where
+    the network may get positions and gets a new read-out."""
+    from iclab.tasks import TASKS
+
+    return TASKS[base.task.name].pretext and cfg.task.name != base.task.name
 
 
 def _check_same_network(base, cfg) -> None:
     a, b = flatten({"model": to_dict(base.model)}), flatten({"model": to_dict(cfg.model)})
-    changeable = GROWN_FIELDS + (("model.positional", "model.n_positions") if _from_position_pretext(base, cfg) else ())
+    changeable = GROWN_FIELDS + (("model.positional", "model.n_positions") if _from_pretext(base, cfg) else ())
     for key in sorted(set(a) | set(b), key=lambda k: (k != "model.name", k)):  # the family first: it explains the rest
         if key not in changeable and a.get(key) != b.get(key):
             raise ConfigError(
@@ -72,16 +74,16 @@ def _check_same_network(base, cfg) -> None:
             )
 
 
-def _fitted_state(cfg, own: dict, ckpt) -> dict:
+def _fitted_state(cfg, base, own: dict, ckpt) -> dict:
     """The started-from state dict fitted to this run's (``own``: name -> tensor, possibly on the meta device);
     refuses a tensor with no place or another shape. A grown Pattention layer's new parameter tokens get zero keys
     (TokenFormer's choice: GELU(0) = 0, so they add nothing to the output or to the normalisation, and the function
     is kept exactly) and the values this network drew at initialisation. Zero values as well would be a saddle: the
     gradients of both would be exactly zero, and the new tokens would never train."""
     state = {}
-    base = read_run_config(Path(cfg.start.run))
+    fresh_read_out = _from_pretext(base, cfg)  # the pretext's read-out predicts the pretext's classes
     for name, value in ckpt.model.items():
-        if _from_position_pretext(base, cfg) and ".read_out." in f".{name}":  # the position head: not this task's
+        if fresh_read_out and ".read_out." in f".{name}":
             continue
         if name not in own:
             raise ConfigError(f"start.run: {cfg.start.run}'s {name} has no place in this run's network")
@@ -113,7 +115,7 @@ def check_start(cfg, task) -> torch.nn.Module:
     _check_same_network(base, cfg)
     with torch.device("meta"):
         model = build_run_network(cfg, task)
-    _fitted_state(cfg, model.state_dict(), ckpt)
+    _fitted_state(cfg, base, model.state_dict(), ckpt)
     return model
 
 
@@ -124,7 +126,7 @@ def load_start(cfg, model: torch.nn.Module) -> dict:
     if base.prune is not None and cfg.prune is None:
         raise ConfigError(f"prune: start.run {cfg.start.run} is pruned; keep its prune section so its masks load")
     own = model.state_dict()
-    state = _fitted_state(cfg, own, ckpt)
+    state = _fitted_state(cfg, base, own, ckpt)
     missing = [n for n in own if n not in state]
     with torch.no_grad():
         model.load_state_dict({**{n: own[n] for n in missing}, **state})

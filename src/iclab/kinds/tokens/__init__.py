@@ -197,8 +197,9 @@ class TokenKind(PromptKind):
                 "over every scored position"
             )
         else:
-            what = "position" if cfg.task.name == "position_prediction" else "next-symbol"
-            lines.append(f"held-out {what} metrics, averaged over every scored position")
+            from iclab.kinds.tokens.report import target_noun
+
+            lines.append(f"held-out {target_noun(cfg)} metrics, averaged over every scored position")
         lines.append(" " * width + "".join(f"{m:>15}" for m in metrics))
         warnings = []
         for lab in learners:

@@ -53,7 +53,7 @@ def sections(cfg, run_dir: Path, records: list[dict], network: str) -> list[str]
         value = f"<b>{model['mean']:.3f}</b>" if math.isfinite(model["mean"]) else "<b>not finite: diverged</b>"
         tvd = by.get(("model", "tvd"))
         tvd_text = (
-            f" and its total variation distance to the true {_target(cfg)} distribution {tvd['mean']:.3f}"
+            f" and its total variation distance to the true {target_noun(cfg)} distribution {tvd['mean']:.3f}"
             if tvd is not None and math.isfinite(tvd["mean"])
             else ""
         )
@@ -133,18 +133,19 @@ def _generation_sections(run_dir: Path, network: str) -> list[str]:
     return parts
 
 
-def _target(cfg) -> str:
-    """What the run's network predicts at each token: the next symbol, or (position prediction) its position."""
-    return "position" if cfg.task.name == "position_prediction" else "next-symbol"
+def target_noun(cfg) -> str:
+    """What the run's network predicts at each token, in words: ``next-symbol``, or a pretext task's ``position``."""
+    from iclab.tasks import TASKS
+
+    return TASKS[cfg.task.name].target_noun
 
 
 def footer(cfg) -> str:
-    what = _target(cfg)
-    hit = "the token's position" if what == "position" else "a valid next symbol"
+    what = target_noun(cfg)
     return (
         f"Metrics over {cfg.eval.n_prompts} held-out prompts (none from a process, automaton or input, seen in "
-        f"training): greedy accuracy (the argmax is {hit}), total variation distance to the true {what} "
-        "distribution, cross-entropy of the target, KL(true || learner); 95% intervals across prompts. Source "
-        "tables: eval/summary.csv, eval/curves.csv (and eval/generation.csv where answers are decoded); training "
-        "log: metrics.jsonl."
+        f"training): greedy accuracy (the argmax is a valid {what.replace('-', ' ')}), total variation distance to "
+        f"the true {what} distribution, cross-entropy of the target, KL(true || learner); 95% intervals across "
+        "prompts. Source tables: eval/summary.csv, eval/curves.csv (and eval/generation.csv where answers are "
+        "decoded); training log: metrics.jsonl."
     )
