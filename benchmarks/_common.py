@@ -8,6 +8,27 @@ import sys
 import time
 
 
+def train_unless_done(cfg, out, reuse: bool) -> float | None:
+    """With ``reuse`` and a run in ``out`` that reached ``cfg.train.steps``, nothing (None); else train ``cfg``
+    into an emptied ``out`` (:func:`train_fresh`) and return the seconds it took."""
+    from pathlib import Path
+
+    from iclab.sweeps.store import last_step
+
+    if reuse and Path(out).is_dir() and last_step(out) >= cfg.train.steps:
+        return None
+    return train_fresh(cfg, out)
+
+
+def summary_means(run) -> dict:
+    """``{(learner, metric): mean}`` from a token run's ``eval/summary.csv``."""
+    from pathlib import Path
+
+    from iclab.rundir import read_summary
+
+    return {(r["learner"], r["metric"]): r["mean"] for r in read_summary(Path(run) / "eval" / "summary.csv")}
+
+
 def train_fresh(cfg, out) -> float:
     """Train ``cfg`` into an emptied folder ``out`` without progress output; return the seconds it took."""
     from iclab.training.loop import train

@@ -18,11 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_unless_done
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import evaluate_run
 from iclab.recipes import RECIPES
-from iclab.sweeps.store import last_step
 
 # (label, short label, context, demonstrations)
 CONDITIONS = (
@@ -49,9 +48,7 @@ def main() -> None:
         cfg = RECIPES["hase2021_explanations"](context=context, n_demos=n_demos, steps=args.steps)
         cfg = run_config_from_dict(apply_overrides(to_dict(cfg), [*SMOKE_OVERRIDES, "train.threads=1", *args.set]))
         run = root / f"{context}{n_demos}"
-        seconds = None
-        if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
-            seconds = train_fresh(cfg, run)
+        seconds = train_unless_done(cfg, run, args.reuse)
         rows = evaluate_run(run, plot=False)
         by_k = {}  # learner -> {demonstrations in view: accuracy}
         for r in rows:

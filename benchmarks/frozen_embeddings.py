@@ -21,12 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, summary_means, train_unless_done
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import evaluate_run
 from iclab.recipes import RECIPES
-from iclab.rundir import read_summary
-from iclab.sweeps.store import last_step
 
 TASKS = {  # task -> (recipe, its metric in eval/summary.csv, label)
     "arithmetic": ("lee2023_arithmetic", "exact_match", "3-digit addition (reversed): exact match"),
@@ -53,11 +51,9 @@ def main() -> None:
             sets = [f"model.embedding={option}", "train.threads=1", *SMOKE_OVERRIDES, *extra]
             cfg = run_config_from_dict(apply_overrides(cfg, sets))
             run = root / f"{task}_{option}"
-            seconds = None
-            if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
-                seconds = train_fresh(cfg, run)
+            seconds = train_unless_done(cfg, run, args.reuse)
             evaluate_run(run, plot=False)
-            summary = {(r["learner"], r["metric"]): r["mean"] for r in read_summary(run / "eval" / "summary.csv")}
+            summary = summary_means(run)
             curve = [
                 (rec["step"], rec["val_accuracy"])
                 for rec in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())

@@ -22,14 +22,12 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import SMOKE_OVERRIDES, scratch, train_fresh
+from _common import SMOKE_OVERRIDES, scratch, summary_means, train_unless_done
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import error_at, evaluate_run
 from iclab.kinds import build_for_task
 from iclab.models.hashed import HashedLinear
 from iclab.recipes import RECIPES
-from iclab.rundir import read_summary
-from iclab.sweeps.store import last_step
 from iclab.tasks import make_task
 
 NETWORKS = ("dense", "hashed", "dense, equal parameters", "dense, equal multiply-adds")
@@ -109,14 +107,13 @@ def main() -> None:
             if args.only and args.only != key:
                 continue
             run = root / key.replace(":", "_")
-            if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
-                train_fresh(cfg, run)
+            train_unless_done(cfg, run, args.reuse)
             rows = evaluate_run(run, plot=False)
             if task == "regression":  # (the MQAR rows: accuracy at the queries)
                 k = 2 * cfg.task.n_dims
                 result = f"error / d at k = {k}: {error_at(rows, 'model', k):.3f}"
             else:
-                by = {(r["learner"], r["metric"]): r["mean"] for r in read_summary(run / "eval" / "summary.csv")}
+                by = summary_means(run)
                 result = f"accuracy {by[('model', 'accuracy')]:.3f}"
             p, m = block_costs(cfg)
             print(f"| {task} | {name} | {widths[name]} | {p / 1e3:.0f}k | {m / 1e3:.1f}k | {result} |", flush=True)

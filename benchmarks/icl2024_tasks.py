@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_unless_done
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import evaluate_run
 from iclab.kinds.real.curves import error_at
 from iclab.recipes import ICL2024_TASKS, RECIPES
-from iclab.sweeps.store import last_step
 
 SHOWN_K = (1, 2, 4, 6, 10, 20)
 
@@ -36,9 +35,7 @@ def main() -> None:
         cfg = RECIPES["icl2024_task"](task=task, steps=args.steps)
         cfg = run_config_from_dict(apply_overrides(to_dict(cfg), [*SMOKE_OVERRIDES, "train.threads=1"]))
         run = root / task
-        seconds = None
-        if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
-            seconds = train_fresh(cfg, run)
+        seconds = train_unless_done(cfg, run, args.reuse)
         rows = evaluate_run(run)
         results[task] = (rows, seconds)
     print("| task | learner | " + " | ".join(f"k={k}" for k in SHOWN_K) + " |")

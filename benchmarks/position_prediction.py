@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, train_fresh
+from _common import SMOKE, SMOKE_OVERRIDES, save_figure, scratch, summary_means, train_unless_done
 from iclab.config import apply_overrides, run_config_from_dict, to_dict
 from iclab.evaluate import evaluate_run
 from iclab.recipes import RECIPES
-from iclab.rundir import read_summary
-from iclab.sweeps.store import last_step
 
 SHARES = (0.1, 0.25, 0.5, 0.75, 1.0)
 RUNS = [("sorted", v) for v in SHARES] + [("shuffled", v) for v in (0.25, 1.0)]
@@ -40,11 +38,9 @@ def main() -> None:
         cfg = RECIPES["zhai2022_positions"](order=order, visible=visible, steps=args.steps)
         cfg = run_config_from_dict(apply_overrides(to_dict(cfg), ["train.threads=1", *SMOKE_OVERRIDES]))
         run = root / f"{order}_{visible:g}"
-        seconds = None
-        if not (args.reuse and run.is_dir() and last_step(run) >= cfg.train.steps):
-            seconds = train_fresh(cfg, run)
+        seconds = train_unless_done(cfg, run, args.reuse)
         evaluate_run(run, plot=False)
-        by = {(r["learner"], r["metric"]): r["mean"] for r in read_summary(run / "eval" / "summary.csv")}
+        by = summary_means(run)
         results[(order, visible)] = (by[("model", "accuracy")], by[("position_bayes", "accuracy")], seconds)
     print("| prompts | visible share | network | exact best (position_bayes) | chance | training seconds |")
     print("|---|---|---|---|---|---|")
