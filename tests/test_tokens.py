@@ -11,7 +11,7 @@ import torch
 from iclab.config import load_config
 from iclab.errors import ConfigError
 from iclab.kinds.tokens.metrics import token_metrics
-from iclab.learners import LEARNERS, make_learner
+from iclab.learners import LEARNERS, NGram, make_learner
 from iclab.models import MODELS
 from iclab.models.ngram_heads import ngram_matches
 from iclab.tasks import TASKS, make_task
@@ -243,6 +243,14 @@ def test_ngram_learner_equals_the_per_prompt_definition(n):
         expected /= expected.sum(1, keepdims=True)  # seq_icl normalises before its distances
         assert np.abs(probs[i, : len(text)].numpy() - expected).max() < 1e-9
     assert torch.allclose(probs[p.scored].sum(-1), torch.ones(int(p.scored.sum()), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_ngram_learner_is_the_same_whatever_its_chunks(n):
+    """Chunks of 3 prompts (the last one shorter) reuse one set of scratch tensors: bit for bit the one-chunk result."""
+    task = small_regbench()
+    p = task.eval_prompts(8, seed=5)
+    assert torch.equal(NGram(n, chunk=3).predict(p), NGram(n, chunk=128).predict(p))
 
 
 def test_unigram_is_the_order_one_ngram():
