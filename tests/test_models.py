@@ -194,6 +194,38 @@ def test_memory_chunked_form_is_the_recurrent_form_to_1e5_at_256_tokens(rule):
     )
 
 
+@pytest.mark.parametrize("window", [1, 3])
+def test_writes_solve_equals_the_autograd_composition(window):
+    """The chunked rules' system with its backward written out (iclab.models.unit_lower) against the plain
+    composition it replaces: mask(a_in a_out^T), then solve_triangular on I + its strictly lower part. Values and
+    gradients to 1e-12 in float64, and gradcheck; the upper part and dropped entries below the diagonal get none."""
+    from iclab.models.unit_lower import writes_solve
+
+    g = torch.Generator().manual_seed(window)
+    c = 4 * window
+    a_in, a_out = (torch.randn(2, 3, c, 5, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    parts = [torch.randn(2, 3, c, w, generator=g, dtype=torch.float64, requires_grad=True) for w in (4, 5)]
+    step = torch.arange(c) // window
+    drop = ~(step.unsqueeze(1) > step.unsqueeze(0))  # writes of one step do not see each other
+
+    def composition(a_in, a_out, *parts):
+        a = torch.eye(c, dtype=a_in.dtype) + (a_in @ a_out.transpose(-1, -2)).masked_fill(drop, 0)
+        return torch.linalg.solve_triangular(a, torch.cat(parts, -1), upper=False, unitriangular=True)
+
+    def written_out(a_in, a_out, *parts):
+        return writes_solve(a_in, a_out, parts, drop, masked=window > 1)
+
+    inputs = (a_in, a_out, *parts)
+    weight = torch.linspace(-1, 1, 2 * 3 * c * 9, dtype=torch.float64).view(2, 3, c, 9)
+    expected, got = composition(*inputs), written_out(*inputs)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for x, y in zip(
+        torch.autograd.grad((got * weight).sum(), inputs), torch.autograd.grad((expected * weight).sum(), inputs)
+    ):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(written_out, tuple(x[:1, :1].detach().requires_grad_() for x in inputs))
+
+
 @pytest.mark.parametrize("rule", ["delta", "gated_delta", "momentum", "omega"])
 def test_memory_network_forms_agree(rule):
     """A whole network predicts the same in every form its rule has (auto takes the chunked one)."""

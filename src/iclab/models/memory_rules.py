@@ -127,6 +127,8 @@ def omega_chunked(q, k, v, g: Gates):
     ``u_m + beta_m sum_{m': step(m') < step(m)} (g_t / g_t') (k_m . k_m') u_m' = beta_m (v_m - g_t S_0 k_m)``:
     one unit lower-triangular system per chunk whose solution is linear in ``S_0``, so both parts are solved for
     every chunk at once and only ``S_0`` runs from chunk to chunk."""
+    from iclab.models.unit_lower import writes_solve  # (torch imported here, not when configs are checked)
+
     b, h, t, dk = k.shape
     w = g.window
     size = max(1, CHUNK // w)  # steps per chunk
@@ -147,30 +149,38 @@ def omega_chunked(q, k, v, g: Gates):
     step = torch.arange(size, device=k.device)
     earlier = per_write(step.unsqueeze(1) > step.unsqueeze(0), dims=(-1, -2))  # (C W, C W): step(m') < step(m)
     upto = per_write(step.unsqueeze(1) >= step.unsqueeze(0))  # (C, C W): write m is at a step <= t
+    # The system is the identity plus a strictly lower part (solve_triangular with unitriangular=True reads nothing
+    # else, and gives nothing else a gradient); writes of one step do not see each other.
+    k_in = kw * (bw * torch.exp(lw)).unsqueeze(-1)  # beta_m g_t k_m: also what S_0 k takes off write m
+    # the writes when S_0 = 0, and what S_0 k takes off them: one solve for both right-hand sides
+    rhs = (bw.unsqueeze(-1) * vw, k_in)
     if lg.is_meta or bool(lg.min() > -SAFE_LOG):  # g_t / g_t' = exp(lg_t) exp(-lg_t'), folded into the keys
-        k_in, k_out = kw * torch.exp(lw).unsqueeze(-1), kw * torch.exp(-lw).unsqueeze(-1)
-        gram = (k_in @ k_out.transpose(-1, -2)).masked_fill(~earlier, 0)  # (g_t / g_t') (k_m . k_m'), t' < t
+        k_out = kw * torch.exp(-lw).unsqueeze(-1)
+        u = writes_solve(k_in, k_out, rhs, ~earlier, masked=w > 1)  # system: beta_m (g_t / g_t') (k_m . k_m')
         read = (q_gated @ k_out.transpose(-1, -2)).masked_fill(~upto, 0)
     else:  # gates small enough that exp(-lg) could overflow: the decays between steps, each formed on its own
-        gram = per_write(_lower(lg, inclusive=False), dims=(-1, -2)) * (kw @ kw.transpose(-1, -2))
+        system = per_write(_lower(lg, inclusive=False), dims=(-1, -2)) * (
+            (bw.unsqueeze(-1) * kw) @ kw.transpose(-1, -2)
+        )
+        system = system.masked_fill(~earlier, 0)
+        u = torch.linalg.solve_triangular(system, torch.cat(rhs, dim=-1), upper=False, unitriangular=True)
         read = (qc @ kw.transpose(-1, -2)) * per_write(_lower(lg, inclusive=True))  # g_t / g_step(m), step(m) <= t
-    system = torch.eye(size * w, dtype=k.dtype, device=k.device) + bw.unsqueeze(-1) * gram
-    # the writes when S_0 = 0, and what S_0 k takes off them: one solve for both right-hand sides
-    rhs = torch.cat([bw.unsqueeze(-1) * vw, (bw * torch.exp(lw)).unsqueeze(-1) * kw], dim=-1)
-    u_free, u_per_s = torch.linalg.solve_triangular(system, rhs, upper=False, unitriangular=True).split(
-        [v.shape[-1], dk], dim=-1
-    )
     to_end = torch.exp(lg[..., -1:] - lw).unsqueeze(-1)  # the decay from each write to the chunk's end
     last = torch.exp(lg[..., -1, None, None])  # the decay over the whole chunk
-    s = q.new_zeros(b, h, v.shape[-1], dk)
+    dv = v.shape[-1]
+    st = q.new_zeros(b * h, dk, dv)  # the memory, transposed: S^T
     outs = []
     # one chunk at a time, each taken by unbind (one backward for all chunks; indexing in the loop would write a
-    # zero-filled gradient of the whole tensor per chunk)
-    for u_f, u_s, q_g, r, e, kk, la in zip(*(x.unbind(2) for x in (u_free, u_per_s, q_gated, read, to_end, kw, last))):
-        u = u_f - u_s @ s.transpose(-1, -2)  # (B, H, C * W, Dv)
-        outs.append(q_g @ s.transpose(-1, -2) + r @ u)
-        s = la * s + (u * e).transpose(-1, -2) @ kk
-    return torch.cat(outs, dim=2)[:, :, :t]
+    # zero-filled gradient of the whole tensor per chunk), batch and heads as one dimension for baddbmm
+    # (u split chunk by chunk: split once, its backward would put the two halves of u's gradient together again)
+    chunks = (u, q_gated, read, kw * to_end, last)
+    for i, (u_c, q_g, r, k_end, la) in enumerate(zip(*(x.flatten(0, 1).unbind(1) for x in chunks))):
+        u_free, u_per_s = u_c.split([dv, dk], dim=-1)
+        writes = torch.baddbmm(u_free, u_per_s, st, alpha=-1)  # the chunk's writes, (B H, C W, Dv)
+        outs.append(torch.baddbmm(q_g @ st, r, writes))
+        if i < n - 1:
+            st = torch.baddbmm(la * st, k_end.transpose(-1, -2), writes)
+    return torch.cat(outs, dim=1).view(b, h, n * size, dv)[:, :, :t]
 
 
 def delta_chunked(q, k, v, g: Gates):
