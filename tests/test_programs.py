@@ -150,6 +150,22 @@ def test_the_temperature_anneals_geometrically_over_the_run():
     assert net.tau == pytest.approx(0.01)
 
 
+def test_a_token_beyond_the_variables_is_refused_in_training_and_eval():
+    """The token variable holds ids 0 .. d_var - 1 (the task's input vocabulary); a label id fed in is refused in
+    one line, not turned into a wrong one-hot."""
+    from iclab.errors import UserError
+    from iclab.models.encoders import Layout
+
+    cfg = TransformerProgramConfig(n_layer=1, d_var=8, n_positions=8)
+    net = cfg.build(8, 15, vocab_size=15)
+    tokens = torch.tensor([[1, 3, 9]])
+    layout = Layout(positions=torch.arange(3), readout=torch.arange(3), attn_mask=None)
+    for training in (True, False):
+        net.train(training)
+        with pytest.raises(UserError, match="token id 9, but model.d_var is 8"):
+            net(tokens, layout)
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 
 
@@ -266,7 +282,7 @@ def test_a_width_below_the_vocabulary_and_a_recurrent_encoder_are_refused(tmp_pa
     config.write_text("task: {name: rasp, program: hist, data: paper}\nmodel: {name: transformer_program}\n")
     proc = _cli("train", str(config), "--set", "model.d_var=6", "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "model.d_var" in proc.stderr and "vocabulary size (15 symbols" in proc.stderr
+    assert "model.d_var" in proc.stderr and "input vocabulary (8 symbols" in proc.stderr
     proc = _cli("train", str(config), "--set", "model.name=rnn", "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and "reads a whole input at once" in proc.stderr
     proc = _cli("train", str(config), "--set", "task.name=linear_regression", "--out", str(tmp_path / "r"))
@@ -379,15 +395,15 @@ def test_the_circuit_reads_predicates_as_a_researcher_would():
 
 
 def test_a_program_recipe_switched_to_another_task_refits_its_width():
-    """The sort recipe resolves d_var = 8; --set task.program=hist needs 15 (its labels join the vocabulary)."""
+    """The sort recipe resolves d_var = 8; --set task.program=dyck1 needs 16 (its 16 positions)."""
     from iclab.config import apply_overrides, release_fitted_positions, run_config_from_dict, to_dict
     from iclab.recipes import RECIPES
 
     base = to_dict(RECIPES["friedman2023_program"]())
     assert base["model"]["d_var"] == 8
-    overrides = ["task.program=hist"]
+    overrides = ["task.program=dyck1"]
     cfg = run_config_from_dict(apply_overrides(release_fitted_positions(base, overrides), overrides))
-    assert cfg.model.d_var == 15
+    assert cfg.model.d_var == 16
     chosen = ["task.program=reverse", "model.d_var=12"]  # a width the user chose stays
     cfg = run_config_from_dict(apply_overrides(release_fitted_positions(base, chosen), chosen))
     assert cfg.model.d_var == 12

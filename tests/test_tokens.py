@@ -15,6 +15,7 @@ from iclab.learners import LEARNERS, NGram, make_learner
 from iclab.models import MODELS
 from iclab.models.ngram_heads import ngram_matches
 from iclab.tasks import TASKS, make_task
+from iclab.tasks.rasp import PROGRAMS
 from iclab.tasks.regbench import automaton_key, minimise, random_automaton
 from iclab.types import IGNORE_INDEX
 
@@ -138,6 +139,31 @@ def test_held_out_prompts_are_fixed_and_every_relevant_learner_predicts_them(nam
     for spec in task.relevant_learners():
         out = make_learner(spec, task=task).predict(e1)
         assert out.shape == (*e1.tokens.shape, classes) and torch.isfinite(out).all(), spec
+
+
+@pytest.mark.parametrize("name", TOKEN_TASKS)
+def test_every_prompt_token_lies_in_the_input_vocabulary(name):
+    """``input_vocab_size`` bounds every id a prompt holds (what a Transformer Program's token variable needs), and
+    it counts exactly the pad and the symbols ``input_symbols`` names."""
+    task = small_task(name)
+    for batch in (task.train_batch(8, seed=3, step=0), task.eval_prompts(8, seed=0)):
+        assert int(batch.tokens.max()) < task.input_vocab_size
+    names = {task.vocab.symbols[task.vocab.pad], *task.input_symbols()}
+    assert set(task.vocab.symbols[: task.input_vocab_size]) >= names
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_the_paper_rasp_labels_of_their_own_come_after_the_inputs(program):
+    """On the paper's data the hist counts (and induction's ``?``) are label-only symbols: listed after every input,
+    so the program's variables are as wide as the paper's (8 on the hist tasks, not 15)."""
+    task = small_task("rasp", program=program, data="paper")
+    batch = task.eval_prompts(64, seed=0)
+    assert int(batch.tokens.max()) < task.input_vocab_size
+    labels = set(batch.targets[batch.scored].tolist()) - set(range(task.input_vocab_size))
+    if program in ("hist", "double_hist", "induction"):
+        assert labels and task.input_vocab_size < task.vocab_size
+    if program in ("hist", "double_hist"):
+        assert task.input_vocab_size == 8 and task.vocab_size == 15
 
 
 @pytest.mark.parametrize("name", TOKEN_TASKS)

@@ -6,8 +6,8 @@ categorical and numerical attention, categorical and numerical MLPs) and its net
 :mod:`iclab.decompile` turns a trained network into Python.
 
 **A disentangled residual stream.** Nothing is ever added to the stream: every module writes a new variable.
-Categorical variables are one-hot blocks of width ``k = model.d_var`` (at least the vocabulary and the longest
-input); numerical variables are scalars. The inputs are three variables: ``tokens``, ``positions`` and the
+Categorical variables are one-hot blocks of width ``k = model.d_var`` (at least the input vocabulary and the
+longest input); numerical variables are scalars. The inputs are three variables: ``tokens``, ``positions`` and the
 numerical constant ``ones``. Layer ``l`` appends, in order, the outputs of its categorical heads
 (``attn_{l}_{h}``, categorical), its numerical heads (``num_attn_{l}_{h}``, numerical), its categorical MLPs
 (``mlp_{l}_{m}``, categorical) and its numerical MLPs (``num_mlp_{l}_{m}``, categorical: a numerical MLP maps
@@ -71,7 +71,7 @@ class TransformerProgramConfig(ModelConfig):
     n_heads_num: int = 4  # numerical attention heads per layer
     n_cat_mlps: int = 1  # categorical MLPs per layer
     n_num_mlps: int = 1  # numerical MLPs per layer
-    d_var: int | None = None  # k, the width of every categorical variable; null = max(vocabulary, positions)
+    d_var: int | None = None  # k, the width of every categorical variable; null = max(input vocabulary, positions)
     d_mlp: int = 64  # hidden width of every MLP
     n_positions: int | None = None  # the longest input; null = the task's
     tau_start: float = 3.0  # Gumbel-softmax temperature at the first step ...
@@ -106,16 +106,21 @@ class TransformerProgramConfig(ModelConfig):
             require(math.isfinite(value) and value > 0, f"{path}.{name}", "must be a positive number", value)
 
     def check_token_task(self, task) -> None:
-        """``d_var`` must hold every token id and every position of ``task``; null takes the larger."""
-        needed = max(task.vocab_size, self.n_positions or task.max_tokens)
+        """``d_var`` must hold every token a prompt can hold and every position of ``task``; null takes the larger.
+
+        The tokens a prompt can hold (``task.input_vocab_size``): a task whose labels have symbols of their own (the
+        counts of hist and double_hist) never feeds them in, so, as in the paper's code (its labels have a vocabulary
+        of their own), they take no value of a variable; the read-out still predicts every symbol."""
+        inputs = task.input_vocab_size
+        needed = max(inputs, self.n_positions or task.max_tokens)
         if self.d_var is None:
             self.d_var = needed
             return
         require(
-            self.d_var >= task.vocab_size,
+            self.d_var >= inputs,
             "model.d_var",
-            f"must be at least the vocabulary size ({task.vocab_size} symbols in task {task.name}): a categorical "
-            "variable holds one token",
+            f"must be at least the input vocabulary ({inputs} symbols a prompt of task {task.name} can hold): a "
+            "categorical variable holds one token",
             self.d_var,
         )
         require(
@@ -411,6 +416,7 @@ class ProgramNetwork(nn.Module):
         if not self.training:
             return self.hook_logits(self.discrete(tokens, allowed))
         positions = torch.arange(t, device=tokens.device).expand(b, t)
+        self._check_tokens(tokens)
         dtype = self.read_out.weight.dtype
         cat = torch.stack([F.one_hot(tokens, self.k), F.one_hot(positions, self.k)], 2).to(dtype)  # (B, T, 2, k)
         num = torch.ones(b, t, 1, dtype=dtype, device=tokens.device)
@@ -418,9 +424,17 @@ class ProgramNetwork(nn.Module):
             cat, num = block(cat, num, allowed, self.tau)
         return self.hook_logits(self.read_out(torch.cat([cat.flatten(2), num], 2)))
 
+    def _check_tokens(self, tokens: torch.Tensor) -> None:
+        if tokens.numel() and not tokens.is_meta and int(tokens.max()) >= self.k:
+            raise UserError(
+                f"a prompt holds token id {int(tokens.max())}, but model.d_var is {self.k}: a categorical variable "
+                "holds the ids a prompt can hold (the task's input vocabulary)"
+            )
+
     def variables(self, tokens: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The discrete stream: ``(B, T, n_cat)`` int64 category values and ``(B, T, n_num)`` float64 numbers."""
         b, t = tokens.shape
+        self._check_tokens(tokens)
         positions = torch.arange(t, device=tokens.device).expand(b, t)
         cat = torch.stack([tokens, positions], 2)
         num = torch.ones(b, t, 1, dtype=torch.float64, device=tokens.device)

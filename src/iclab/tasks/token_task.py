@@ -91,6 +91,14 @@ class TokenTask(Task):
         return len(self.vocab)
 
     @property
+    def input_vocab_size(self) -> int:
+        """The token ids a prompt can hold run from 0 to this less one (the pad and :meth:`input_symbols`): a task
+        whose labels have symbols of their own lists them last, so a family that reads tokens as one-hot variables
+        (the Transformer Program) needs only this many values."""
+        ids = [self.vocab.symbols.index(s) for s in self.input_symbols()]
+        return 1 + max([self.vocab.pad, *ids])
+
+    @property
     def n_outputs(self) -> int:
         """The classes a network predicts at each token: the vocabulary (a pretext task predicts other things)."""
         return self.vocab_size
