@@ -355,7 +355,7 @@ def decompile_run(run_dir: Path) -> Path:
     cfg, model, step = load_model(run_dir, device="cpu")
     task = make_task(cfg.task)
     title = f"{cfg.name}: {task.describe()}; {step} steps."
-    inputs = [task.vocab.symbols.index(s) for s in task.input_symbols()]
+    inputs = task.input_ids()
     source, table = program_source(model.backbone, task.vocab, inputs, not task.bidirectional, title)
     out = run_dir / "program"
     out.mkdir(exist_ok=True)

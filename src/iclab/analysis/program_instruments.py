@@ -48,7 +48,7 @@ def circuit_rows(network, task) -> list[dict]:
     structure = network.structure()
     kinds = {"tokens": "token", "positions": "position"}
     symbols = list(task.vocab.symbols)
-    inputs = {symbols.index(s) for s in task.input_symbols()}
+    inputs = set(task.input_ids())
     rows = []
     for m in structure["modules"]:
         layer = int(m["name"].rsplit("_", 2)[-2])

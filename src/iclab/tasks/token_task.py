@@ -90,13 +90,17 @@ class TokenTask(Task):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def input_ids(self) -> list[int]:
+        """The token ids of :meth:`input_symbols`, in their order."""
+        index = {symbol: i for i, symbol in enumerate(self.vocab.symbols)}
+        return [index[s] for s in self.input_symbols()]
+
     @property
     def input_vocab_size(self) -> int:
-        """The token ids a prompt can hold run from 0 to this less one (the pad and :meth:`input_symbols`): a task
-        whose labels have symbols of their own lists them last, so a family that reads tokens as one-hot variables
-        (the Transformer Program) needs only this many values."""
-        ids = [self.vocab.symbols.index(s) for s in self.input_symbols()]
-        return 1 + max([self.vocab.pad, *ids])
+        """The token ids a prompt can hold run from 0 to this less one (the pad and :meth:`input_ids`): a task whose
+        labels have symbols of their own lists them last, so a family that reads tokens as one-hot variables (the
+        Transformer Program) needs only this many values."""
+        return 1 + max([self.vocab.pad, *self.input_ids()])
 
     @property
     def n_outputs(self) -> int:
